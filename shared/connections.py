@@ -1,0 +1,136 @@
+"""Projects (named database connections): their shape, URLs, masking and engines.
+
+A project is given either as a SQLAlchemy-style ``url`` or as ``host``/``port``/
+``database``/``username``/``password``. Passwords are write-only: :func:`masked_url`
+is the only form that leaves the process in responses, logs and history.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy.engine import URL, make_url
+
+from shared.jobspec import Engine, NonEmptyName
+
+DRIVERS = {
+    Engine.postgresql: "postgresql+psycopg2",
+    Engine.mysql: "mysql+pymysql",
+    Engine.mssql: "mssql+pyodbc",
+    Engine.sqlite: "sqlite",
+}
+DEFAULT_PORTS = {Engine.postgresql: 5432, Engine.mysql: 3306, Engine.mssql: 1433}
+MASK = "***"
+_URL_PASSWORD_RE = re.compile(r"(?P<pre>[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<post>@)", re.I)
+
+
+def engine_of_url(url: str) -> Engine:
+    """The engine a SQLAlchemy URL names (``postgresql+psycopg2://`` → postgresql)."""
+    backend = make_url(url).get_backend_name()
+    aliases = {"postgres": "postgresql", "mariadb": "mysql"}
+    try:
+        return Engine(aliases.get(backend, backend))
+    except ValueError:
+        raise ValueError(f"unsupported database engine {backend!r}; use one of {[e.value for e in Engine]}") from None
+
+
+class ProjectSpec(BaseModel):
+    """A project as users write it. Either ``url`` or ``host``/``database`` (not both)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: NonEmptyName
+    engine: Engine | None = None
+    url: str | None = Field(None, max_length=2000)
+    host: str | None = Field(None, max_length=255)
+    port: int | None = Field(None, ge=1, le=65535)
+    database: str | None = Field(None, max_length=255)
+    username: str | None = Field(None, max_length=255)
+    password: str | None = Field(None, max_length=1000, json_schema_extra={"writeOnly": True})
+    options: dict[str, str] = Field(default_factory=dict, description="Extra URL query options (e.g. sslmode)")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "ProjectSpec":
+        if self.url:
+            if self.host:
+                raise ValueError("give either url or host/port/database, not both")
+            try:
+                url_engine = engine_of_url(self.url)
+            except Exception as exc:  # noqa: BLE001 - sqlalchemy raises several kinds
+                raise ValueError(f"url: {exc}") from None
+            if self.engine and self.engine != url_engine:
+                raise ValueError(f"engine {self.engine.value!r} does not match the url's {url_engine.value!r}")
+            self.engine = url_engine
+        else:
+            if self.engine is None:
+                raise ValueError("engine is required when no url is given")
+            if self.engine == Engine.sqlite:
+                if not self.database:
+                    raise ValueError("database (the file path) is required for sqlite")
+            elif not self.host or not self.database:
+                raise ValueError("host and database are required when no url is given")
+        return self
+
+
+def build_url(spec: ProjectSpec | dict[str, Any]) -> URL:
+    """The SQLAlchemy URL of a project, with the password in it (never log this)."""
+    if isinstance(spec, dict):
+        spec = ProjectSpec.model_validate(spec)
+    if spec.url:
+        url = make_url(spec.url)
+        engine = engine_of_url(spec.url)
+        if "+" not in url.drivername:
+            url = url.set(drivername=DRIVERS[engine])
+        if spec.password and not url.password:
+            url = url.set(password=spec.password)
+        if spec.username and not url.username:
+            url = url.set(username=spec.username)
+    else:
+        assert spec.engine is not None
+        url = URL.create(
+            DRIVERS[spec.engine],
+            username=spec.username,
+            password=spec.password,
+            host=spec.host,
+            port=spec.port or DEFAULT_PORTS.get(spec.engine),
+            database=spec.database,
+        )
+    if spec.options:
+        url = url.update_query_dict(spec.options)
+    return url
+
+
+def masked_url(url: str | URL) -> str:
+    """The URL as text with its password replaced by ``***``."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - fall back to a regex for malformed input
+        return mask_secrets_in_text(url)
+
+
+def mask_secrets_in_text(text: str) -> str:
+    """Replace anything shaped like ``scheme://user:password@`` in free text."""
+    return _URL_PASSWORD_RE.sub(lambda m: f"{m['pre']}{MASK}{m['post']}", text)
+
+
+def create_db_engine(url: URL | str, **kwargs: Any) -> sa.Engine:
+    """An engine with the settings every service wants (pre-ping, UTF-8, local infile)."""
+    url = make_url(url) if isinstance(url, str) else url
+    backend = url.get_backend_name()
+    connect_args: dict[str, Any] = kwargs.pop("connect_args", {})
+    if backend in ("mysql", "mariadb"):
+        connect_args.setdefault("charset", "utf8mb4")
+        connect_args.setdefault("local_infile", True)
+        connect_args.setdefault("connect_timeout", 10)
+    elif backend == "postgresql":
+        connect_args.setdefault("connect_timeout", 10)
+        connect_args.setdefault("application_name", "datamig")
+    elif backend == "sqlite":
+        connect_args.setdefault("timeout", 30)
+        connect_args.setdefault("check_same_thread", False)
+    kwargs.setdefault("pool_pre_ping", True)
+    return sa.create_engine(url, connect_args=connect_args, **kwargs)

@@ -1,0 +1,187 @@
+"""The job, step, destination and project shapes, with their validation rules.
+
+These pydantic models are the contract between the API, the command line and the
+workers (a run request carries a :class:`JobSpec` snapshot). Field names follow
+DESIGN.md; validation errors name the field and say why.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import Enum
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from shared.cron import CronError, describe_cron, validate_cron
+
+IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_$]{0,62}"
+TABLE_NAME_RE = re.compile(rf"^{IDENTIFIER}(\.{IDENTIFIER})?$")
+COLUMN_NAME_RE = re.compile(rf"^{IDENTIFIER}$")
+MAX_SQL_CHARS = 1_000_000
+MAX_STEPS = 20
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_TIMEOUT_MINUTES = 30
+
+NonEmptyName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class Engine(str, Enum):
+    postgresql = "postgresql"
+    mysql = "mysql"
+    mssql = "mssql"
+    sqlite = "sqlite"
+
+
+class Mode(str, Enum):
+    insert_only = "insert_only"
+    upsert = "upsert"
+    truncate_load = "truncate_load"
+    sync_delete = "sync_delete"
+
+    @property
+    def needs_key(self) -> bool:
+        return self in (Mode.upsert, Mode.sync_delete)
+
+
+class Status(str, Enum):
+    queued = "queued"
+    running = "running"
+    completed = "completed"
+    partial_success = "partial_success"
+    failed = "failed"
+    cancelled = "cancelled"
+    timed_out = "timed_out"
+    skipped = "skipped"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (Status.queued, Status.running)
+
+
+FINISHED_STATUSES = frozenset(s.value for s in Status if s.finished)
+
+
+class Trigger(str, Enum):
+    manual = "manual"
+    schedule = "schedule"
+    retry = "retry"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class StepSpec(_Strict):
+    """One query step; step K may reference ``@result1`` … ``@result{K-1}``."""
+
+    name: NonEmptyName
+    description: str = Field("", max_length=2000)
+    project_id: int = Field(..., ge=1)
+    sql: str = Field(..., max_length=MAX_SQL_CHARS)
+
+    @field_validator("sql")
+    @classmethod
+    def _sql_not_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("SQL must not be empty")
+        return v
+
+
+class DestinationSpec(_Strict):
+    """Where the last step's result is written, and how."""
+
+    project_id: int = Field(..., ge=1)
+    table: str = Field(..., max_length=200)
+    mode: Mode = Mode.insert_only
+    key_columns: list[str] | None = Field(None, max_length=32)
+    allow_empty_source: bool = Field(False, description="sync_delete: allow an empty source to delete every row")
+    max_delete_ratio: float | None = Field(
+        None, ge=0, le=1, description="sync_delete: stop (rolled back) if a run would delete more than this share"
+    )
+
+    @field_validator("table")
+    @classmethod
+    def _table_name(cls, v: str) -> str:
+        if not TABLE_NAME_RE.match(v):
+            raise ValueError(
+                "table must be 'table' or 'schema.table' made of letters, digits, '_' or '$', "
+                "starting with a letter or '_' (at most 63 characters each)"
+            )
+        return v
+
+    @field_validator("key_columns")
+    @classmethod
+    def _key_names(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return None
+        bad = [c for c in v if not COLUMN_NAME_RE.match(c)]
+        if bad:
+            raise ValueError(f"key column names must be ordinary identifiers: {bad}")
+        if len({c.lower() for c in v}) != len(v):
+            raise ValueError("key columns must not repeat")
+        return v or None
+
+
+class JobOptions(_Strict):
+    schedule: str = Field("", max_length=200, description="5-field cron; empty = manual only")
+    timezone: str = Field("UTC", max_length=64)
+    max_retries: int = Field(DEFAULT_MAX_RETRIES, ge=0, le=10)
+    timeout_minutes: int = Field(DEFAULT_TIMEOUT_MINUTES, ge=1, le=1440)
+    enabled: bool = False
+    validate_before_execution: bool = True
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        v = " ".join(v.split())
+        if v:
+            try:
+                validate_cron(v)
+            except CronError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name such as 'UTC' or 'Europe/Berlin')") from None
+        return v
+
+
+class JobSpec(JobOptions):
+    """A job definition as users write it (API body, YAML file, run snapshot)."""
+
+    name: NonEmptyName
+    description: str = Field("", max_length=5000)
+    steps: list[StepSpec] = Field(..., min_length=1, max_length=MAX_STEPS)
+    destination: DestinationSpec
+
+    @model_validator(mode="after")
+    def _step_names_unique(self) -> "JobSpec":
+        names = [s.name for s in self.steps]
+        if len(set(names)) != len(names):
+            raise ValueError("step names must be unique within a job")
+        return self
+
+
+class JobOut(JobSpec):
+    model_config = ConfigDict(extra="ignore")
+
+    id: int
+    next_run_at: datetime | None = None
+    schedule_description: str = ""
+    archived: bool = False
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    last_status: str | None = None
+
+    @model_validator(mode="after")
+    def _describe(self) -> "JobOut":
+        if self.schedule and not self.schedule_description:
+            self.schedule_description = describe_cron(self.schedule)
+        return self

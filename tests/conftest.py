@@ -1,0 +1,113 @@
+"""Shared fixtures: real PostgreSQL, MariaDB and RabbitMQ, isolated per test.
+
+Addresses come from environment variables with the build machines' defaults:
+DM_TEST_PG_URL, DM_TEST_MYSQL_URL, DM_TEST_AMQP_URL. A service that is unreachable
+skips the test locally and FAILS it when CI=true.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from urllib.parse import urlparse
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+PG_URL = os.environ.get("DM_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+MYSQL_URL = os.environ.get("DM_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+AMQP_URL = os.environ.get("DM_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _reachable(url: str) -> bool:
+    parsed = urlparse(url.replace("+psycopg2", "").replace("+pymysql", ""))
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 0), timeout=3):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, url: str) -> None:
+    """Skip (locally) or fail (CI=true) when a service is not reachable."""
+    if not _reachable(url):
+        message = f"{name} is not reachable at {url}"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: a missing service is a failure)")
+        pytest.skip(message)
+
+
+def unique_name(prefix: str = "t") -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def pg_database() -> Iterator[Callable[[], str]]:
+    """Factory: creates a fresh PostgreSQL database, returns its URL; dropped afterwards."""
+    require_service("PostgreSQL", PG_URL)
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    created: list[str] = []
+
+    def make() -> str:
+        name = unique_name("dm")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+    yield make
+    with admin.connect() as conn:
+        for name in created:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_database: Callable[[], str]) -> str:
+    return pg_database()
+
+
+@pytest.fixture
+def mysql_database() -> Iterator[Callable[[], str]]:
+    """Factory: creates a fresh MariaDB/MySQL database (utf8mb4), returns its URL; dropped afterwards."""
+    require_service("MariaDB", MYSQL_URL)
+    admin = sa.create_engine(MYSQL_URL, isolation_level="AUTOCOMMIT")
+    created: list[str] = []
+
+    def make() -> str:
+        name = unique_name("dm")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        created.append(name)
+        return make_url(MYSQL_URL).set(database=name).render_as_string(hide_password=False)
+
+    yield make
+    with admin.connect() as conn:
+        for name in created:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+    admin.dispose()
+
+
+@pytest.fixture
+def mysql_url(mysql_database: Callable[[], str]) -> str:
+    return mysql_database()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / unique_name('db')}.sqlite"
+
+
+@pytest.fixture
+def amqp_url() -> str:
+    require_service("RabbitMQ", AMQP_URL)
+    return AMQP_URL
+
+
+@pytest.fixture
+def queue_prefix() -> str:
+    """A queue/exchange prefix of its own, so runs never see each other's messages."""
+    return unique_name("dmtest")
