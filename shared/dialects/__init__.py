@@ -1,0 +1,39 @@
+"""Dialect registry: :func:`get_dialect` maps an engine name to its :class:`Dialect`."""
+from __future__ import annotations
+
+from shared.dialects.base import Dialect
+from shared.jobspec import Engine
+
+_ALIASES = {
+    "postgresql": "postgresql", "postgres": "postgresql", "psycopg": "postgresql",
+    "mysql": "mysql", "mariadb": "mysql",
+    "sqlite": "sqlite",
+    "mssql": "mssql", "sqlserver": "mssql",
+}
+
+
+def get_dialect(engine: "str | Engine") -> Dialect:
+    """The :class:`Dialect` for an engine or SQLAlchemy backend name.
+
+    Accepts :class:`shared.jobspec.Engine`, its values, and SQLAlchemy names such as
+    ``postgresql``, ``mysql``, ``mariadb``, ``sqlite``, ``mssql`` (a ``+driver`` suffix
+    is ignored). Raises ValueError for an unknown engine.
+    """
+    raw = engine.value if isinstance(engine, Engine) else str(engine)
+    key = _ALIASES.get(raw.split("+", 1)[0].strip().lower())
+    if key == "postgresql":
+        from shared.dialects.postgresql import PostgresDialect
+        return PostgresDialect()
+    if key == "mysql":
+        from shared.dialects.mysql import MySQLDialect
+        return MySQLDialect()
+    if key == "sqlite":
+        from shared.dialects.sqlite import SQLiteDialect
+        return SQLiteDialect()
+    if key == "mssql":
+        from shared.dialects.mssql import MSSQLDialect
+        return MSSQLDialect()
+    raise ValueError(f"unknown database engine: {engine!r}")
+
+
+__all__ = ["Dialect", "get_dialect"]
