@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1")
     api_port: int = Field(8000, ge=0, le=65535)
     metrics_port: int = Field(0, ge=0, le=65535, description="Worker metrics port; 0 = no metrics server.")
+    retry_base_s: float = Field(10.0, ge=0, description="Backoff before the first retry; doubles per attempt.")
+    retry_max_s: float = Field(600.0, ge=0, description="Longest backoff between retries.")
+    extractor_concurrency: int = Field(1, ge=1, le=64, description="Executions one extractor process runs at once.")
+    loader_concurrency: int = Field(1, ge=1, le=64, description="Executions one loader process loads at once.")
     demo: bool = Field(False, description="Create the demo databases and job on first start.")
 
     def metadata_url(self) -> str:

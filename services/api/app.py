@@ -1,0 +1,57 @@
+"""The API service: create_app(settings, transport, …) -> FastAPI."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import sqlalchemy as sa
+from fastapi import FastAPI, Response
+from fastapi.responses import RedirectResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from services.api.deps import Runtime
+from services.api.errors import install_error_handlers
+from services.api.recorder import Recorder
+from services.api.routers import executions, health, jobs, projects
+from shared.secrets import SecretBox
+from shared.settings import Settings
+from shared.store.db import session_factory
+from shared.topology import Topology
+from shared.transport.base import Transport
+
+
+def create_app(settings: Settings, transport: Transport, *, store: sa.Engine, box: SecretBox,
+               topology: Topology | None = None, record_events: bool = True) -> FastAPI:
+    """The HTTP API. ``store`` must already be migrated; the recorder runs while the app does."""
+    topology = topology or Topology(settings.queue_prefix)
+    runtime = Runtime(settings=settings, store=store, sessions=session_factory(store),
+                      transport=transport, topology=topology, box=box)
+    recorder = Recorder(runtime.sessions, transport, topology,
+                        retry_base_s=settings.retry_base_s, retry_max_s=settings.retry_max_s)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if record_events:
+            recorder.start()
+        try:
+            yield
+        finally:
+            recorder.stop()
+
+    app = FastAPI(title="Semantico Data Migration", version="0.1.0", lifespan=lifespan,
+                  description="Multi-step, cross-engine data migration jobs.")
+    app.state.runtime = runtime
+    app.state.recorder = recorder
+    install_error_handlers(app)
+    for module in (health, projects, jobs, executions):
+        app.include_router(module.router)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    return app

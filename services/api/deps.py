@@ -1,0 +1,38 @@
+"""What every route needs, built once in create_app and reached through Annotated aliases."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.secrets import SecretBox
+from shared.settings import Settings
+from shared.topology import Topology
+from shared.transport.base import Transport
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: sa.Engine
+    sessions: sessionmaker[Session]
+    transport: Transport
+    topology: Topology
+    box: SecretBox
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with request.app.state.runtime.sessions() as session:
+        yield session
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+SessionDep = Annotated[Session, Depends(get_session)]

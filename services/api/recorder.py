@@ -1,0 +1,52 @@
+"""The history writer: consumes worker events and records them idempotently."""
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared import messages
+from shared.messages import Cancel, Event
+from shared.store.executions import record_event
+from shared.store.models import ExecutionRow
+from shared.topology import Topology
+from shared.transport.base import Consumer, Message, Transport
+
+log = logging.getLogger("datamig.api.recorder")
+
+
+class Recorder:
+    """Applies events to the metadata store; one instance per API process."""
+
+    def __init__(self, sessions: sessionmaker[Session], transport: Transport, topology: Topology, *,
+                 retry_base_s: float, retry_max_s: float) -> None:
+        self._sessions = sessions
+        self._transport = transport
+        self._topology = topology
+        self._retry = {"retry_base_s": retry_base_s, "retry_max_s": retry_max_s}
+        self._consumer: Consumer | None = None
+
+    def start(self) -> None:
+        self._consumer = self._transport.consume(self._topology.recorder, self.handle, prefetch=50)
+
+    def stop(self) -> None:
+        if self._consumer is not None:
+            self._consumer.stop()
+            self._consumer = None
+
+    def handle(self, message: Message) -> None:
+        """Record one event. Raises DecodeError for a malformed message (it is dead-lettered)."""
+        event = messages.decode(message.body, expect=Event)
+        self.apply(event)
+
+    def apply(self, event: Event) -> None:
+        with self._sessions() as session:
+            retry = record_event(session, event, **self._retry)
+            row = session.get(ExecutionRow, event.run)
+            resend_cancel = row is not None and row.cancel_requested and row.status == "running"
+            session.commit()
+        if retry is not None:
+            log.info("execution %s failed (%s); retry queued as execution %s", event.run, event.status, retry.id)
+        if resend_cancel:
+            self._transport.publish(Cancel(run=event.run, status="cancelled", reason="cancelled by a user").encode(),
+                                    exchange=self._topology.control, routing_key="cancel")

@@ -1,0 +1,111 @@
+"""/api/jobs: job CRUD (DELETE archives), execute, validate, preview, flow."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from fastapi import APIRouter, HTTPException, Query, status
+from sqlalchemy.orm import Session
+
+from services.api.deps import RuntimeDep, SessionDep
+from services.api.errors import FieldErrors, field_error
+from services.api.schemas import ExecuteOut, JobOut, JobPatch
+from shared.jobspec import JobSpec
+from shared.store.executions import create_execution
+from shared.store.jobs import apply_job, job_out, job_spec, last_executions
+from shared.store.models import JobRow, ProjectRow, utcnow
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+
+
+def get_job(session: Session, job_id: int) -> JobRow:
+    row = session.get(JobRow, job_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} not found")
+    return row
+
+
+def check_job(session: Session, spec: JobSpec) -> None:
+    """Checks that need the store or the SQL: projects exist, @resultN references are valid."""
+    from shared.extract import check_references
+
+    known = set(session.scalars(sa.select(ProjectRow.id)).all())
+    errors = [field_error(["body", "steps", i, "project_id"], f"unknown project {s.project_id}")
+              for i, s in enumerate(spec.steps) if s.project_id not in known]
+    if spec.destination.project_id not in known:
+        errors.append(field_error(["body", "destination", "project_id"],
+                                  f"unknown project {spec.destination.project_id}"))
+    errors += [field_error(["body", "steps"], msg) for msg in check_references(spec.steps)]
+    if errors:
+        raise FieldErrors(errors)
+
+
+def _out(session: Session, row: JobRow) -> dict:
+    return job_out(row, last=last_executions(session, [row.id]).get(row.id))
+
+
+@router.get("", response_model=list[JobOut])
+def list_jobs(session: SessionDep, include_archived: bool = Query(False)) -> list[dict]:
+    q = sa.select(JobRow).order_by(JobRow.name, JobRow.id)
+    if not include_archived:
+        q = q.where(JobRow.archived.is_(False))
+    rows = session.scalars(q).all()
+    last = last_executions(session, [r.id for r in rows])
+    return [job_out(r, last=last.get(r.id)) for r in rows]
+
+
+@router.post("", response_model=JobOut, status_code=status.HTTP_201_CREATED)
+def create_job(spec: JobSpec, session: SessionDep) -> dict:
+    check_job(session, spec)
+    row = apply_job(JobRow(), spec)
+    session.add(row)
+    session.commit()
+    return _out(session, row)
+
+
+@router.get("/{job_id}", response_model=JobOut)
+def read_job(job_id: int, session: SessionDep) -> dict:
+    return _out(session, get_job(session, job_id))
+
+
+@router.put("/{job_id}", response_model=JobOut)
+def replace_job(job_id: int, spec: JobSpec, session: SessionDep) -> dict:
+    row = get_job(session, job_id)
+    check_job(session, spec)
+    apply_job(row, spec)
+    session.commit()
+    return _out(session, row)
+
+
+@router.patch("/{job_id}", response_model=JobOut)
+def patch_job(job_id: int, patch: JobPatch, session: SessionDep) -> dict:
+    """Change some options (e.g. ``{"enabled": false}``), validated like a full job."""
+    row = get_job(session, job_id)
+    data = job_spec(row).model_dump() | patch.model_dump(exclude_none=True)
+    try:
+        spec = JobSpec.model_validate(data)
+    except ValueError as exc:
+        errors = getattr(exc, "errors", lambda: [])()
+        raise FieldErrors([field_error(["body", *e["loc"]], e["msg"].removeprefix("Value error, "))
+                           for e in errors]) from None
+    apply_job(row, spec)
+    session.commit()
+    return _out(session, row)
+
+
+@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT)
+def archive_job(job_id: int, session: SessionDep) -> None:
+    """Archive (soft delete): the job stops firing; its history is kept."""
+    row = get_job(session, job_id)
+    row.archived, row.enabled, row.next_run_at = True, False, None
+    session.commit()
+
+
+@router.post("/{job_id}/execute", response_model=ExecuteOut, status_code=status.HTTP_202_ACCEPTED)
+def execute_job(job_id: int, session: SessionDep) -> dict:
+    """Queue a manual execution; the schedule is not affected."""
+    row = get_job(session, job_id)
+    if row.archived:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"job {row.name!r} is archived")
+    execution = create_execution(session, row, trigger="manual")
+    execution.not_before = utcnow()
+    session.commit()
+    return {"execution_id": execution.id, "status": execution.status}

@@ -1,0 +1,136 @@
+"""Response models (kept apart from the table models)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.jobspec import DestinationSpec, StepSpec
+
+
+class ProjectOut(BaseModel):
+    id: int
+    name: str
+    engine: str
+    url: str | None = None
+    host: str | None = None
+    port: int | None = None
+    database: str | None = None
+    username: str | None = None
+    options: dict[str, str] = {}
+    has_password: bool = False
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class ConnectionTestOut(BaseModel):
+    ok: bool
+    message: str
+    elapsed_ms: float
+
+
+class JobOut(BaseModel):
+    id: int
+    name: str
+    description: str
+    steps: list[StepSpec]
+    destination: DestinationSpec
+    schedule: str
+    schedule_description: str
+    timezone: str
+    max_retries: int
+    timeout_minutes: int
+    enabled: bool
+    validate_before_execution: bool
+    next_run_at: datetime | None
+    archived: bool
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    last_status: str | None = None
+    last_execution_id: int | None = None
+
+
+class JobPatch(BaseModel):
+    """Partial update: only the fields given change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=5000)
+    schedule: str | None = Field(None, max_length=200)
+    timezone: str | None = Field(None, max_length=64)
+    max_retries: int | None = Field(None, ge=0, le=10)
+    timeout_minutes: int | None = Field(None, ge=1, le=1440)
+    enabled: bool | None = None
+    validate_before_execution: bool | None = None
+
+
+class ExecuteOut(BaseModel):
+    execution_id: int
+    status: str
+
+
+class ErrorOut(BaseModel):
+    message: str
+    kind: str | None = None
+
+
+class ExecutionOut(BaseModel):
+    id: int
+    job_id: int
+    job_name: str | None = None
+    status: str
+    trigger: str
+    attempt: int
+    retry_of: int | None
+    queued_at: datetime | None = None
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_seconds: float | None
+    duration: str
+    rows_read: int
+    rows_inserted: int
+    rows_updated: int
+    rows_skipped: int
+    rows_deleted: int
+    rows_failed: int
+    rows_written: int
+    rows_per_second: float | None
+    error: ErrorOut | None
+    report: list[dict[str, Any]] | None = None
+    cancel_requested: bool = False
+
+
+class ExecutionPage(BaseModel):
+    items: list[ExecutionOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class FailedRowOut(BaseModel):
+    position: int
+    values: dict[str, Any]
+    error: str
+    at: datetime
+
+
+class ExecutionErrorsOut(BaseModel):
+    execution_id: int
+    status: str
+    message: str | None
+    kind: str | None
+    stack_trace: str | None
+    report: list[dict[str, Any]] | None
+    failed_rows: list[FailedRowOut]
+    failed_rows_total: int
+    limit: int
+    offset: int
+
+
+class HealthOut(BaseModel):
+    status: str
+    metadata_store: bool
+    broker: bool
+    version: str

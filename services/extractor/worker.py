@@ -1,0 +1,181 @@
+"""The extractor: takes run requests, runs the steps, streams the final result as batches.
+
+For each execution it publishes ``started``, validates (when the job asks), opens the
+extraction, declares the execution's bounded batch queue, hands the load to a loader
+(LoadRequest), streams batches (blocking while the queue is full: backpressure) and
+ends the queue with an end marker. If anything fails before the loader was engaged,
+the extractor reports the final status itself; afterwards it ends the queue with
+``ok=False`` and the loader rolls back and reports.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import sqlalchemy as sa
+
+from shared import messages
+from shared.connections import build_url, create_db_engine
+from shared.errors import ValidationFailed
+from shared.jobspec import DestinationSpec, JobSpec, StepSpec
+from shared.logs import execution_context
+from shared.messages import Batch, EndOfBatches, LoadRequest, RunRequest
+from shared.secrets import SecretBox
+from shared.store.projects import spec_from_snapshot
+from shared.topology import BATCH_QUEUE_EXPIRES_S, Topology
+from shared.transport.base import Transport
+from shared.worker import ControlListener, ExecutionContext, error_info, worker_name
+
+log = logging.getLogger("datamig.extractor")
+
+
+def build_engines(projects: dict, box: SecretBox) -> dict[int, sa.Engine]:
+    """One engine per project of the snapshot (passwords decrypted here, in memory only)."""
+    return {int(pid): create_db_engine(build_url(spec_from_snapshot(snap, box)), poolclass=sa.pool.NullPool)
+            for pid, snap in projects.items()}
+
+
+def _snapshot(projects: dict, project_id: int) -> dict:
+    return projects.get(project_id) or projects[str(project_id)]
+
+
+class Extractor:
+    """Runs executions one at a time per thread; ``concurrency`` threads per process."""
+
+    def __init__(self, transport: Transport, topology: Topology, box: SecretBox, *, batch_rows: int,
+                 batch_queue_max: int, heartbeat_s: float, concurrency: int = 1) -> None:
+        self._transport, self._topology, self._box = transport, topology, box
+        self._batch_rows, self._queue_max, self._heartbeat_s = batch_rows, batch_queue_max, heartbeat_s
+        self._concurrency = concurrency
+        self.name = worker_name("extractor")
+        self._control = ControlListener(transport, topology, self.name)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        self._control.start()
+        for i in range(self._concurrency):
+            t = threading.Thread(target=self._loop, name=f"extractor-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop taking work; the running executions finish (or are cut at ``timeout_s``)."""
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout_s)
+        self._control.stop()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                message = self._transport.get(self._topology.runs, timeout_s=1.0)
+            except Exception:  # noqa: BLE001 - broker trouble: wait and try again
+                log.warning("cannot take run requests; retrying", exc_info=True)
+                self._stop.wait(2.0)
+                continue
+            if message is None:
+                continue
+            try:
+                request = messages.decode(message.body, expect=RunRequest)
+            except Exception as exc:  # noqa: BLE001 - malformed: dead-letter, keep running
+                self._transport.dead_letter(message, f"{type(exc).__name__}: {exc}")
+                continue
+            self.handle(request)
+
+    def handle(self, request: RunRequest) -> None:
+        """Run one execution to the end; never raises (failures become events)."""
+        state: dict[str, Any] = {"rows_read": 0, "load_sent": False}
+        ctx = ExecutionContext(self._transport, self._topology, run=request.run, job_id=request.job_id,
+                               service="extractor", worker=self.name, deadline=request.deadline,
+                               heartbeat_s=self._heartbeat_s, counts=lambda: {"rows_read": state["rows_read"]})
+        token = execution_context.set({"job_id": request.job_id, "execution_id": request.run})
+        self._control.register(ctx)
+        engines: dict[int, sa.Engine] = {}
+        try:
+            ctx.publish("started", counts={"rows_read": 0})
+            ctx.start()
+            engines = build_engines(request.projects, self._box)
+            self._run(request, ctx, engines, state)
+        except Exception as exc:  # noqa: BLE001 - every failure is reported, never lost
+            self._report_failure(request, ctx, exc, state)
+        finally:
+            ctx.close()
+            self._control.unregister(ctx)
+            for engine in engines.values():
+                engine.dispose()
+            execution_context.reset(token)
+
+    def _run(self, request: RunRequest, ctx: ExecutionContext, engines: dict[int, sa.Engine],
+             state: dict[str, Any]) -> None:
+        from shared.extract import Extraction
+
+        job = request.job
+        steps = [StepSpec.model_validate(s) for s in job["steps"]]
+        destination = DestinationSpec.model_validate(job["destination"])
+        if job.get("validate_before_execution", True):
+            self._validate(steps, destination, engines, ctx)
+        ctx.check()
+        extraction = Extraction(steps, engines, batch_rows=request.batch_rows or self._batch_rows,
+                                statement_timeout_s=max(1.0, ctx.remaining_s()))
+        ctx.on_cancel(extraction.cancel)
+        try:
+            columns = extraction.open()
+            ctx.check()
+            queue = self._topology.batches(request.run)
+            self._transport.declare_queue(queue, max_length=self._queue_max, expires_s=BATCH_QUEUE_EXPIRES_S)
+            load = LoadRequest(run=request.run, job_id=request.job_id, batch_queue=queue,
+                               columns=[c.to_dict() for c in columns], destination=destination.model_dump(mode="json"),
+                               project=_snapshot(request.projects, destination.project_id),
+                               deadline=request.deadline)
+            self._transport.publish(load.encode(), queue=self._topology.loads)
+            state["load_sent"] = True
+            self._stream(request, ctx, extraction, queue, state)
+        finally:
+            extraction.close()
+
+    def _stream(self, request: RunRequest, ctx: ExecutionContext, extraction: Any, queue: str,
+                state: dict[str, Any]) -> None:
+        seq, position = 0, 1
+        for rows in extraction.batches():
+            ctx.check()
+            seq += 1
+            self._transport.publish(Batch(run=request.run, seq=seq, first=position, rows=rows).encode(),
+                                    queue=queue, persistent=False, timeout_s=max(1.0, ctx.remaining_s()))
+            position += len(rows)
+            state["rows_read"] = position - 1
+        ctx.check()
+        end = EndOfBatches(run=request.run, seq=seq + 1, rows_read=state["rows_read"], ok=True)
+        self._transport.publish(end.encode(), queue=queue, persistent=False, timeout_s=max(1.0, ctx.remaining_s()))
+        ctx.publish("progress", counts={"rows_read": state["rows_read"]})
+
+    def _validate(self, steps: list[StepSpec], destination: DestinationSpec, engines: dict[int, sa.Engine],
+                  ctx: ExecutionContext) -> None:
+        """Raises ValidationFailed with the check report when a check fails."""
+        from shared.validation import validate_job
+
+        report = validate_job(steps, destination, engines, timeout_s=max(1.0, min(60.0, ctx.remaining_s())))
+        failed = [c for c in report if not c["ok"]]
+        if failed:
+            raise ValidationFailed("validation failed: " + "; ".join(c["message"] for c in failed), report)
+
+    def _report_failure(self, request: RunRequest, ctx: ExecutionContext, exc: Exception,
+                        state: dict[str, Any]) -> None:
+        info = error_info(exc)
+        status = {"timeout": "timed_out", "cancelled": "cancelled"}.get(info["kind"], "failed")
+        if ctx.stop_status and status == "failed":
+            status = ctx.stop_status
+        log.warning("execution %s %s: %s", request.run, status, info["message"])
+        report = info.pop("report", None)
+        try:
+            if state["load_sent"]:
+                end = EndOfBatches(run=request.run, seq=0, rows_read=state["rows_read"], ok=False,
+                                   error={**info, "status": status})
+                self._transport.publish(end.encode(), queue=self._topology.batches(request.run),
+                                        persistent=False, timeout_s=30.0)
+                return
+        except Exception:  # noqa: BLE001 - the loader may be gone; report directly below
+            log.warning("could not tell the loader to abort execution %s", request.run, exc_info=True)
+        ctx.publish("finished", status=status, error=info, report=report or [],
+                    counts={"rows_read": state["rows_read"]})

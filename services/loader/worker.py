@@ -1,0 +1,178 @@
+"""The loader: owns one execution at a time per thread and applies its batches in one
+destination transaction (see shared.load for the modes).
+
+It takes a LoadRequest, opens the LoadSession, reads the execution's batch queue in
+order until the end marker, then finishes the mode (sync_delete deletes), commits and
+reports the final status. Any failure, cancel or timeout rolls the transaction back:
+the destination is exactly as it was.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+from shared import messages
+from shared.connections import build_url, create_db_engine
+from shared.errors import DatamigError
+from shared.jobspec import DestinationSpec, Mode
+from shared.logs import execution_context
+from shared.messages import Batch, EndOfBatches, LoadRequest
+from shared.secrets import SecretBox
+from shared.store.projects import spec_from_snapshot
+from shared.topology import Topology
+from shared.transport.base import Transport
+from shared.types import Column
+from shared.worker import ControlListener, ExecutionContext, error_info, jsonable, worker_name
+
+log = logging.getLogger("datamig.loader")
+PROGRESS_EVERY_S = 1.0
+
+
+class ExtractionAborted(DatamigError):
+    """The extractor stopped mid-stream; carries its error."""
+
+    def __init__(self, error: dict) -> None:
+        self.error = error
+        self.kind = str(error.get("kind", "source"))
+        self.transient = bool(error.get("transient", False))
+        super().__init__(str(error.get("message", "extraction failed")))
+
+
+class Loader:
+    """Loads executions one at a time per thread; ``concurrency`` threads per process."""
+
+    def __init__(self, transport: Transport, topology: Topology, box: SecretBox, *, heartbeat_s: float,
+                 concurrency: int = 1) -> None:
+        self._transport, self._topology, self._box = transport, topology, box
+        self._heartbeat_s, self._concurrency = heartbeat_s, concurrency
+        self.name = worker_name("loader")
+        self._control = ControlListener(transport, topology, self.name)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        self._control.start()
+        for i in range(self._concurrency):
+            t = threading.Thread(target=self._loop, name=f"loader-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout_s)
+        self._control.stop()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                message = self._transport.get(self._topology.loads, timeout_s=1.0)
+            except Exception:  # noqa: BLE001 - broker trouble: wait and retry
+                log.warning("cannot take load requests; retrying", exc_info=True)
+                self._stop.wait(2.0)
+                continue
+            if message is None:
+                continue
+            try:
+                request = messages.decode(message.body, expect=LoadRequest)
+            except Exception as exc:  # noqa: BLE001 - malformed: dead-letter, keep running
+                self._transport.dead_letter(message, f"{type(exc).__name__}: {exc}")
+                continue
+            self.handle(request)
+
+    def handle(self, request: LoadRequest) -> None:
+        """Load one execution to the end; never raises (the outcome becomes an event)."""
+        from shared.load import LoadSession
+
+        destination = DestinationSpec.model_validate(request.destination)
+        columns = [Column.from_dict(c) for c in request.columns]
+        state: dict[str, Any] = {"rows_read": 0, "session": None}
+
+        def counts() -> dict:
+            session = state["session"]
+            return {"rows_read": state["rows_read"], **(session.counts.to_dict() if session else {})}
+
+        ctx = ExecutionContext(self._transport, self._topology, run=request.run, job_id=request.job_id,
+                               service="loader", worker=self.name, deadline=request.deadline,
+                               heartbeat_s=self._heartbeat_s, counts=counts)
+        token = execution_context.set({"job_id": request.job_id, "execution_id": request.run})
+        self._control.register(ctx)
+        engine = create_db_engine(build_url(spec_from_snapshot(request.project, self._box)),
+                                  poolclass=sa.pool.NullPool)
+        session = LoadSession(engine, table=destination.table, columns=columns, mode=Mode(destination.mode),
+                              key_columns=destination.key_columns,
+                              allow_empty_source=destination.allow_empty_source,
+                              max_delete_ratio=destination.max_delete_ratio,
+                              statement_timeout_s=max(1.0, ctx.remaining_s()))
+        state["session"] = session
+        ctx.on_cancel(session.cancel)
+        ctx.start()
+        try:
+            session.begin()
+            self._consume(request, ctx, session, state)
+            final = session.finish()
+            ctx.check()
+            session.commit()
+            status = "partial_success" if final.rows_failed else "completed"
+            ctx.publish("finished", status=status, counts={"rows_read": state["rows_read"], **final.to_dict()})
+            log.info("execution %s %s: %s rows read, %s", request.run, status, state["rows_read"], final.to_dict())
+        except Exception as exc:  # noqa: BLE001 - every failure rolls back and is reported
+            session.rollback()
+            self._report_failure(request, ctx, exc, state)
+        finally:
+            ctx.close()
+            self._control.unregister(ctx)
+            session.close()
+            engine.dispose()
+            self._transport.delete_queue(request.batch_queue)
+            execution_context.reset(token)
+
+    def _consume(self, request: LoadRequest, ctx: ExecutionContext, session: Any, state: dict) -> None:
+        """Apply batches in order until the end marker. Raises on abort, cancel or timeout."""
+        expected, last_progress = 1, 0.0
+        while True:
+            ctx.check()
+            message = self._transport.get(request.batch_queue, timeout_s=1.0)
+            if message is None:
+                continue
+            item = messages.decode(message.body)
+            if isinstance(item, EndOfBatches):
+                if not item.ok:
+                    raise ExtractionAborted(item.error)
+                if item.seq != expected:
+                    raise DatamigError(f"batch stream incomplete: end marker {item.seq}, expected {expected}")
+                state["rows_read"] = item.rows_read
+                return
+            if not isinstance(item, Batch) or item.seq != expected:
+                raise DatamigError(f"batch stream out of order: got {getattr(item, 'seq', '?')}, expected {expected}")
+            expected += 1
+            failed = session.write([tuple(r) for r in item.rows])
+            state["rows_read"] = item.first + len(item.rows) - 1
+            if failed or time.monotonic() - last_progress >= PROGRESS_EVERY_S:
+                last_progress = time.monotonic()
+                ctx.publish("progress", counts={"rows_read": state["rows_read"], **session.counts.to_dict()},
+                            failed_rows=[_failed(f) for f in failed])
+
+    def _report_failure(self, request: LoadRequest, ctx: ExecutionContext, exc: Exception, state: dict) -> None:
+        info = exc.error if isinstance(exc, ExtractionAborted) else error_info(exc)
+        info = dict(info)
+        status = info.pop("status", None) or {"timeout": "timed_out", "cancelled": "cancelled"}.get(
+            info.get("kind", ""), "failed")
+        if ctx.stop_status and status == "failed":
+            status = ctx.stop_status
+        report = info.pop("report", None) or []
+        session = state["session"]
+        failed_count = session.counts.rows_failed if session else 0
+        log.warning("execution %s %s (rolled back): %s", request.run, status, info.get("message"))
+        ctx.publish("finished", status=status, error=info, report=report,
+                    counts={"rows_read": state["rows_read"], "rows_inserted": 0, "rows_updated": 0,
+                            "rows_skipped": 0, "rows_deleted": 0, "rows_failed": failed_count})
+
+
+def _failed(row: Any) -> dict:
+    return {"position": row.position, "values": {k: jsonable(v) for k, v in row.values.items()},
+            "error": row.error, "at": row.at}

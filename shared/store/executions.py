@@ -1,0 +1,148 @@
+"""Execution history: creation, the idempotent event recorder, and the public shape.
+
+The recorder applies worker events so that repeats and late arrivals are harmless:
+counts only grow while an execution runs, the first final status wins, and a
+finished execution never moves back to running.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from shared.connections import mask_secrets_in_text
+from shared.jobspec import FINISHED_STATUSES
+from shared.messages import Event
+from shared.retry import backoff_s, should_retry
+from shared.store.models import ExecutionRow, FailedRowRow, JobRow, utcnow
+
+COUNT_FIELDS = ("rows_read", "rows_inserted", "rows_updated", "rows_skipped", "rows_deleted", "rows_failed")
+ACTIVE_STATUSES = ("queued", "running")
+
+
+def format_duration(seconds: float | None) -> str:
+    """'1h 23m 45s', '2m 5s', '0.4s'."""
+    if seconds is None:
+        return ""
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    total = int(round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours}h"] if hours else []
+    if hours or minutes:
+        parts.append(f"{minutes}m")
+    parts.append(f"{secs}s")
+    return " ".join(parts)
+
+
+def execution_out(row: ExecutionRow, *, job_name: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+    """The public shape of an execution (DESIGN.md field names)."""
+    end = row.finished_at or (now or utcnow() if row.status == "running" else None)
+    duration = (end - row.started_at).total_seconds() if (end and row.started_at) else None
+    written = row.rows_inserted + row.rows_updated
+    rate = (row.rows_read / duration) if duration and duration > 0 else None
+    error = None
+    if row.error_message:
+        error = {"message": row.error_message, "kind": row.error_kind}
+    return {
+        "id": row.id, "job_id": row.job_id, "job_name": job_name, "status": row.status,
+        "trigger": row.trigger, "attempt": row.attempt, "retry_of": row.retry_of,
+        "queued_at": row.queued_at, "started_at": row.started_at, "finished_at": row.finished_at,
+        "duration_seconds": round(duration, 3) if duration is not None else None,
+        "duration": format_duration(duration),
+        **{f: getattr(row, f) for f in COUNT_FIELDS},
+        "rows_written": written,
+        "rows_per_second": round(rate, 1) if rate is not None else None,
+        "error": error, "report": row.report, "cancel_requested": row.cancel_requested,
+    }
+
+
+def create_execution(session: Session, job: JobRow, *, trigger: str, attempt: int = 1,
+                     retry_of: int | None = None, not_before: datetime | None = None,
+                     status: str = "queued") -> ExecutionRow:
+    row = ExecutionRow(job_id=job.id, status=status, trigger=trigger, attempt=attempt,
+                       retry_of=retry_of, not_before=not_before, queued_at=utcnow())
+    session.add(row)
+    session.flush()
+    return row
+
+
+def has_active_execution(session: Session, job_id: int) -> bool:
+    q = sa.select(sa.func.count()).select_from(ExecutionRow).where(
+        ExecutionRow.job_id == job_id, ExecutionRow.status.in_(ACTIVE_STATUSES))
+    return bool(session.scalar(q))
+
+
+def _ts(ev: Event) -> datetime:
+    return datetime.fromtimestamp(ev.ts, timezone.utc)
+
+
+def _add_failed_rows(session: Session, execution_id: int, rows: list[dict]) -> None:
+    if not rows:
+        return
+    positions = [int(r["position"]) for r in rows]
+    existing = set(session.scalars(sa.select(FailedRowRow.position).where(
+        FailedRowRow.execution_id == execution_id, FailedRowRow.position.in_(positions))).all())
+    for r in rows:
+        pos = int(r["position"])
+        if pos in existing:
+            continue
+        existing.add(pos)
+        at = r.get("at")
+        session.add(FailedRowRow(
+            execution_id=execution_id, position=pos, values=r.get("values") or {},
+            error=mask_secrets_in_text(str(r.get("error", ""))),
+            at=at if isinstance(at, datetime) else utcnow()))
+
+
+def record_event(session: Session, ev: Event, *, retry_base_s: float, retry_max_s: float) -> ExecutionRow | None:
+    """Apply one worker event; returns the retry execution it created, if any."""
+    stmt = sa.select(ExecutionRow).where(ExecutionRow.id == ev.run)
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    row = session.scalars(stmt).first()
+    if row is None:
+        return None
+    ts = _ts(ev)
+    if row.heartbeat_at is None or ts > row.heartbeat_at:
+        row.heartbeat_at = ts
+    if row.status in FINISHED_STATUSES:
+        return None
+    if ev.kind != "finished":
+        if row.status == "queued":
+            row.status = "running"
+        row.started_at = row.started_at or ts
+        for name, value in ev.counts.items():
+            if name in COUNT_FIELDS:
+                setattr(row, name, max(getattr(row, name) or 0, int(value)))
+        _add_failed_rows(session, row.id, ev.failed_rows)
+        return None
+    return _finish(session, row, ev, ts, retry_base_s=retry_base_s, retry_max_s=retry_max_s)
+
+
+def _finish(session: Session, row: ExecutionRow, ev: Event, ts: datetime, *,
+            retry_base_s: float, retry_max_s: float) -> ExecutionRow | None:
+    row.status = ev.status or "failed"
+    row.started_at = row.started_at or ts
+    row.finished_at = ts
+    for name, value in ev.counts.items():
+        if name in COUNT_FIELDS:
+            setattr(row, name, int(value))
+    if ev.error:
+        row.error_message = mask_secrets_in_text(str(ev.error.get("message", "")))[:20000]
+        row.error_kind = str(ev.error.get("kind", "error"))[:50]
+        row.error_trace = mask_secrets_in_text(str(ev.error.get("trace", "") or ""))[:100000] or None
+    if ev.report:
+        row.report = ev.report
+    _add_failed_rows(session, row.id, ev.failed_rows)
+    job = session.get(JobRow, row.job_id)
+    transient = bool(ev.error.get("transient")) if ev.error else False
+    if job is None or row.cancel_requested or not should_retry(
+            status=row.status, transient=transient, attempt=row.attempt, max_retries=job.max_retries):
+        return None
+    delay = backoff_s(row.attempt, base_s=retry_base_s, max_s=retry_max_s)
+    return create_execution(session, job, trigger="retry", attempt=row.attempt + 1, retry_of=row.id,
+                            not_before=utcnow() + timedelta(seconds=delay))

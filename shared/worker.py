@@ -1,0 +1,175 @@
+"""Machinery every worker shares: event publishing, heartbeats, cancel requests.
+
+An :class:`ExecutionContext` is what a worker holds while it owns an execution: it
+publishes events with increasing ``seq``, sends heartbeats from a background thread,
+and is told by the control listener when the execution must stop.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from datetime import date, datetime, time as dtime
+from decimal import Decimal
+from typing import Any
+
+from shared import messages
+from shared.connections import mask_secrets_in_text
+from shared.errors import Cancelled, DatamigError, TimedOut
+from shared.messages import Cancel, Event
+from shared.topology import Topology
+from shared.transport.base import Consumer, Message, Transport
+
+log = logging.getLogger("datamig.worker")
+CONTROL_QUEUE_EXPIRES_S = 120.0
+
+
+def worker_name(service: str) -> str:
+    return f"{service}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def error_info(exc: BaseException) -> dict[str, Any]:
+    """The error as history records it: message, kind, stack trace, whether a retry can heal it."""
+    from shared.dialects import is_transient_error
+
+    if isinstance(exc, DatamigError):
+        kind, transient = exc.kind, exc.transient
+    else:
+        kind, transient = type(exc).__name__, is_transient_error(exc)
+    message = str(getattr(exc, "orig", None) or exc).strip() or type(exc).__name__
+    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    info = {"message": mask_secrets_in_text(message), "kind": kind, "transient": transient,
+            "trace": mask_secrets_in_text(trace)}
+    if getattr(exc, "report", None):
+        info["report"] = exc.report  # type: ignore[attr-defined]
+    return info
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-safe rendering of a row value for history (bytes as hex, long text cut)."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        return "\\x" + raw[:64].hex() + ("…" if len(raw) > 64 else "")
+    if isinstance(value, (datetime, date, dtime)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    text = str(value)
+    return text if len(text) <= 1000 else text[:1000] + "…"
+
+
+class ExecutionContext:
+    """One execution held by one worker: events, heartbeats, stop requests."""
+
+    def __init__(self, transport: Transport, topology: Topology, *, run: int, job_id: int, service: str,
+                 worker: str, deadline: float, heartbeat_s: float, counts: Callable[[], dict]) -> None:
+        self.run, self.job_id = run, job_id
+        self._transport, self._topology = transport, topology
+        self._service, self._worker, self._deadline = service, worker, deadline
+        self._counts = counts
+        self._seq = 0
+        self._lock = threading.Lock()
+        self.stop_status: str | None = None
+        self.stop_reason = ""
+        self._cancel_hooks: list[Callable[[], None]] = []
+        self._hb_stop = threading.Event()
+        self._hb = threading.Thread(target=self._heartbeat_loop, args=(heartbeat_s,), daemon=True,
+                                    name=f"heartbeat-{run}")
+
+    def start(self) -> None:
+        self._hb.start()
+
+    def close(self) -> None:
+        self._hb_stop.set()
+
+    def publish(self, kind: str, **fields: Any) -> None:
+        with self._lock:
+            self._seq += 1
+            event = Event(run=self.run, job_id=self.job_id, kind=kind, service=self._service,
+                          worker=self._worker, seq=self._seq, **fields)
+            self._transport.publish(event.encode(), exchange=self._topology.events,
+                                    routing_key=f"{kind}.{self.run}", persistent=kind == "finished")
+
+    def _heartbeat_loop(self, every_s: float) -> None:
+        while not self._hb_stop.wait(every_s):
+            try:
+                self.publish("heartbeat", counts=self._counts())
+            except Exception:  # noqa: BLE001 - a missed heartbeat is not fatal
+                log.warning("heartbeat for execution %s not sent", self.run, exc_info=True)
+
+    def on_cancel(self, hook: Callable[[], None]) -> None:
+        self._cancel_hooks.append(hook)
+
+    def request_stop(self, status: str, reason: str) -> None:
+        """Called by the control listener: remember why and interrupt running statements."""
+        if self.stop_status is None:
+            self.stop_status, self.stop_reason = status, reason
+        for hook in list(self._cancel_hooks):
+            try:
+                hook()
+            except Exception:  # noqa: BLE001 - best effort interruption
+                log.warning("cancel hook failed for execution %s", self.run, exc_info=True)
+
+    def remaining_s(self) -> float:
+        return self._deadline - time.time() if self._deadline else float("inf")
+
+    def check(self) -> None:
+        """Raise Cancelled/TimedOut when the execution must stop now."""
+        if self.stop_status == "timed_out" or self.remaining_s() <= 0:
+            raise TimedOut("execution exceeded its timeout")
+        if self.stop_status == "cancelled":
+            raise Cancelled(self.stop_reason or "cancelled")
+        if self.stop_status is not None:
+            raise Cancelled(self.stop_reason or f"stopped ({self.stop_status})")
+
+
+class ControlListener:
+    """Receives cancel requests on the control fanout and routes them to running executions."""
+
+    def __init__(self, transport: Transport, topology: Topology, worker: str) -> None:
+        self._transport, self._topology = transport, topology
+        self._queue = f"{topology.control}.{worker.replace('@', '.').replace(':', '.')}"
+        self._active: dict[int, ExecutionContext] = {}
+        self._recent: dict[int, tuple[str, str]] = {}
+        self._lock = threading.Lock()
+        self._consumer: Consumer | None = None
+
+    def start(self) -> None:
+        self._transport.declare_queue(self._queue, durable=False, expires_s=CONTROL_QUEUE_EXPIRES_S)
+        self._transport.bind(self._queue, self._topology.control, "#")
+        self._consumer = self._transport.consume(self._queue, self._handle, prefetch=10)
+
+    def stop(self) -> None:
+        if self._consumer is not None:
+            self._consumer.stop()
+        self._transport.delete_queue(self._queue)
+
+    def register(self, ctx: ExecutionContext) -> None:
+        with self._lock:
+            self._active[ctx.run] = ctx
+            pending = self._recent.pop(ctx.run, None)
+        if pending:
+            ctx.request_stop(*pending)
+
+    def unregister(self, ctx: ExecutionContext) -> None:
+        with self._lock:
+            self._active.pop(ctx.run, None)
+
+    def _handle(self, message: Message) -> None:
+        cancel = messages.decode(message.body, expect=Cancel)
+        with self._lock:
+            ctx = self._active.get(cancel.run)
+            if ctx is None:
+                self._recent[cancel.run] = (cancel.status, cancel.reason)
+                if len(self._recent) > 1000:
+                    self._recent.pop(next(iter(self._recent)))
+        if ctx is not None:
+            log.info("stopping execution %s: %s", cancel.run, cancel.reason)
+            ctx.request_stop(cancel.status, cancel.reason)
