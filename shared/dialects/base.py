@@ -11,11 +11,11 @@ section (staging, bulk load, mode statements, error classification).
 """
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, Callable, ClassVar, Iterable
 
 import sqlalchemy as sa
 
-from shared.types import Column
+from shared.types import Column, to_sqlalchemy
 
 
 class Dialect:
@@ -36,10 +36,201 @@ class Dialect:
 
     # ------------------------------------------------------------------ EXTRACTION
     # (owned by shared/extract; see that package)
+    # Source sessions are read-only and are closed (not pooled) after use when
+    # ``discard_source_sessions``: temporary tables and session settings vanish with them.
+    discard_source_sessions: ClassVar[bool] = True
+    sql_flavor: ClassVar[str] = "generic"  # tokenizer rules for @resultN (shared/extract/tokenizer.py)
 
     def describe_result(self, cursor_description: list, sample_rows: list[tuple]) -> list[Column]:
         """Portable columns of a result from its DB-API cursor description."""
         raise NotImplementedError
 
+    def describe_cursor(self, cursor: Any, sample_rows: list[tuple]) -> list[Column]:
+        """Portable columns of an executed cursor (engines with richer metadata override)."""
+        return self.describe_result(list(cursor.description or []), sample_rows)
+
+    def result_converters(self, columns: list[Column]) -> list[Callable[[Any], Any] | None]:
+        """Per column, a function turning a driver value into the portable Python value (or None)."""
+        return [None] * len(columns)
+
+    def prepare_source_session(self, dbapi_conn: Any) -> None:
+        """Session setup before any statement (value conversions such as JSON as text)."""
+
+    def begin_read_only(self, dbapi_conn: Any, *, timeout_s: float | None) -> None:
+        """End the setup transaction and start a read-only one with a statement timeout."""
+        raise NotImplementedError
+
+    def open_stream(self, dbapi_conn: Any, sql: str) -> Any:
+        """Execute ``sql`` on a streaming (server-side) cursor; rows come with ``fetchmany``."""
+        cursor = dbapi_conn.cursor()
+        cursor.execute(sql)
+        return cursor
+
+    def cancel_statement(self, dbapi_conn: Any, cursor: Any, engine: sa.Engine) -> None:
+        """Cancel the statement running on ``dbapi_conn`` (called from another thread)."""
+        raise NotImplementedError
+
+    def release_source_session(self, dbapi_conn: Any, temp_tables: list[str]) -> None:
+        """Undo session state before a pooled connection is reused (when not discarded)."""
+
+    def classify_error(self, exc: BaseException) -> str:
+        """``connection``, ``timeout``, ``cancelled``, ``read_only`` or ``source`` for a driver error."""
+        return "source"
+
+    def probe_sql(self, sql: str) -> str:
+        """``sql`` wrapped so that it parses and plans but returns no rows."""
+        return f"SELECT * FROM (\n{sql}\n) dm_probe LIMIT 0"
+
+    def temp_table_name(self, step: int, token: str) -> str:
+        """Name of the session temporary table holding ``@result{step}``."""
+        return f"dm_result{step}_{token}"
+
+    def temp_column_type(self, col: Column) -> sa.types.TypeEngine:
+        """The engine type of a temporary-table column for a portable column."""
+        return to_sqlalchemy(col)
+
+    def create_temp_table_sql(self, sa_dialect: sa.Dialect, name: str, columns: list[Column]) -> str:
+        """``CREATE TEMPORARY TABLE`` for a referenced result (names quoted by the dialect)."""
+        table = sa.Table(name, sa.MetaData(), *(sa.Column(c.name, self.temp_column_type(c)) for c in columns),
+                         prefixes=["TEMPORARY"])
+        return str(sa.schema.CreateTable(table).compile(dialect=sa_dialect)).strip()
+
+    def load_converters(self, columns: list[Column]) -> list[Callable[[Any], Any] | None]:
+        """Per column, a function adapting a portable value for this driver's temp-table load."""
+        return [None] * len(columns)
+
+    def bulk_load_temp(self, dbapi_conn: Any, sa_dialect: sa.Dialect, name: str, columns: list[Column],
+                       batches: Iterable[list[tuple]]) -> int:
+        """Load ``batches`` into temp table ``name`` (multi-row ``executemany``); returns the row count."""
+        mark = "?" if sa_dialect.paramstyle in ("qmark", "numeric") else "%s"
+        cols = ", ".join(self.quote_identifier(sa_dialect, c.name) for c in columns)
+        sql = (f"INSERT INTO {self.quote_identifier(sa_dialect, name)} ({cols}) "
+               f"VALUES ({', '.join([mark] * len(columns))})")
+        convert = self.load_converters(columns)
+        total = 0
+        cursor = dbapi_conn.cursor()
+        for batch in batches:
+            cursor.executemany(sql, self.adapt_rows(batch, convert))
+            total += len(batch)
+        cursor.close()
+        return total
+
+    @staticmethod
+    def adapt_rows(rows: list[tuple], convert: list[Callable[[Any], Any] | None]) -> list[tuple]:
+        """``rows`` with each value passed through its column's converter (None values kept)."""
+        if not any(convert):
+            return rows
+        return [tuple(v if f is None or v is None else f(v) for v, f in zip(row, convert)) for row in rows]
+
     # ------------------------------------------------------------------ LOADING
     # (owned by shared/load; see that package)
+    # Capability table (see shared/load for the semantics these serve):
+    #   bulk_method           how a batch reaches a table: copy | executemany | fast_executemany
+    #   upsert_form           on_conflict | on_duplicate_key | merge
+    #   stage_plain_inserts   whether plain inserts (truncate_load, keyless insert_only) go
+    #                         through staging (False: bulk-loaded straight into the destination)
+    #   truncate_load_clear   how truncate_load empties the destination inside THE transaction:
+    #                         always DELETE (TRUNCATE commits on MySQL; on PostgreSQL it takes an
+    #                         ACCESS EXCLUSIVE lock, so readers would block instead of seeing the
+    #                         old rows until commit)
+    #   aware_timestamps      the engine keeps an instant in a time-zone-aware column type
+    bulk_method: ClassVar[str] = "executemany"
+    upsert_form: ClassVar[str] = "on_conflict"
+    stage_plain_inserts: ClassVar[bool] = False
+    truncate_load_clear: ClassVar[str] = "delete"
+    aware_timestamps: ClassVar[bool] = False
+    temp_table_prefix: ClassVar[str] = "TEMPORARY"
+
+    def prepare_load_connection(self, conn: sa.Connection) -> None:
+        """Driver/session setup before THE load transaction starts (default: nothing)."""
+
+    def start_load_transaction(self, conn: sa.Connection, *, statement_timeout_s: float | None) -> None:
+        """Settings inside the just-begun load transaction (time zone, strictness, timeout)."""
+
+    def load_cancel_handle(self, conn: sa.Connection) -> Any:
+        """What :meth:`cancel_load_statement` needs to cancel this connection's statement."""
+        return conn.connection.dbapi_connection
+
+    def cancel_load_statement(self, engine: sa.Engine, handle: Any) -> None:
+        """Cancel the statement now running on the load connection (any thread)."""
+        raise NotImplementedError(f"{self.name}: cancelling a running statement is not supported")
+
+    def row_encoder(self, target_columns: list[sa.Column], source_columns: list[Column]) -> Callable[[tuple], Any]:
+        """A function turning one source row into what :meth:`bulk_insert` sends.
+
+        The function raises ValueError with a clear message when a value cannot be held.
+        """
+        raise NotImplementedError
+
+    def create_staging(self, conn: sa.Connection, name: str, target: sa.Table, columns: list[str]) -> sa.TableClause:
+        """A session temporary table shaped like ``columns`` of ``target`` (no constraints)."""
+        from shared.dialects.loading import build_staging_select, compile_sql, temp_table
+        select = compile_sql(build_staging_select(target, columns), conn.dialect)
+        conn.exec_driver_sql(f"CREATE {self.temp_table_prefix} TABLE "
+                             f"{self.quote_identifier(conn.dialect, name)} AS {select}")
+        return temp_table(name, columns)
+
+    def create_key_table(self, conn: sa.Connection, name: str, target: sa.Table, key: list[str]) -> sa.TableClause:
+        """A session temporary table for the keys a sync_delete has seen."""
+        return self.create_staging(conn, name, target, key)
+
+    def clear_staging(self, conn: sa.Connection, staging: sa.TableClause) -> None:
+        """Empty a staging table (inside the transaction; never an implicit commit)."""
+        conn.execute(sa.delete(staging))
+
+    def bulk_insert(self, conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str],
+                    rows: list[Any]) -> None:
+        """Send encoded ``rows`` into ``table`` in bulk. Raises the driver's error as DBAPIError."""
+        raise NotImplementedError
+
+    def insert_new(self, conn: sa.Connection, target: sa.Table, staging: sa.TableClause, columns: list[str],
+                   key: list[str], staged: int) -> tuple[int, int]:
+        """insert_only with a key: (inserted, skipped). Other errors (not key conflicts) raise."""
+        from shared.dialects.loading import build_insert_new
+        inserted = conn.execute(build_insert_new(target, staging, columns, key)).rowcount
+        return inserted, staged - inserted
+
+    def upsert(self, conn: sa.Connection, target: sa.Table, staging: sa.TableClause, columns: list[str],
+               key: list[str], staged: int) -> tuple[int, int, int]:
+        """Insert new and update changed rows: (inserted, updated, unchanged).
+
+        Raises DuplicateKeysInBatch when the engine cannot count a batch holding a key twice.
+        """
+        raise NotImplementedError
+
+    def record_seen(self, conn: sa.Connection, seen: sa.TableClause, staging: sa.TableClause, key: list[str]) -> None:
+        """sync_delete: add the staged batch's keys to ``seen``."""
+        from shared.dialects.loading import build_record_seen
+        conn.execute(build_record_seen(seen, staging, key))
+
+    def count_sync_deletes(self, conn: sa.Connection, target: sa.Table, seen: sa.TableClause,
+                           key: list[str]) -> tuple[int, int]:
+        """(rows a sync_delete would delete, rows in the destination)."""
+        from shared.dialects.loading import build_count_missing
+        missing, total = conn.execute(build_count_missing(target, seen, key)).one()
+        return int(missing), int(total)
+
+    def delete_unseen(self, conn: sa.Connection, target: sa.Table, seen: sa.TableClause, key: list[str]) -> int:
+        """sync_delete: delete destination rows whose key was not seen; returns the count."""
+        from shared.dialects.loading import build_delete_missing
+        return conn.execute(build_delete_missing(target, seen, key)).rowcount
+
+    def clear_destination(self, conn: sa.Connection, target: sa.Table) -> int:
+        """truncate_load: empty the destination inside the transaction (see truncate_load_clear)."""
+        return conn.execute(sa.delete(target)).rowcount
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """True when retrying may help: lost connection, deadlock, serialization failure,
+        lock timeout, statement timeout or cancel. Engines add their codes."""
+        return bool(getattr(exc, "connection_invalidated", False))
+
+    def is_row_error(self, exc: BaseException) -> bool:
+        """True when ``exc`` is about the data of some row (constraint, type, length), so
+        isolating the row makes sense; False for statement-level errors (permission, syntax)."""
+        return isinstance(getattr(exc, "orig", exc), Exception) and not self.is_transient(exc)
+
+    def load_error_message(self, exc: BaseException) -> str:
+        """The database's own message for a failed row, without driver noise."""
+        orig = getattr(exc, "orig", None) or exc
+        text = str(orig).strip()
+        return text.splitlines()[0] if text else type(orig).__name__

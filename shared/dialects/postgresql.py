@@ -1,7 +1,12 @@
 """PostgreSQL: engine facts and engine-specific operations (see ``base.py``)."""
 from __future__ import annotations
 
+from typing import Any, Callable, Iterable
+
+import sqlalchemy as sa
+
 from shared.dialects.base import Dialect
+from shared.types import Column
 
 
 class PostgresDialect(Dialect):
@@ -14,6 +19,183 @@ class PostgresDialect(Dialect):
 
     # --- EXTRACTION ---
     # (owned by shared/extract; methods added here by the extract engineer)
+    # Values: JSON/JSONB and arrays come back as their text form (``'{1,2}'``), enums and
+    # other types without a psycopg2 caster as text; bytea as bytes.
+    sql_flavor = "postgresql"
+    EXTRACT_TYPES = {
+        16: "bool", 21: "smallint", 23: "int", 20: "bigint", 26: "bigint", 700: "float", 701: "float",
+        1700: "decimal", 25: "text", 1043: "text", 1042: "text", 19: "text", 17: "bytes", 1082: "date",
+        1083: "time", 1266: "time", 1114: "timestamp", 1184: "timestamptz", 2950: "uuid", 114: "json",
+        3802: "json", 1186: "interval",
+    }
+
+    def prepare_source_session(self, dbapi_conn: Any) -> None:
+        """JSON, JSONB and every array type are returned as text on this connection."""
+        import psycopg2.extensions as ext
+
+        def as_text(value: Any, _cur: Any) -> Any:
+            return value
+
+        oids = [114, 3802] + [oid for oid, c in ext.string_types.items() if c.name.endswith("ARRAY")]
+        ext.register_type(ext.new_type(tuple(oids), "DM_AS_TEXT", as_text), dbapi_conn)
+
+    def begin_read_only(self, dbapi_conn: Any, *, timeout_s: float | None) -> None:
+        """Session and transaction read-only; ``statement_timeout`` local to the transaction."""
+        cur = dbapi_conn.cursor()
+        cur.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        dbapi_conn.commit()
+        cur.execute("SET TRANSACTION READ ONLY")
+        if timeout_s:
+            cur.execute("SELECT set_config('statement_timeout', %s, true)", (str(max(1, int(timeout_s * 1000))),))
+        cur.close()
+
+    def open_stream(self, dbapi_conn: Any, sql: str) -> Any:
+        """A named (server-side) cursor: rows travel ``fetchmany`` by ``fetchmany``."""
+        import secrets
+
+        cursor = dbapi_conn.cursor(name=f"dm_stream_{secrets.token_hex(4)}")
+        cursor.execute(sql)
+        return cursor
+
+    def describe_result(self, cursor_description: list, sample_rows: list[tuple]) -> list[Column]:
+        """Portable columns from psycopg2 type OIDs (numeric precision/scale, varchar length)."""
+        cols = []
+        for d in cursor_description:
+            kind = self.EXTRACT_TYPES.get(d.type_code, "unknown")
+            precision = d.precision if kind == "decimal" and d.precision and d.precision > 0 else None
+            length = d.internal_size if kind == "text" and d.internal_size and d.internal_size > 0 else None
+            cols.append(Column(d.name, kind, length=length, precision=precision,
+                               scale=d.scale if precision else None))
+        return cols
+
+    def result_converters(self, columns: list[Column]) -> list[Callable[[Any], Any] | None]:
+        """bytea arrives as memoryview: make it bytes."""
+        return [bytes if c.type == "bytes" else None for c in columns]
+
+    def cancel_statement(self, dbapi_conn: Any, cursor: Any, engine: sa.Engine) -> None:
+        """``PQcancel`` (what ``pg_cancel_backend`` does), safe from another thread."""
+        dbapi_conn.cancel()
+
+    def classify_error(self, exc: BaseException) -> str:
+        """By SQLSTATE; a driver error without one (refused, reset) is a lost connection."""
+        import psycopg2
+
+        code = getattr(exc, "pgcode", None)
+        if code == "57014":
+            return "timeout"
+        if code == "25006":
+            return "read_only"
+        if code and (code.startswith("08") or code.startswith("57P")):
+            return "connection"
+        if code is None and isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+            return "source" if "authentication failed" in str(exc) else "connection"
+        return "source"
+
+    def load_converters(self, columns: list[Column]) -> list[Callable[[Any], Any] | None]:
+        """Text forms COPY's CSV input accepts (bytea hex, interval in units)."""
+        def interval(td: Any) -> str:
+            return f"{td.days} days {td.seconds} seconds {td.microseconds} microseconds"
+
+        special = {"bytes": lambda b: "\\x" + bytes(b).hex(), "interval": interval,
+                   "bool": lambda v: "t" if v else "f"}
+        return [special.get(c.type) for c in columns]
+
+    def bulk_load_temp(self, dbapi_conn: Any, sa_dialect: sa.Dialect, name: str, columns: list[Column],
+                       batches: Iterable[list[tuple]]) -> int:
+        """``COPY name (cols) FROM STDIN`` in CSV, streamed from ``batches``; returns the row count."""
+        from shared.extract.csvstream import CsvStream
+
+        stream = CsvStream(batches, self.load_converters(columns))
+        cols = ", ".join(self.quote_identifier(sa_dialect, c.name) for c in columns)
+        cur = dbapi_conn.cursor()
+        cur.copy_expert(f"COPY {self.quote_identifier(sa_dialect, name)} ({cols}) FROM STDIN WITH (FORMAT csv)",
+                        stream, size=256 * 1024)
+        cur.close()
+        return stream.rows
 
     # --- LOADING ---
-    # (owned by shared/load)
+    # (owned by shared/load) COPY into a session temporary staging table, then one
+    # set-based statement per batch: INSERT ... ON CONFLICT (key) with an IS DISTINCT FROM
+    # guard, so unchanged rows are not rewritten. Plain inserts COPY straight into the
+    # destination. Sessions run with TimeZone=UTC (a naive value into timestamptz is UTC).
+    bulk_method = "copy"
+    upsert_form = "on_conflict"
+    aware_timestamps = True
+
+    def start_load_transaction(self, conn: sa.Connection, *, statement_timeout_s: float | None) -> None:
+        """TimeZone UTC and the statement timeout, both local to THE transaction."""
+        conn.execute(sa.text("SELECT set_config('TimeZone', 'UTC', true)"))
+        if statement_timeout_s:
+            ms = str(max(1, int(statement_timeout_s * 1000)))
+            conn.execute(sa.text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": ms})
+
+    def cancel_load_statement(self, engine: sa.Engine, handle: Any) -> None:
+        """psycopg2's ``connection.cancel()`` (the protocol's cancel request; thread-safe)."""
+        handle.cancel()
+
+    def row_encoder(self, target_columns: list[sa.Column], source_columns: list[Column]) -> Callable[[tuple], Any]:
+        """Rows as COPY text lines (tab-separated, ``\\N`` for NULL, escaped)."""
+        fmts = [pg_formatter(kind_of(c.type)) for c in target_columns]
+
+        def encode(row: tuple) -> str:
+            return "\t".join([PG_NULL if v is None else f(v) for v, f in zip(row, fmts)])
+        return encode
+
+    def clear_staging(self, conn: sa.Connection, staging: sa.TableClause) -> None:
+        """TRUNCATE: temporary tables are not vacuumed, so DELETE would bloat them."""
+        conn.exec_driver_sql(f"TRUNCATE {conn.dialect.identifier_preparer.format_table(staging)}")
+
+    def bulk_insert(self, conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str],
+                    rows: list[Any]) -> None:
+        """``COPY table (cols) FROM STDIN`` with the encoded lines."""
+        copy_rows(conn, table, columns, rows)
+
+    def insert_new(self, conn: sa.Connection, target: sa.Table, staging: sa.TableClause, columns: list[str],
+                   key: list[str], staged: int) -> tuple[int, int]:
+        """``INSERT ... ON CONFLICT (key) DO NOTHING``: only key conflicts are skipped."""
+        inserted = conn.execute(build_pg_insert_new(target, staging, columns, key)).rowcount
+        return inserted, staged - inserted
+
+    def upsert(self, conn: sa.Connection, target: sa.Table, staging: sa.TableClause, columns: list[str],
+               key: list[str], staged: int) -> tuple[int, int, int]:
+        """One statement; RETURNING (xmax = 0) tells inserted from updated rows."""
+        if not [c for c in columns if c not in key]:
+            inserted, skipped = self.insert_new(conn, target, staging, columns, key, staged)
+            return inserted, 0, skipped
+        inserted, updated = conn.execute(build_pg_upsert(target, staging, columns, key)).one()
+        return inserted, updated, staged - inserted - updated
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Connection loss (08*, no SQLSTATE), deadlock, serialization, lock/statement timeout, cancel."""
+        if super().is_transient(exc):
+            return True
+        orig = getattr(exc, "orig", exc)
+        code = getattr(orig, "pgcode", None)
+        if code is None:
+            return type(orig).__name__ in ("OperationalError", "InterfaceError")
+        return code in PG_TRANSIENT or code.startswith("08")
+
+    def is_row_error(self, exc: BaseException) -> bool:
+        """SQLSTATE classes 21 (cardinality), 22 (data), 23 (integrity), 44 (check option), P0 (trigger)."""
+        code = getattr(getattr(exc, "orig", exc), "pgcode", None) or ""
+        return code[:2] in ("21", "22", "23", "44", "P0")
+
+    def load_error_message(self, exc: BaseException) -> str:
+        """Primary message, the detail, and the column named by COPY's context."""
+        diag = getattr(getattr(exc, "orig", None), "diag", None)
+        if diag is None or not diag.message_primary:
+            return super().load_error_message(exc)
+        parts = [diag.message_primary]
+        column = COPY_COLUMN_RE.search(diag.context or "")
+        if column:
+            parts.append(f"column {column.group(1)}")
+        if diag.message_detail:
+            parts.append(diag.message_detail)
+        return "; ".join(parts)
+
+
+# --- LOADING (module helpers) ---
+from shared.dialects.loading import kind_of  # noqa: E402
+from shared.dialects.postgresql_load import (  # noqa: E402
+    COPY_COLUMN_RE, PG_NULL, PG_TRANSIENT, pg_formatter, build_pg_insert_new, build_pg_upsert, copy_rows,
+)

@@ -1,0 +1,120 @@
+"""PostgreSQL LOADING helpers: COPY text encoding and the mode statements (pure builders)."""
+from __future__ import annotations
+
+import io
+import re
+import uuid
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, Callable
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+
+from shared.dialects.loading import json_text, kind_of, to_utc_naive
+
+PG_NULL = "\\N"
+PG_TRANSIENT = {"40001", "40P01", "55P03", "57014", "57P01", "57P02", "57P03", "53300", "25P03"}
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+COPY_COLUMN_RE = re.compile(r"COPY [^,]+, line \d+, column ([^:]+)")
+_NUMERIC_KINDS = ("int", "decimal", "float")
+
+
+def _pg_text(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("PostgreSQL text cannot contain the NUL (0x00) character")
+    return value.translate(_COPY_ESCAPES)
+
+
+def _pg_float(value: float) -> str:
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    return repr(value)
+
+
+def _pg_bytes(kind: str, value: bytes) -> str:
+    if kind == "text":
+        try:
+            return _pg_text(value.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ValueError("binary value is not valid UTF-8 and cannot go into a text column") from None
+    return "\\\\x" + value.hex()
+
+
+def _pg_datetime(kind: str, value: datetime) -> str:
+    # timestamp WITHOUT time zone would silently drop an offset: store the instant in UTC
+    return (to_utc_naive(value) if kind == "timestamp" else value).isoformat()
+
+
+def _pg_interval(value: timedelta) -> str:
+    return f"{value.days} days {value.seconds} seconds {value.microseconds} microseconds"
+
+
+def _pg_document(kind: str, value: Any) -> str:
+    if kind in ("json", "text", "other"):
+        return _pg_text(json_text(value))
+    raise ValueError(f"a {type(value).__name__} value cannot be written into a {kind} column")
+
+
+def pg_formatter(kind: str) -> Callable[[Any], str]:
+    """COPY text for one value of a column of ``kind``; raises ValueError when impossible."""
+    by_type: dict[type, Callable[[Any], str]] = {
+        str: _pg_text, int: str, float: _pg_float, Decimal: str, uuid.UUID: str,
+        bool: (lambda v: "1" if v else "0") if kind in _NUMERIC_KINDS else (lambda v: "t" if v else "f"),
+        bytes: lambda v: _pg_bytes(kind, v), datetime: lambda v: _pg_datetime(kind, v),
+        date: date.isoformat, time: time.isoformat, timedelta: _pg_interval,
+        list: lambda v: _pg_document(kind, v), dict: lambda v: _pg_document(kind, v),
+    }
+
+    def fmt(value: Any) -> str:
+        f = by_type.get(type(value))
+        if f is not None:
+            return f(value)
+        if isinstance(value, (bytearray, memoryview)):
+            return _pg_bytes(kind, bytes(value))
+        for cls, g in by_type.items():
+            if isinstance(value, cls):
+                return g(value)
+        raise ValueError(f"cannot write a {type(value).__name__} value to PostgreSQL")
+    return fmt
+
+
+def _comparable(column: sa.ColumnElement, kind: str) -> sa.ColumnElement:
+    """json (unlike jsonb) and some types have no equality operator: compare as text."""
+    if kind == "other" or (kind == "json" and not isinstance(column.type, pg.JSONB)):
+        return sa.cast(column, sa.Text)
+    return column
+
+
+def build_pg_insert_new(target: sa.Table, staging: sa.TableClause, columns: list[str], key: list[str]) -> sa.Insert:
+    """insert_only with a key: ``INSERT ... SELECT ... ON CONFLICT (key) DO NOTHING``."""
+    select = sa.select(*[staging.c[c] for c in columns])
+    return pg.insert(target).from_select(columns, select).on_conflict_do_nothing(index_elements=key)
+
+
+def build_pg_upsert(target: sa.Table, staging: sa.TableClause, columns: list[str], key: list[str]) -> sa.Select:
+    """Upsert with an unchanged-row guard, wrapped to return (inserted, updated) counts."""
+    stmt = pg.insert(target).from_select(columns, sa.select(*[staging.c[c] for c in columns]))
+    updates = [c for c in columns if c not in key]
+    kinds = {c: kind_of(target.c[c].type) for c in updates}
+    guard = sa.or_(*[_comparable(target.c[c], kinds[c]).is_distinct_from(_comparable(stmt.excluded[c], kinds[c]))
+                     for c in updates])
+    stmt = stmt.on_conflict_do_update(index_elements=key, set_={c: stmt.excluded[c] for c in updates}, where=guard)
+    done = stmt.returning(sa.literal_column("(xmax = 0)").label("ins")).cte("dm_upsert")
+    return sa.select(sa.func.count().filter(done.c.ins), sa.func.count().filter(sa.not_(done.c.ins)))
+
+
+def copy_rows(conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str], rows: list[str]) -> None:
+    """``COPY table (cols) FROM STDIN`` (text format) with encoded lines. Raises DBAPIError."""
+    prep = conn.dialect.identifier_preparer
+    cols = ", ".join(prep.quote(c) for c in columns)
+    data = io.StringIO("\n".join(rows) + "\n")
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.copy_expert(f"COPY {prep.format_table(table)} ({cols}) FROM STDIN", data)
+    except Exception as exc:  # noqa: BLE001 - rewrapped as SQLAlchemy does for its own statements
+        raise sa.exc.DBAPIError.instance("COPY", None, exc, conn.dialect.loaded_dbapi.Error) from exc
+    finally:
+        cursor.close()
