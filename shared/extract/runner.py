@@ -1,0 +1,117 @@
+"""The extraction of one job: plan the steps, stream the final result in batches."""
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+import sqlalchemy as sa
+
+from shared.dialects import get_dialect
+from shared.errors import ConfigError, SourceError
+from shared.extract.planner import SessionPlan, plan, reference_problems, step_label
+from shared.extract.session import Context, Session
+from shared.extract.tokenizer import first_word, statement_count
+from shared.jobspec import StepSpec
+from shared.types import Column
+
+DEFAULT_BATCH_ROWS = 10_000
+QUERY_STARTS = frozenset({"select", "with", "values", "table"})
+
+
+def flavors_of(steps: list[StepSpec], engines: Mapping[int, sa.Engine]) -> dict[int, str]:
+    """Project id → tokenizer flavor, for the projects that have an engine."""
+    return {s.project_id: get_dialect(engines[s.project_id].dialect.name).sql_flavor
+            for s in steps if s.project_id in engines}
+
+
+def step_problems(steps: list[StepSpec], engines: Mapping[int, sa.Engine]) -> list[tuple[int, str]]:
+    """``(step, message)`` for what stops a job before any database is asked.
+
+    Unknown projects, bad references, more than one statement, a statement that is not a query.
+    """
+    flavors = flavors_of(steps, engines)
+    problems = [(k, f"{step_label(steps, k)}: project {s.project_id} is not available")
+                for k, s in enumerate(steps, start=1) if s.project_id not in engines]
+    problems += reference_problems(steps, flavors)
+    for k, s in enumerate(steps, start=1):
+        flavor = flavors.get(s.project_id, "generic")
+        count = statement_count(s.sql, flavor=flavor)
+        if count != 1:
+            problems.append((k, f"{step_label(steps, k)}: holds {count} statements; a step is exactly one query"))
+            continue
+        word = first_word(s.sql, flavor=flavor)
+        if word not in QUERY_STARTS and not word.startswith("("):
+            problems.append((k, f"{step_label(steps, k)}: starts with {word.upper()!r}; a step must be a query "
+                                "(SELECT, WITH, VALUES, TABLE) and may not write"))
+    return problems
+
+
+def check_steps(steps: list[StepSpec], engines: Mapping[int, sa.Engine]) -> list[str]:
+    """Messages (naming the step) for what :func:`step_problems` finds."""
+    return [message for _, message in step_problems(steps, engines)]
+
+
+class Extraction:
+    """Runs a job's steps and streams the last step's result.
+
+    ``open()`` runs the plan (CTE pushdown on one project, temporary tables across
+    projects) and starts the final statement on a server-side cursor; ``batches()``
+    yields ``batch_rows`` rows at a time; ``cancel()`` may be called from any thread;
+    ``close()`` ends every session. Steps the final step does not reference (even
+    transitively) are not run: they cannot change the result.
+    """
+
+    def __init__(self, steps: list[StepSpec], engines: Mapping[int, sa.Engine], *, batch_rows: int = DEFAULT_BATCH_ROWS,
+                 statement_timeout_s: float | None = None, probe: bool = False) -> None:
+        if not steps:
+            raise ConfigError("a job needs at least one step")
+        if batch_rows < 1:
+            raise ConfigError("batch_rows must be at least 1")
+        self.steps = list(steps)
+        self.rows_read = 0
+        self._ctx = Context(self.steps, engines, batch_rows, statement_timeout_s, probe=probe)
+        self._session: Session | None = None
+        self.plan: SessionPlan | None = None
+
+    def open(self) -> list[Column]:
+        """Run steps 1..K-1 as planned and start step K; returns the final columns.
+
+        Raises SourceError (also for bad references or several statements), ConnectionLost,
+        TimedOut or Cancelled, each naming the step.
+        """
+        problems = check_steps(self.steps, self._ctx.engines)
+        if problems:
+            raise SourceError("; ".join(problems))
+        self.plan = plan(self.steps, len(self.steps), flavors_of(self.steps, self._ctx.engines))
+        self._session = Session(self.plan, self._ctx)
+        try:
+            return self._session.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def batches(self) -> Iterator[list[tuple]]:
+        """The final result in batches; memory does not grow with the number of rows.
+
+        Raises SourceError, ConnectionLost, TimedOut or Cancelled.
+        """
+        if self._session is None:
+            raise SourceError("Extraction.open() must be called before batches()")
+        for batch in self._session.batches():
+            self.rows_read += len(batch)
+            yield batch
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        """Cancel the running statement from any thread; ``open``/``batches`` then raise Cancelled."""
+        self._ctx.cancel(reason)
+
+    def close(self) -> None:
+        """Close every session; temporary tables vanish with them. Safe to call twice."""
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()
+
+    def __enter__(self) -> "Extraction":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,203 @@
+"""One source session: move referenced results in, go read-only, stream one query.
+
+A session takes a raw DB-API connection from its project's engine, creates and
+bulk-loads a temporary table for each result that comes from another project (while
+the session may still write), then starts a read-only transaction with a statement
+timeout and runs its single statement on a streaming cursor. Engine specifics come
+from :mod:`shared.dialects`; this module stays engine-neutral.
+"""
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from shared.dialects import Dialect, get_dialect
+from shared.errors import Cancelled, ConnectionLost, DatamigError, SourceError, TimedOut
+from shared.extract.planner import CTE_NAME, SessionPlan, build_sql, step_label
+from shared.jobspec import StepSpec
+from shared.types import Column
+
+READ_ONLY_HINT = "steps must only read: source sessions are read-only, so nothing was changed"
+
+
+@dataclass
+class Context:
+    """What every session of one extraction shares, including the cancel switch."""
+
+    steps: list[StepSpec]
+    engines: Mapping[int, sa.Engine]
+    batch_rows: int
+    timeout_s: float | None
+    probe: bool = False  # wrap each statement so it plans but returns no rows (validation)
+    cancelled: str | None = None  # why: "cancelled" or "timeout"
+    active: set["Session"] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        """Cancel every running statement (thread-safe); later calls raise too."""
+        with self.lock:
+            self.cancelled = self.cancelled or reason
+            sessions = list(self.active)
+        for s in sessions:
+            s.cancel_statement()
+
+    def check(self) -> None:
+        if self.cancelled == "timeout":
+            raise TimedOut("the extraction ran past its time limit and was stopped")
+        if self.cancelled:
+            raise Cancelled("the extraction was cancelled")
+
+
+class Session:
+    """The connection producing one :class:`SessionPlan`'s result."""
+
+    def __init__(self, plan: SessionPlan, ctx: Context) -> None:
+        self.plan, self.ctx = plan, ctx
+        self.engine = ctx.engines[plan.project_id]
+        self.dialect: Dialect = get_dialect(self.engine.dialect.name)
+        self.label = step_label(ctx.steps, plan.step)
+        self.raw: Any = None
+        self.cursor: Any = None
+        self.temp_tables: list[str] = []
+        self.columns: list[Column] = []
+        self._first: list[tuple] = []
+        self._convert: list[Callable[[Any], Any] | None] = []
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> list[Column]:
+        """Connect, materialise references, run the statement; returns its columns.
+
+        Raises SourceError, ConnectionLost, Cancelled or TimedOut naming the step.
+        """
+        self.ctx.check()
+        with self.guard("connecting"):
+            try:
+                self.raw = self.engine.raw_connection()
+            except sa.exc.DBAPIError as exc:
+                raise (exc.orig or exc) from exc
+        with self.ctx.lock:
+            self.ctx.active.add(self)
+        self.dialect.prepare_source_session(self.raw.driver_connection)
+        names = self._materialise_all()
+        sql = build_sql(self.ctx.steps, self.plan, names, flavor=self.dialect.sql_flavor)
+        if self.ctx.probe:
+            sql = self.dialect.probe_sql(sql)
+        with self.guard("running"):
+            self.dialect.begin_read_only(self.raw.driver_connection, timeout_s=self.ctx.timeout_s)
+            self.cursor = self.dialect.open_stream(self.raw.driver_connection, sql)
+            self._first = list(self.cursor.fetchmany(self.ctx.batch_rows))
+            self.columns = self.dialect.describe_cursor(self.cursor, self._first)
+        self._check_names()
+        self._convert = self.dialect.result_converters(self.columns)
+        self._first = self.dialect.adapt_rows(self._first, self._convert)
+        return self.columns
+
+    def batches(self) -> Iterator[list[tuple]]:
+        """The rows, ``batch_rows`` at a time (the first batch was fetched by :meth:`start`)."""
+        batch, self._first = self._first, []
+        while batch:
+            yield batch
+            if len(batch) < self.ctx.batch_rows:
+                return
+            self.ctx.check()
+            with self.guard("reading"):
+                batch = list(self.cursor.fetchmany(self.ctx.batch_rows))
+            batch = self.dialect.adapt_rows(batch, self._convert)
+
+    def close(self) -> None:
+        """Give the connection up; temporary tables and session settings go with it."""
+        with self.ctx.lock:
+            self.ctx.active.discard(self)
+        raw, self.raw, self.cursor = self.raw, None, None
+        if raw is None:
+            return
+        try:
+            if self.dialect.discard_source_sessions:
+                raw.invalidate()  # closes the DB session: temp tables and settings vanish
+                return
+            raw.rollback()
+            self.dialect.release_source_session(raw.driver_connection, self.temp_tables)
+            raw.close()
+        except Exception:  # noqa: BLE001 - closing a broken session must not hide the real error
+            try:
+                raw.invalidate()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def cancel_statement(self) -> None:
+        raw = self.raw
+        if raw is not None:
+            try:
+                self.dialect.cancel_statement(raw.driver_connection, self.cursor, self.engine)
+            except Exception:  # noqa: BLE001 - best effort; the flag stops the next fetch anyway
+                pass
+
+    # -- references --------------------------------------------------------------------
+    def _materialise_all(self) -> dict[int, str]:
+        prep = self.engine.dialect.identifier_preparer
+        names = {n: prep.quote(CTE_NAME.format(n=n)) for n in self.plan.ctes}
+        token = secrets.token_hex(4)
+        for n, producer_plan in sorted(self.plan.temps.items()):
+            name = self.dialect.temp_table_name(n, token)
+            self._materialise(n, name, producer_plan)
+            names[n] = prep.quote(name)
+        if self.plan.temps:
+            with self.guard("loading referenced results"):
+                self.raw.commit()
+        return names
+
+    def _materialise(self, n: int, name: str, producer_plan: SessionPlan) -> None:
+        producer = Session(producer_plan, self.ctx)
+        try:
+            columns = producer.start()
+            what = f"loading @result{n} into temporary table {name}"
+            with self.guard(what):
+                cur = self.raw.driver_connection.cursor()
+                cur.execute(self.dialect.create_temp_table_sql(self.engine.dialect, name, columns))
+                cur.close()
+                self.temp_tables.append(name)
+                self.dialect.bulk_load_temp(self.raw.driver_connection, self.engine.dialect, name, columns,
+                                            producer.batches())
+        finally:
+            producer.close()
+
+    def _check_names(self) -> None:
+        seen: set[str] = set()
+        for c in self.columns:
+            if c.name.lower() in seen:
+                raise SourceError(f"{self.label}: the result has two columns named {c.name!r}; "
+                                  "give each column a distinct alias")
+            seen.add(c.name.lower())
+
+    # -- errors ----------------------------------------------------------------------------
+    @contextmanager
+    def guard(self, doing: str) -> Iterator[None]:
+        """Turn a driver error into SourceError / ConnectionLost / TimedOut / Cancelled naming the step."""
+        try:
+            yield
+        except DatamigError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - driver errors have no common base
+            raise self.translate(exc, doing) from exc
+
+    def translate(self, exc: BaseException, doing: str) -> DatamigError:
+        kind = self.dialect.classify_error(exc)
+        if self.ctx.cancelled:
+            kind = self.ctx.cancelled
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        where = f"{self.label} (project {self.plan.project_id}, {self.dialect.name})"
+        if kind == "cancelled":
+            return Cancelled(f"{where}: cancelled while {doing}")
+        if kind == "timeout":
+            return TimedOut(f"{where}: statement timed out while {doing}: {text}")
+        if kind == "connection":
+            return ConnectionLost(f"{where}: connection failed while {doing}: {text}")
+        if kind == "read_only":
+            return SourceError(f"{where}: {READ_ONLY_HINT}: {text}")
+        return SourceError(f"{where}: {doing} failed: {text}")
