@@ -1,7 +1,12 @@
 """MySQL and MariaDB: engine facts and engine-specific operations (see ``base.py``)."""
 from __future__ import annotations
 
+from typing import Any, Callable
+
+import sqlalchemy as sa
+
 from shared.dialects.base import Dialect
+from shared.types import Column
 
 
 class MySQLDialect(Dialect):
@@ -14,6 +19,131 @@ class MySQLDialect(Dialect):
 
     # --- EXTRACTION ---
     # (owned by shared/extract; methods added here by the extract engineer)
+    # Values: JSON as text; TINYINT(1)/BOOLEAN stays an int (MySQL cannot tell it from a
+    # small number); TIME becomes ``datetime.time`` when within 00:00..24:00, otherwise it
+    # stays a ``timedelta``; SET as its text; zero dates ('0000-00-00') as None.
+    sql_flavor = "mysql"
+    EXTRACT_TYPES = {
+        0: "decimal", 246: "decimal", 1: "smallint", 2: "smallint", 9: "int", 3: "int", 8: "bigint",
+        4: "float", 5: "float", 7: "timestamp", 12: "timestamp", 10: "date", 14: "date", 11: "time",
+        13: "smallint", 245: "json", 16: "bytes", 255: "bytes", 6: "unknown",
+    }
+    BINARY_CHARSET = 63
+    UNSIGNED_FLAG = 32
+    TIMEOUT_CODES = (1969, 3024)  # MariaDB max_statement_time, MySQL max_execution_time
+    CONNECTION_CODES = (2003, 2006, 2013, 2055, 1053, 1152, 1927)
+
+    def prepare_source_session(self, dbapi_conn: Any) -> None:
+        """SET columns as text, zero dates as None (pymysql would return sets and strings)."""
+        from pymysql.constants import FIELD_TYPE
+
+        def no_zero_date(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+            return lambda raw: None if isinstance(value := convert(raw), str) else value
+
+        dec = dbapi_conn.decoders
+        dec[FIELD_TYPE.SET] = lambda raw: raw.decode() if isinstance(raw, bytes) else raw
+        for code in (FIELD_TYPE.DATE, FIELD_TYPE.NEWDATE, FIELD_TYPE.DATETIME, FIELD_TYPE.TIMESTAMP):
+            if code in dec:
+                dec[code] = no_zero_date(dec[code])
+
+    def begin_read_only(self, dbapi_conn: Any, *, timeout_s: float | None) -> None:
+        """Session default and this transaction read-only; a per-statement time limit."""
+        cur = dbapi_conn.cursor()
+        cur.execute("SET SESSION TRANSACTION READ ONLY")
+        if timeout_s and "mariadb" in dbapi_conn.get_server_info().lower():
+            cur.execute("SET SESSION max_statement_time = %s", (float(timeout_s),))
+        elif timeout_s:
+            cur.execute("SET SESSION max_execution_time = %s", (max(1, int(timeout_s * 1000)),))
+        dbapi_conn.commit()
+        cur.execute("START TRANSACTION READ ONLY")
+        cur.close()
+
+    def open_stream(self, dbapi_conn: Any, sql: str) -> Any:
+        """An unbuffered ``SSCursor``: rows are read from the socket as they are fetched."""
+        import pymysql.cursors
+
+        cursor = dbapi_conn.cursor(pymysql.cursors.SSCursor)
+        cursor.execute(sql)
+        return cursor
+
+    def describe_cursor(self, cursor: Any, sample_rows: list[tuple]) -> list[Column]:
+        """From pymysql's field packets: type code, binary charset, unsigned flag, DECIMAL size."""
+        result = getattr(cursor, "_result", None)
+        fields = getattr(result, "fields", None) or []
+        return [self._column(f) for f in fields] or self.describe_result(list(cursor.description or []), sample_rows)
+
+    def _column(self, f: Any) -> Column:
+        kind = self.EXTRACT_TYPES.get(f.type_code)
+        unsigned = bool(f.flags & self.UNSIGNED_FLAG)
+        if kind is None:  # strings, blobs, enum, set
+            kind = "bytes" if f.charsetnr == self.BINARY_CHARSET else "text"
+        elif unsigned and kind in ("smallint", "int", "bigint"):
+            kind = {"smallint": "int", "int": "bigint", "bigint": "decimal"}[kind]
+            if kind == "decimal":
+                return Column(f.name, kind, precision=20, scale=0)
+        if kind == "decimal" and f.type_code in (0, 246):
+            precision = f.length - (1 if f.scale else 0) - (0 if unsigned else 1)
+            return Column(f.name, kind, precision=max(precision, 1), scale=f.scale)
+        return Column(f.name, kind)
+
+    def describe_result(self, cursor_description: list, sample_rows: list[tuple]) -> list[Column]:
+        """From DB-API descriptions only (no charset): text vs bytes is unknown, so text."""
+        return [Column(d[0], self.EXTRACT_TYPES.get(d[1], "text")) for d in cursor_description]
+
+    def result_converters(self, columns: list[Column]) -> list[Callable[[Any], Any] | None]:
+        """TIME arrives as timedelta: a time of day when it fits."""
+        from datetime import time, timedelta
+
+        def time_of_day(td: Any) -> Any:
+            if isinstance(td, timedelta) and timedelta(0) <= td < timedelta(days=1):
+                return time(td.seconds // 3600, td.seconds // 60 % 60, td.seconds % 60, td.microseconds)
+            return td
+
+        return [time_of_day if c.type == "time" else None for c in columns]
+
+    def cancel_statement(self, dbapi_conn: Any, cursor: Any, engine: sa.Engine) -> None:
+        """``KILL QUERY`` for the session's thread id, from a second connection."""
+        with engine.connect() as conn:
+            conn.exec_driver_sql("KILL QUERY %s", (dbapi_conn.thread_id(),))
+
+    def classify_error(self, exc: BaseException) -> str:
+        """By MySQL error number (the first argument of pymysql's errors)."""
+        import pymysql
+
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        if code == 1317:
+            return "cancelled"
+        if code in self.TIMEOUT_CODES:
+            return "timeout"
+        if code == 1792:
+            return "read_only"
+        if code in self.CONNECTION_CODES or isinstance(exc, pymysql.err.InterfaceError):
+            return "connection"
+        return "source"
+
+    def temp_column_type(self, col: Column) -> sa.types.TypeEngine:
+        """UUID as CHAR(36), intervals as TIME(6); everything else as :func:`to_sqlalchemy`."""
+        from sqlalchemy.dialects import mysql
+
+        if col.type == "uuid":
+            return sa.CHAR(36)
+        if col.type == "interval":
+            return mysql.TIME(fsp=6)
+        if col.type in ("timestamp", "timestamptz"):
+            return mysql.DATETIME(fsp=6)
+        if col.type == "time":
+            return mysql.TIME(fsp=6)
+        return super().temp_column_type(col)
+
+    def load_converters(self, columns: list[Column]) -> list[Callable[[Any], Any] | None]:
+        """UUID as text, aware timestamps as naive UTC (MySQL DATETIME has no zone)."""
+        from datetime import timezone
+
+        def utc(v: Any) -> Any:
+            return v.astimezone(timezone.utc).replace(tzinfo=None) if getattr(v, "tzinfo", None) else v
+
+        special = {"uuid": str, "timestamptz": utc}
+        return [special.get(c.type) for c in columns]
 
     # --- LOADING ---
     # (owned by shared/load)
