@@ -1,0 +1,42 @@
+# Semantico Data Migration — the two commands users need are `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-unit bench clean system-deps
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+## Start everything in one process on http://127.0.0.1:8000 (SQLite metadata, in-memory transport, demo job).
+run: install
+	DM_DEMO=$${DM_DEMO:-true} $(VENV)/bin/datamig serve all
+
+## Tools some tests use that come from Debian (installed when missing and we are root).
+system-deps:
+	@if ! command -v promtool >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing promtool (Debian package prometheus)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) \
+		|| echo "warning: could not install promtool; its checks will be skipped"; \
+	fi
+
+## Install what the tests need, then run unit, contract, integration and end-to-end tests.
+test: install system-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+## Benchmarks against the local PostgreSQL, MariaDB and RabbitMQ (see README, Performance).
+bench: install
+	$(PY) -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

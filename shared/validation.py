@@ -1,0 +1,37 @@
+"""Pre-execution validation: sources (shared.extract) plus the destination (shared.load).
+
+The answer is a list of checks ``{"check", "ok", "message"}``. Nothing is written:
+source queries are planned inside transactions that are rolled back, and the
+destination is only inspected.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import sqlalchemy as sa
+
+from shared.jobspec import DestinationSpec, StepSpec
+
+
+def validate_job(steps: list[StepSpec], destination: DestinationSpec, engines: Mapping[int, sa.Engine], *,
+                 timeout_s: float = 30.0) -> list[dict]:
+    """Every check of a job; a failed source check skips the destination column checks."""
+    from shared.extract import validate_sources
+    from shared.load import check_destination
+
+    report, columns = validate_sources(steps, engines, timeout_s=timeout_s)
+    engine = engines.get(destination.project_id)
+    if engine is None:
+        return [*report, {"check": "destination reachable", "ok": False,
+                          "message": f"destination project {destination.project_id} is unknown"}]
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - the check reports the driver's words
+        message = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        return [*report, {"check": "destination reachable", "ok": False, "message": message}]
+    report.append({"check": "destination reachable", "ok": True, "message": "connected"})
+    if columns is None:
+        return report
+    return [*report, *check_destination(engine, table=destination.table, columns=columns,
+                                        mode=destination.mode, key_columns=destination.key_columns)]

@@ -1,0 +1,97 @@
+"""Start the real services as OS processes and talk to them over HTTP."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from cryptography.fernet import Fernet
+
+REPO = Path(__file__).resolve().parents[2]
+FINISHED = {"completed", "partial_success", "failed", "cancelled", "timed_out", "skipped"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    """A running system: ``api`` is an httpx client on its base URL."""
+
+    base_url: str
+    env: dict
+    log_dir: Path
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=30)
+
+    def start(self, name: str, *args: str) -> subprocess.Popen:
+        log = open(self.log_dir / f"{name}.log", "ab")
+        proc = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", *args], cwd=REPO, env=self.env,
+                                stdout=log, stderr=subprocess.STDOUT)
+        self.procs[name] = proc
+        return proc
+
+    def wait_healthy(self, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {proc.returncode}: {self.log(name)[-3000:]}")
+            time.sleep(0.3)
+        raise RuntimeError(f"API not healthy in {timeout_s}s: {self.log('api')[-3000:]}")
+
+    def log(self, name: str) -> str:
+        path = self.log_dir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def all_logs(self) -> str:
+        return "\n".join(f"== {n}\n{self.log(n)}" for n in self.procs)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def wait_finished(self, execution_id: int, timeout_s: float = 120) -> dict:
+        deadline = time.monotonic() + timeout_s
+        with self.api as client:
+            while time.monotonic() < deadline:
+                body = client.get(f"/api/executions/{execution_id}").json()
+                if body["status"] in FINISHED:
+                    return body
+                time.sleep(0.3)
+        raise AssertionError(f"execution {execution_id} not finished in {timeout_s}s: {body}\n{self.all_logs()[-6000:]}")
+
+
+def stack_env(tmp_path: Path, *, database_url: str, amqp_url: str, prefix: str, **extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DM_")}
+    env.update({
+        "DM_DATABASE_URL": database_url, "DM_AMQP_URL": amqp_url, "DM_QUEUE_PREFIX": prefix,
+        "DM_SECRET_KEY": Fernet.generate_key().decode(), "DM_DATA_DIR": str(tmp_path / "data"),
+        "DM_API_PORT": str(free_port()), "DM_POLL_S": "0.2", "DM_HEARTBEAT_S": "1", "DM_LOG_LEVEL": "INFO",
+        "DM_BATCH_ROWS": "2000", "DM_RETRY_BASE_S": "0.5", "DM_RETRY_MAX_S": "2", "PYTHONUNBUFFERED": "1",
+    })
+    env.update(extra)
+    return env

@@ -1,0 +1,43 @@
+"""An API on SQLite metadata and the in-memory transport, for fast tests."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.api.app import create_app
+from shared.bootstrap import build_secret_box, build_store, build_transport
+from shared.settings import Settings
+
+
+def make_settings(tmp_path: Path, **overrides: object) -> Settings:
+    return Settings(data_dir=tmp_path, amqp_url="memory://", database_url="", **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[TestClient]:
+    settings = make_settings(tmp_path)
+    transport, topology = build_transport(settings, name="test")
+    app = create_app(settings, transport, store=build_store(settings), box=build_secret_box(settings),
+                     topology=topology)
+    with TestClient(app) as client:
+        yield client
+    transport.close()
+
+
+def sqlite_project(client: TestClient, name: str, path: Path) -> int:
+    r = client.post("/api/projects", json={"name": name, "engine": "sqlite", "database": str(path)})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def job_body(src: int, dst: int, **overrides: object) -> dict:
+    body = {
+        "name": "Copy users",
+        "steps": [{"name": "users", "project_id": src, "sql": "SELECT id, name FROM users"}],
+        "destination": {"project_id": dst, "table": "users_copy", "mode": "insert_only"},
+    }
+    body.update(overrides)
+    return body

@@ -1,0 +1,106 @@
+"""The history recorder: repeated and late events never corrupt an execution."""
+from __future__ import annotations
+
+import pytest
+
+from shared.jobspec import JobSpec
+from shared.messages import Event
+from shared.store.db import migrate, open_store, session_factory
+from shared.store.executions import create_execution, execution_out, format_duration, record_event
+from shared.store.jobs import apply_job
+from shared.store.models import ExecutionRow, FailedRowRow, JobRow, ProjectRow
+
+RETRY = {"retry_base_s": 0.0, "retry_max_s": 0.0}
+
+
+@pytest.fixture
+def setup(tmp_path):
+    engine = open_store(f"sqlite:///{tmp_path / 'meta.db'}")
+    migrate(engine)
+    sessions = session_factory(engine)
+    with sessions() as s:
+        p = ProjectRow(name="p", engine="sqlite", database="/tmp/x.db", options={})
+        s.add(p)
+        s.flush()
+        job = apply_job(JobRow(), JobSpec(name="j", steps=[{"name": "a", "project_id": p.id, "sql": "SELECT 1"}],
+                                          destination={"project_id": p.id, "table": "t"}, max_retries=2))
+        s.add(job)
+        s.flush()
+        execution = create_execution(s, job, trigger="manual")
+        s.commit()
+        return sessions, execution.id
+
+
+def apply(sessions, event: Event):
+    with sessions() as s:
+        retry = record_event(s, event, **RETRY)
+        s.commit()
+        return retry
+
+
+def state(sessions, execution_id: int) -> dict:
+    with sessions() as s:
+        return execution_out(s.get(ExecutionRow, execution_id))
+
+
+def test_repeated_and_late_progress_never_lowers_counts(setup) -> None:
+    sessions, eid = setup
+    apply(sessions, Event(run=eid, kind="started", ts=100.0))
+    apply(sessions, Event(run=eid, kind="progress", counts={"rows_read": 500, "rows_inserted": 400}, ts=102.0))
+    apply(sessions, Event(run=eid, kind="progress", counts={"rows_read": 200, "rows_inserted": 100}, ts=101.0))
+    apply(sessions, Event(run=eid, kind="progress", counts={"rows_read": 500, "rows_inserted": 400}, ts=102.0))
+    s = state(sessions, eid)
+    assert (s["status"], s["rows_read"], s["rows_inserted"]) == ("running", 500, 400)
+
+
+def test_first_final_status_wins_and_never_goes_back_to_running(setup) -> None:
+    sessions, eid = setup
+    apply(sessions, Event(run=eid, kind="started", ts=100.0))
+    apply(sessions, Event(run=eid, kind="finished", status="completed",
+                          counts={"rows_read": 10, "rows_inserted": 10}, ts=110.0))
+    apply(sessions, Event(run=eid, kind="finished", status="failed", error={"message": "late"}, ts=111.0))
+    apply(sessions, Event(run=eid, kind="progress", counts={"rows_read": 99}, ts=112.0))
+    s = state(sessions, eid)
+    assert (s["status"], s["rows_read"], s["rows_written"], s["error"]) == ("completed", 10, 10, None)
+    assert s["duration_seconds"] == 10.0 and s["rows_per_second"] == 1.0
+
+
+def test_failed_rows_recorded_once(setup) -> None:
+    sessions, eid = setup
+    rows = [{"position": 7, "values": {"id": 7}, "error": "null value"}]
+    apply(sessions, Event(run=eid, kind="progress", failed_rows=rows, ts=1.0))
+    apply(sessions, Event(run=eid, kind="progress", failed_rows=rows, ts=2.0))
+    with sessions() as s:
+        assert s.query(FailedRowRow).count() == 1
+
+
+def test_transient_failure_creates_linked_retry_until_retries_run_out(setup) -> None:
+    sessions, eid = setup
+    chain = [eid]
+    for _ in range(3):
+        retry = apply(sessions, Event(run=chain[-1], kind="finished", status="failed",
+                                      error={"message": "connection refused", "transient": True}, ts=5.0))
+        if retry is None:
+            break
+        chain.append(retry.id)
+    assert len(chain) == 3  # the first run + max_retries=2
+    last = state(sessions, chain[-1])
+    assert (last["trigger"], last["attempt"], last["retry_of"]) == ("retry", 3, chain[1])
+
+
+def test_terminal_failure_is_not_retried(setup) -> None:
+    sessions, eid = setup
+    assert apply(sessions, Event(run=eid, kind="finished", status="failed",
+                                 error={"message": "syntax error", "transient": False}, ts=5.0)) is None
+
+
+def test_secrets_in_error_messages_are_masked(setup) -> None:
+    sessions, eid = setup
+    apply(sessions, Event(run=eid, kind="finished", status="failed",
+                          error={"message": "cannot reach postgresql://u:hunter2@db/x"}, ts=5.0))
+    assert "hunter2" not in state(sessions, eid)["error"]["message"]
+
+
+@pytest.mark.parametrize("seconds, text", [(0.42, "0.4s"), (65, "1m 5s"), (5025, "1h 23m 45s"), (None, "")])
+def test_duration_format(seconds, text) -> None:
+    assert format_duration(seconds) == text
