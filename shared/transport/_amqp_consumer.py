@@ -86,11 +86,13 @@ class AmqpConsumer(Consumer):
                     return
                 except link.TERMINAL as exc:
                     log.error("consumer of %r ends: %r", self.queue, exc)
+                    self._fail_start(TransportError(f"consume {self.queue!r}: {exc!r}"))
                     return
-                except (*link.RETRYABLE, px.AMQPChannelError) as exc:
+                except Exception as exc:  # noqa: BLE001 - pika/network errors, or a bug: never die
                     attempt = 0 if self._subscribed else attempt
                     delay = link.backoff_s(attempt)
-                    log.warning("consumer of %r lost its connection (%r); retry in %.2fs", self.queue, exc, delay)
+                    log.warning("consumer of %r lost its connection (%r); retry in %.2fs", self.queue, exc, delay,
+                                exc_info=not isinstance(exc, (*link.RETRYABLE, px.AMQPError)))
                     if not self._started.is_set():
                         self._fail_start(TransportError(f"consume {self.queue!r}: {exc!r}"))
                         return
@@ -101,6 +103,9 @@ class AmqpConsumer(Consumer):
             self._worker.shutdown(wait=True)
 
     def _fail_start(self, error: TransportError) -> None:
+        """Report ``error`` to ``start()`` if it is still waiting."""
+        if self._started.is_set():
+            return
         self._start_error = error
         self._started.set()
 

@@ -37,6 +37,9 @@ BLOCKED_CONNECTION_TIMEOUT_S = 60.0
 TCP_OPTIONS = {"TCP_KEEPIDLE": 60, "TCP_KEEPINTVL": 15, "TCP_KEEPCNT": 4}
 RECONNECT_BACKOFF_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
+# pika reads 4 KiB per recv() and appends each read to its frame buffer (bytes +=): a
+# 128 KiB frame is then copied ~16 times. Reading whole frames at once removes that.
+RECV_BYTES = 256 * 1024
 
 # Errors after which a new connection may succeed (broker restart, network, forced close).
 RETRYABLE = (px.AMQPConnectionError, px.ChannelWrongStateError, ConnectionError, OSError)
@@ -68,10 +71,13 @@ def connection_parameters(url: str, *, name: str, heartbeat_s: int) -> pika.URLP
 
 
 def connect(params: pika.ConnectionParameters) -> pika.BlockingConnection:
-    """Open a BlockingConnection with large socket buffers (fewer syscalls for MiB bodies)."""
+    """Open a BlockingConnection tuned for MiB bodies: large socket buffers and whole-frame
+    reads (pika internals, applied only when present). Raises pika errors."""
     connection = pika.BlockingConnection(params)
-    sock = getattr(getattr(connection._impl, "_transport", None), "_sock", None)  # noqa: SLF001
-    if sock is not None:
+    stream = getattr(connection._impl, "_transport", None)  # noqa: SLF001
+    sock = getattr(stream, "_sock", None)
+    if sock is not None and hasattr(stream, "_MAX_RECV_BYTES"):
+        stream._MAX_RECV_BYTES = RECV_BYTES  # noqa: SLF001
         for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
             sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
     return connection

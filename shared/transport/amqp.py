@@ -54,6 +54,7 @@ OPERATION_TIMEOUT_S = 30.0  # how long declare/bind/delete/depth/dead_letter ret
 GET_POLL_S = 0.02  # sleep between empty basic_get polls
 FULL_BACKOFF_S = (0.002, 0.005, 0.01, 0.02, 0.05)  # retries of a publish NACKed by a full queue
 MAX_REASON_CHARS = 2000
+DEAD_LETTER_RETRY_S = 1.0
 
 
 class AmqpTransport(Transport):
@@ -240,6 +241,7 @@ class AmqpTransport(Transport):
                 self.dead_letter(message, f"{type(exc).__name__}: {exc}")
             except TransportError:
                 log.exception("could not dead-letter a message from %r; requeueing it", message.queue)
+                time.sleep(DEAD_LETTER_RETRY_S)  # no hot redelivery loop while the DLQ is unusable
                 return False
         return True
 

@@ -57,7 +57,10 @@ class Transport(ABC):
         exclusive: bool = False,
     ) -> None:
         """Create ``name`` if missing. ``max_length`` bounds it (publishers then wait);
-        ``expires_s`` deletes it after that long unused."""
+        ``expires_s`` deletes it after that long unused. ``exclusive``: the queue goes
+        away with its last consumer (AMQP declares it auto-delete: a queue exclusive to
+        one connection could not be consumed from the consumer's own connection).
+        Declaring an existing queue with other arguments raises TransportError."""
 
     @abstractmethod
     def declare_exchange(self, name: str, kind: ExchangeKind) -> None:
@@ -80,7 +83,10 @@ class Transport(ABC):
         timeout_s: float | None = None,
     ) -> None:
         """Send ``body`` to ``queue`` (default exchange) or to ``exchange`` with
-        ``routing_key``. Raises TransportError when it cannot be delivered in time."""
+        ``routing_key``. Raises TransportError when it cannot be delivered in time or
+        ``queue``/``exchange`` does not exist (a message an exchange routes to no queue is
+        dropped). Header values: str, bytes, bool, int, None, dict, list (AMQP tables
+        cannot carry floats); others raise ValueError."""
 
     @abstractmethod
     def get(self, queue: str, *, timeout_s: float = 1.0) -> Message | None:
