@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from services.api.deps import Runtime
 from services.api.errors import install_error_handlers
 from services.api.recorder import Recorder
-from services.api.routers import executions, health, jobs, projects
+from services.api.routers import checks, executions, health, jobs, projects
 from shared.secrets import SecretBox
 from shared.settings import Settings
 from shared.store.db import session_factory
@@ -43,7 +43,7 @@ def create_app(settings: Settings, transport: Transport, *, store: sa.Engine, bo
     app.state.runtime = runtime
     app.state.recorder = recorder
     install_error_handlers(app)
-    for module in (health, projects, jobs, executions):
+    for module in (health, projects, checks, jobs, executions):
         app.include_router(module.router)
 
     @app.get("/metrics", include_in_schema=False)

@@ -1,0 +1,177 @@
+"""/api/jobs/…/validate, /preview and /flow: look before you run. Nothing here writes.
+
+Unsaved jobs (``POST /api/jobs/preview``, ``/api/jobs/validate``, ``/api/jobs/flow``) and
+saved ones (``POST /api/jobs/{id}/…``) get the same answers, so the editor can check a
+job while it is being written.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+
+from services.api.deps import RuntimeDep, SessionDep
+from services.api.errors import FieldErrors, field_error
+from services.api.routers.jobs import get_job
+from shared.connections import build_url, create_db_engine
+from shared.jobspec import DestinationSpec, StepSpec
+from shared.secrets import SecretBox
+from shared.store.jobs import job_spec
+from shared.store.models import ProjectRow
+from shared.store.projects import project_snapshot, spec_from_snapshot
+from shared.types import Column
+
+router = APIRouter(prefix="/api/jobs", tags=["checks"])
+DEFAULT_PREVIEW_ROWS = 100
+MAX_PREVIEW_ROWS = 1000
+PREVIEW_TIMEOUT_S = 30.0
+
+
+class DraftJob(BaseModel):
+    """An unsaved job: its steps and (optionally) its destination."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    steps: list[StepSpec] = Field(..., min_length=1, max_length=20)
+    destination: DestinationSpec | None = None
+
+
+class Check(BaseModel):
+    check: str
+    ok: bool
+    message: str
+
+
+class ValidationOut(BaseModel):
+    ok: bool
+    checks: list[Check]
+
+
+class StepPreview(BaseModel):
+    step: int
+    name: str
+    project_id: int
+    columns: list[dict[str, Any]]
+    rows: list[list[Any]]
+    row_count: int
+    elapsed_ms: float
+    error: str | None = None
+
+
+class PreviewOut(BaseModel):
+    steps: list[StepPreview]
+    destination: list[Check] | None = None
+
+
+class FlowOut(BaseModel):
+    nodes: list[dict[str, Any]]
+    edges: list[dict[str, int]]
+
+
+def _projects(session: Session, draft: DraftJob) -> dict[int, ProjectRow]:
+    ids = {s.project_id for s in draft.steps} | ({draft.destination.project_id} if draft.destination else set())
+    rows = {r.id: r for r in session.scalars(sa.select(ProjectRow).where(ProjectRow.id.in_(ids)))}
+    errors = [field_error(["body", "steps", i, "project_id"], f"unknown project {s.project_id}")
+              for i, s in enumerate(draft.steps) if s.project_id not in rows]
+    if draft.destination and draft.destination.project_id not in rows:
+        errors.append(field_error(["body", "destination", "project_id"],
+                                  f"unknown project {draft.destination.project_id}"))
+    if errors:
+        raise FieldErrors(errors)
+    return rows
+
+
+@contextmanager
+def engines_for(rows: dict[int, ProjectRow], box: SecretBox) -> Iterator[dict[int, sa.Engine]]:
+    engines = {pid: create_db_engine(build_url(spec_from_snapshot(project_snapshot(r), box)),
+                                     poolclass=sa.pool.NullPool) for pid, r in rows.items()}
+    try:
+        yield engines
+    finally:
+        for engine in engines.values():
+            engine.dispose()
+
+
+def _validate(draft: DraftJob, session: Session, box: SecretBox) -> dict:
+    from shared.extract import validate_sources
+    from shared.validation import validate_job
+
+    with engines_for(_projects(session, draft), box) as engines:
+        if draft.destination is None:
+            checks, _ = validate_sources(draft.steps, engines, timeout_s=PREVIEW_TIMEOUT_S)
+        else:
+            checks = validate_job(draft.steps, draft.destination, engines, timeout_s=PREVIEW_TIMEOUT_S)
+    return {"ok": all(c["ok"] for c in checks), "checks": checks}
+
+
+def _preview(draft: DraftJob, session: Session, box: SecretBox, limit: int) -> dict:
+    from shared.extract import preview
+    from shared.load import check_destination
+
+    with engines_for(_projects(session, draft), box) as engines:
+        steps = preview(draft.steps, engines, limit=limit, timeout_s=PREVIEW_TIMEOUT_S)
+        destination = None
+        last = steps[-1] if steps else None
+        if draft.destination is not None and last is not None and last.get("error") is None:
+            columns = [Column(name=c["name"], type=c.get("type", "unknown")) for c in last["columns"]]
+            try:
+                destination = check_destination(engines[draft.destination.project_id],
+                                                 table=draft.destination.table, columns=columns,
+                                                 mode=draft.destination.mode,
+                                                 key_columns=draft.destination.key_columns)
+            except Exception as exc:  # noqa: BLE001 - an unreachable destination is a failed check
+                destination = [{"check": "destination reachable", "ok": False,
+                                "message": str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]}]
+    return {"steps": steps, "destination": destination}
+
+
+def _flow(draft: DraftJob, session: Session) -> dict:
+    from shared.extract import flow
+
+    ids = {s.project_id for s in draft.steps}
+    rows = session.scalars(sa.select(ProjectRow).where(ProjectRow.id.in_(ids))).all()
+    return flow(draft.steps, {r.id: {"name": r.name, "engine": r.engine} for r in rows})
+
+
+def _saved(session: Session, job_id: int) -> DraftJob:
+    spec = job_spec(get_job(session, job_id))
+    return DraftJob(steps=spec.steps, destination=spec.destination)
+
+
+@router.post("/validate", response_model=ValidationOut)
+def validate_draft(draft: DraftJob, session: SessionDep, rt: RuntimeDep) -> dict:
+    """Run every pre-execution check on an unsaved job."""
+    return _validate(draft, session, rt.box)
+
+
+@router.post("/preview", response_model=PreviewOut)
+def preview_draft(draft: DraftJob, session: SessionDep, rt: RuntimeDep,
+                  limit: int = Query(DEFAULT_PREVIEW_ROWS, ge=1, le=MAX_PREVIEW_ROWS)) -> dict:
+    """Each step's columns, first rows, count and time (or its error), and the destination check."""
+    return _preview(draft, session, rt.box, limit)
+
+
+@router.post("/flow", response_model=FlowOut)
+def flow_draft(draft: DraftJob, session: SessionDep) -> dict:
+    return _flow(draft, session)
+
+
+@router.post("/{job_id}/validate", response_model=ValidationOut)
+def validate_saved(job_id: int, session: SessionDep, rt: RuntimeDep) -> dict:
+    return _validate(_saved(session, job_id), session, rt.box)
+
+
+@router.post("/{job_id}/preview", response_model=PreviewOut)
+def preview_saved(job_id: int, session: SessionDep, rt: RuntimeDep,
+                  limit: int = Query(DEFAULT_PREVIEW_ROWS, ge=1, le=MAX_PREVIEW_ROWS)) -> dict:
+    return _preview(_saved(session, job_id), session, rt.box, limit)
+
+
+@router.get("/{job_id}/flow", response_model=FlowOut)
+def flow_saved(job_id: int, session: SessionDep) -> dict:
+    return _flow(_saved(session, job_id), session)
