@@ -21,10 +21,12 @@ run: install
 
 ## Tools some tests use that come from Debian (installed when missing and we are root).
 system-deps:
-	@if ! command -v promtool >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing promtool (Debian package prometheus)"; \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) \
-		|| echo "warning: could not install promtool; its checks will be skipped"; \
+	@missing=""; command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian packages:$$missing (promtool, docker-compose config)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null) \
+		|| echo "warning: could not install$$missing; the checks that need them will be skipped"; \
 	fi
 
 ## Install what the tests need, then run unit, contract, integration and end-to-end tests.

@@ -22,6 +22,7 @@ DRIVERS = {
     Engine.sqlite: "sqlite",
 }
 DEFAULT_PORTS = {Engine.postgresql: 5432, Engine.mysql: 3306, Engine.mssql: 1433}
+DEFAULT_MSSQL_ODBC_DRIVER = "ODBC Driver 18 for SQL Server"
 MASK = "***"
 _URL_PASSWORD_RE = re.compile(r"(?P<pre>[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<post>@)", re.I)
 
@@ -99,6 +100,8 @@ def build_url(spec: ProjectSpec | dict[str, Any]) -> URL:
         )
     if spec.options:
         url = url.update_query_dict(spec.options)
+    if url.get_backend_name() == "mssql" and "driver" not in url.query and "odbc_connect" not in url.query:
+        url = url.update_query_dict({"driver": DEFAULT_MSSQL_ODBC_DRIVER})
     return url
 
 
