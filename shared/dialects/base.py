@@ -190,6 +190,11 @@ class Dialect:
         inserted = conn.execute(build_insert_new(target, staging, columns, key)).rowcount
         return inserted, staged - inserted
 
+    def insert_all(self, conn: sa.Connection, target: sa.Table, staging: sa.TableClause, columns: list[str]) -> int:
+        """Plain inserts from staging (engines with ``stage_plain_inserts``); returns the count."""
+        select = sa.select(*[staging.c[c] for c in columns])
+        return conn.execute(sa.insert(target).from_select(columns, select)).rowcount
+
     def upsert(self, conn: sa.Connection, target: sa.Table, staging: sa.TableClause, columns: list[str],
                key: list[str], staged: int) -> tuple[int, int, int]:
         """Insert new and update changed rows: (inserted, updated, unchanged).

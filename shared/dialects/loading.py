@@ -94,10 +94,14 @@ def build_batch_stats(target: sa.Table, staging: sa.TableClause, key: list[str])
     )
 
 
-def changed_condition(target: sa.FromClause, source: sa.FromClause,
+def changed_condition(target: sa.FromClause, source: sa.FromClause | sa.ColumnCollection,
                       columns: list[str]) -> sa.ColumnElement[bool]:
-    """True when any of ``columns`` differs, NULL-safely (``IS DISTINCT FROM``)."""
-    return sa.or_(*[target.c[c].is_distinct_from(source.c[c]) for c in columns])
+    """True when any of ``columns`` differs, NULL-safely (``IS DISTINCT FROM``).
+
+    ``source`` is a table or a column collection such as an upsert's ``excluded``.
+    """
+    cols = source.c if isinstance(source, sa.FromClause) else source
+    return sa.or_(*[target.c[c].is_distinct_from(cols[c]) for c in columns])
 
 
 def build_record_seen(seen: sa.TableClause, staging: sa.TableClause, key: list[str]) -> sa.Insert:

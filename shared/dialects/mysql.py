@@ -146,4 +146,88 @@ class MySQLDialect(Dialect):
         return [special.get(c.type) for c in columns]
 
     # --- LOADING ---
-    # (owned by shared/load)
+    # (owned by shared/load) Multi-row INSERT (PyMySQL's executemany rewrites to
+    # max-packet-sized statements) into a TEMPORARY staging table, then INSERT ... SELECT
+    # ... ON DUPLICATE KEY UPDATE. Not LOAD DATA LOCAL INFILE: LOCAL turns data errors into
+    # warnings (as IGNORE does), which would write wrong data instead of failing the row.
+    # Sessions: time_zone +00:00, STRICT_ALL_TABLES added, MariaDB max_statement_time.
+    bulk_method = "executemany"
+    upsert_form = "on_duplicate_key"
+
+    def start_load_transaction(self, conn: sa.Connection, *, statement_timeout_s: float | None) -> None:
+        """UTC, strict mode; the connection is discarded after the load, so nothing leaks."""
+        conn.exec_driver_sql("SET time_zone = '+00:00'")
+        conn.exec_driver_sql("SET SESSION sql_mode = IF(@@SESSION.sql_mode = '', 'STRICT_ALL_TABLES', "
+                             "CONCAT(@@SESSION.sql_mode, ',STRICT_ALL_TABLES'))")
+        if statement_timeout_s and getattr(conn.dialect, "is_mariadb", False):
+            conn.execute(sa.text("SET SESSION max_statement_time = :s"), {"s": float(statement_timeout_s)})
+
+    def load_cancel_handle(self, conn: sa.Connection) -> Any:
+        """The server's connection id (for ``KILL QUERY``)."""
+        return int(conn.exec_driver_sql("SELECT CONNECTION_ID()").scalar_one())
+
+    def cancel_load_statement(self, engine: sa.Engine, handle: Any) -> None:
+        """``KILL QUERY id`` from a second connection (the session and its transaction survive)."""
+        with engine.connect() as other:
+            other.execute(sa.text("KILL QUERY :id"), {"id": int(handle)})
+
+    def row_encoder(self, target_columns: list[sa.Column], source_columns: list[Column]) -> Callable[[tuple], Any]:
+        """Driver tuples: bool as 1/0, aware timestamps as UTC, UUID as text or 16 bytes."""
+        return mysql_row_encoder(target_columns, source_columns)
+
+    def bulk_insert(self, conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str],
+                    rows: list[Any]) -> None:
+        """Multi-row ``INSERT`` through PyMySQL's executemany (values escaped by the driver)."""
+        prep = conn.dialect.identifier_preparer
+        sql = (f"INSERT INTO {prep.format_table(table)} ({', '.join(prep.quote(c) for c in columns)}) "
+               f"VALUES ({', '.join(['%s'] * len(columns))})")
+        conn.exec_driver_sql(sql, rows)
+
+    def upsert(self, conn: sa.Connection, target: sa.Table, staging: sa.TableClause, columns: list[str],
+               key: list[str], staged: int) -> tuple[int, int, int]:
+        """Counts from one stats query and the affected-rows arithmetic of ON DUPLICATE KEY UPDATE
+        (1 per insert, 2 per changed row, 1 per unchanged row with CLIENT_FOUND_ROWS, else 0).
+
+        Raises DuplicateKeysInBatch when the batch holds a key twice (counts would be ambiguous).
+        """
+        rows, distinct, matched = conn.execute(build_mysql_batch_stats(target, staging, key, conn.dialect)).one()
+        if distinct < rows:
+            raise DuplicateKeysInBatch()
+        if not [c for c in columns if c not in key]:
+            inserted, skipped = self.insert_new(conn, target, staging, columns, key, staged)
+            return inserted, 0, skipped
+        affected = conn.execute(build_mysql_upsert(target, staging, columns, key)).rowcount
+        inserted = staged - matched
+        found_rows = bool(conn.connection.dbapi_connection.client_flag & _FOUND_ROWS)
+        updated = affected - staged if found_rows else (affected - inserted) // 2
+        return inserted, updated, staged - inserted - updated
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Lock wait timeout, deadlock, KILL QUERY, statement timeout, lost connection."""
+        return super().is_transient(exc) or mysql_error_code(exc) in MYSQL_TRANSIENT
+
+    def is_row_error(self, exc: BaseException) -> bool:
+        """Any server error about the data; not permissions, unknown objects or syntax."""
+        code = mysql_error_code(exc)
+        return code is not None and code < 2000 and code not in MYSQL_FATAL and not self.is_transient(exc)
+
+    def load_error_message(self, exc: BaseException) -> str:
+        """``(1048) Column 'name' cannot be null``."""
+        orig = getattr(exc, "orig", exc)
+        args = getattr(orig, "args", ())
+        if len(args) >= 2:
+            return f"({args[0]}) {_AT_ROW.sub('', str(args[1]))}"
+        return super().load_error_message(exc)
+
+
+# --- LOADING (module helpers) ---
+import re  # noqa: E402
+
+from pymysql.constants.CLIENT import FOUND_ROWS as _FOUND_ROWS  # noqa: E402
+
+from shared.dialects.loading import DuplicateKeysInBatch  # noqa: E402
+from shared.dialects.mysql_load import (  # noqa: E402
+    MYSQL_TRANSIENT, MYSQL_FATAL, build_mysql_batch_stats, build_mysql_upsert, mysql_error_code, mysql_row_encoder,
+)
+
+_AT_ROW = re.compile(r" at row \d+$")

@@ -73,4 +73,66 @@ class SQLiteDialect(Dialect):
         return [special.get(c.type) for c in columns]
 
     # --- LOADING ---
-    # (owned by shared/load)
+    # (owned by shared/load) ``executemany`` inside one transaction (BEGIN IMMEDIATE, driver
+    # auto-transactions off so SAVEPOINTs work); keyed modes go through a TEMP staging table
+    # and ``INSERT ... ON CONFLICT DO UPDATE ... WHERE <changed>``. Foreign keys are enforced
+    # on the load connection. No statement timeout (cancel uses ``interrupt()``).
+    bulk_method = "executemany"
+    upsert_form = "on_conflict"
+
+    def prepare_load_connection(self, conn: sa.Connection) -> None:
+        """Driver transactions off (we BEGIN ourselves), foreign keys on (not possible in a transaction)."""
+        raw = conn.connection.dbapi_connection
+        raw.isolation_level = None
+        raw.execute("PRAGMA foreign_keys = ON")
+
+    def start_load_transaction(self, conn: sa.Connection, *, statement_timeout_s: float | None) -> None:
+        """``BEGIN IMMEDIATE``: take the write lock now rather than fail to upgrade later."""
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def cancel_load_statement(self, engine: sa.Engine, handle: Any) -> None:
+        """``sqlite3.Connection.interrupt()`` (thread-safe)."""
+        handle.interrupt()
+
+    def row_encoder(self, target_columns: list[sa.Column], source_columns: list[Column]) -> Callable[[tuple], Any]:
+        """Bindable tuples: SQLAlchemy's text formats for dates, UUID text, exact-or-refused decimals."""
+        return sqlite_row_encoder(target_columns)
+
+    def bulk_insert(self, conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str],
+                    rows: list[Any]) -> None:
+        """``executemany`` of one INSERT."""
+        prep = conn.dialect.identifier_preparer
+        sql = (f"INSERT INTO {prep.format_table(table)} ({', '.join(prep.quote(c) for c in columns)}) "
+               f"VALUES ({', '.join(['?'] * len(columns))})")
+        conn.exec_driver_sql(sql, rows)
+
+    def upsert(self, conn: sa.Connection, target: sa.Table, staging: sa.TableClause, columns: list[str],
+               key: list[str], staged: int) -> tuple[int, int, int]:
+        """changes() counts inserted and changed rows; matched rows come from one stats query.
+
+        Raises DuplicateKeysInBatch when the batch holds a key twice.
+        """
+        rows, distinct, matched = conn.execute(build_batch_stats(target, staging, key)).one()
+        if distinct < rows:
+            raise DuplicateKeysInBatch()
+        if not [c for c in columns if c not in key]:
+            inserted, skipped = self.insert_new(conn, target, staging, columns, key, staged)
+            return inserted, 0, skipped
+        written = conn.execute(build_sqlite_upsert(target, staging, columns, key)).rowcount
+        inserted = staged - matched
+        return inserted, written - inserted, matched - (written - inserted)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Database locked/busy, interrupted (cancel)."""
+        return super().is_transient(exc) or sqlite_is_transient(exc)
+
+    def is_row_error(self, exc: BaseException) -> bool:
+        """Constraint violations, datatype mismatches, values too big."""
+        return sqlite_is_row_error(exc)
+
+
+# --- LOADING (module helpers) ---
+from shared.dialects.loading import DuplicateKeysInBatch, build_batch_stats  # noqa: E402
+from shared.dialects.sqlite_load import (  # noqa: E402
+    build_sqlite_upsert, sqlite_is_row_error, sqlite_is_transient, sqlite_row_encoder,
+)

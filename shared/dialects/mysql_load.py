@@ -1,0 +1,91 @@
+"""MySQL/MariaDB LOADING helpers: driver value encoding and the mode statements (pure builders)."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Callable
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+from shared.dialects.loading import json_text, key_match, kind_of, to_utc_naive
+from shared.types import Column
+
+# lock wait timeout, deadlock, query interrupted (KILL QUERY), statement timeout (MariaDB 1969,
+# MySQL 3024), connection killed/lost/gone, server shutdown, too many connections
+MYSQL_TRANSIENT = {1205, 1213, 1317, 1969, 3024, 1927, 2006, 2013, 2055, 1053, 1040, 2003, 4031}
+# statement-level: access denied, unknown database/table/column, syntax, read-only
+MYSQL_FATAL = {1044, 1045, 1046, 1049, 1051, 1054, 1064, 1109, 1142, 1143, 1146, 1227, 1290, 1792}
+_SAFE_SOURCE_TYPES = {"smallint", "int", "bigint", "text", "bytes", "date"}
+
+
+def _mysql_datetime(kind: str, value: datetime) -> Any:
+    # DATETIME/TIMESTAMP hold no offset: the instant is stored in UTC (sessions run at +00:00)
+    return value.isoformat() if kind == "text" else to_utc_naive(value)
+
+
+def _mysql_number(value: Any) -> Any:
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        raise ValueError(f"MySQL/MariaDB cannot store the float {value!r}")
+    if isinstance(value, Decimal) and not value.is_finite():
+        raise ValueError(f"MySQL/MariaDB cannot store the decimal {value}")
+    return value
+
+
+def mysql_converter(kind: str) -> Callable[[Any], Any]:
+    """Driver value for a non-NULL value of a column of ``kind``; raises ValueError when impossible."""
+    def convert(value: Any) -> Any:
+        if isinstance(value, bool):
+            return int(value)
+        if isinstance(value, (float, Decimal)):
+            return _mysql_number(value)
+        if isinstance(value, datetime):
+            return _mysql_datetime(kind, value)
+        if isinstance(value, uuid.UUID):
+            return value.bytes if kind == "bytes" else str(value)
+        if isinstance(value, (list, dict)):
+            return json_text(value)
+        if isinstance(value, (bytearray, memoryview)):
+            return bytes(value)
+        return value
+    return convert
+
+
+def mysql_row_encoder(target_columns: list[sa.Column], source_columns: list[Column]) -> Callable[[tuple], tuple]:
+    """Rows as driver tuples; only columns whose values may need converting pay for it."""
+    convs = [None if s.type in _SAFE_SOURCE_TYPES else mysql_converter(kind_of(t.type))
+             for t, s in zip(target_columns, source_columns)]
+    if not any(convs):
+        return tuple
+    pairs = list(enumerate(convs))
+
+    def encode(row: tuple) -> tuple:
+        return tuple(v if f is None or v is None else f(v) for (_, f), v in zip(pairs, row))
+    return encode
+
+
+def build_mysql_batch_stats(target: sa.Table, staging: sa.TableClause, key: list[str],
+                            sa_dialect: sa.Dialect) -> sa.Select:
+    """(staged rows, distinct staged keys, staged rows already in the destination).
+
+    One scan of staging: MySQL cannot open a TEMPORARY table twice in one statement.
+    """
+    prep = sa_dialect.identifier_preparer
+    keys = ", ".join(f"{prep.format_table(staging)}.{prep.quote(k)}" for k in key)
+    joined = staging.outerjoin(target, key_match(staging, target, key))
+    return sa.select(sa.func.count(), sa.func.count(sa.literal_column(f"DISTINCT {keys}")),
+                     sa.func.count(target.c[key[0]])).select_from(joined)
+
+
+def build_mysql_upsert(target: sa.Table, staging: sa.TableClause, columns: list[str], key: list[str]) -> sa.Insert:
+    """``INSERT ... SELECT ... ON DUPLICATE KEY UPDATE c = staging.c`` (never INSERT IGNORE)."""
+    stmt = mysql.insert(target).from_select(columns, sa.select(*[staging.c[c] for c in columns]))
+    return stmt.on_duplicate_key_update({c: staging.c[c] for c in columns if c not in key})
+
+
+def mysql_error_code(exc: BaseException) -> int | None:
+    """The server/client error number of a pymysql error (wrapped or not)."""
+    orig = getattr(exc, "orig", exc)
+    args = getattr(orig, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None

@@ -1,0 +1,169 @@
+"""The destination table checked against the source columns and the mode.
+
+Reflection only: nothing here writes. :func:`check_destination` returns a report for
+validation and preview; :func:`resolve_destination` raises ``ValidationFailed`` with it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from shared.dialects.loading import kind_of
+from shared.errors import ValidationFailed
+from shared.jobspec import Mode
+from shared.types import Column
+
+_NUMERIC = {"smallint", "int", "bigint", "float", "decimal", "bool"}
+_TEMPORAL = {"date", "time", "timestamp", "timestamptz", "interval"}
+# (source portable type group, destination kinds it cannot go into)
+_INCOMPATIBLE: dict[str, set[str]] = {
+    **{t: {"date", "time", "timestamp", "timestamptz", "bytes", "uuid"} for t in _NUMERIC},
+    **{t: {"int", "float", "decimal", "bool", "bytes", "uuid"} for t in _TEMPORAL},
+    "bytes": {"int", "float", "decimal", "bool", "date", "time", "timestamp", "timestamptz", "json"},
+    "uuid": {"int", "float", "decimal", "bool", "date", "time", "timestamp", "timestamptz", "json"},
+    "json": {"int", "float", "decimal", "bool", "date", "time", "timestamp", "timestamptz", "bytes", "uuid"},
+}
+
+
+@dataclass
+class Destination:
+    """A reflected destination: ``columns`` are destination names in source order."""
+
+    table: sa.Table
+    columns: list[str]
+    key: list[str]
+
+
+def check_destination(engine: sa.Engine, *, table: str, columns: list[Column], mode: Mode,
+                      key_columns: list[str] | None) -> list[dict]:
+    """Validation report: a list of ``{"check", "ok", "message"}``. Writes nothing.
+
+    Checks: the table exists; source columns exist in it (case-insensitively) and have
+    compatible types; NOT NULL destination columns without default are in the source;
+    the mode's key requirement. Raises only for connection errors (SQLAlchemy's).
+    """
+    with engine.connect() as conn:
+        return inspect_destination(conn, table=table, columns=columns, mode=Mode(mode), key_columns=key_columns)[1]
+
+
+def resolve_destination(conn: sa.Connection, *, table: str, columns: list[Column], mode: Mode,
+                        key_columns: list[str] | None) -> Destination:
+    """The destination ready to load. Raises ValidationFailed naming the table and columns."""
+    dest, report = inspect_destination(conn, table=table, columns=columns, mode=Mode(mode), key_columns=key_columns)
+    failed = [r["message"] for r in report if not r["ok"]]
+    if failed or dest is None:
+        raise ValidationFailed("; ".join(failed), report)
+    return dest
+
+
+def inspect_destination(conn: sa.Connection, *, table: str, columns: list[Column], mode: Mode,
+                        key_columns: list[str] | None) -> tuple[Destination | None, list[dict]]:
+    """The destination (None when the table is missing) and the validation report."""
+    target = reflect_table(conn, table)
+    if target is None:
+        return None, [_check("table_exists", False, f"destination table {table} does not exist")]
+    report = [_check("table_exists", True, f"destination table {table} exists")]
+    by_lower = {c.name.lower(): c.name for c in target.columns}
+    names = [by_lower.get(c.name.lower(), c.name) for c in columns]
+    report.append(_check_columns(table, columns, by_lower))
+    report.append(_check_required(table, target, {n.lower() for n in names}, conn.dialect.name == "sqlite"))
+    report.append(_check_types(table, target, columns, by_lower))
+    key, key_check = _resolve_key(table, target, mode, key_columns, {c.name.lower() for c in columns})
+    report.append(key_check)
+    return Destination(target, names, key), report
+
+
+def reflect_table(conn: sa.Connection, table: str) -> sa.Table | None:
+    """Reflect ``table`` or ``schema.table``; the name matches case-insensitively when not exact."""
+    schema, _, name = table.rpartition(".")
+    schema_or_none = schema or None
+    inspector = sa.inspect(conn)
+    if not inspector.has_table(name, schema=schema_or_none):
+        matches = [t for t in inspector.get_table_names(schema=schema_or_none) if t.lower() == name.lower()]
+        if len(matches) != 1:
+            return None
+        name = matches[0]
+    return sa.Table(name, sa.MetaData(), schema=schema_or_none, autoload_with=conn)
+
+
+def _check(check: str, ok: bool, message: str) -> dict:
+    return {"check": check, "ok": ok, "message": message}
+
+
+def _check_columns(table: str, columns: list[Column], by_lower: dict[str, str]) -> dict:
+    missing = [c.name for c in columns if c.name.lower() not in by_lower]
+    lowered = [c.name.lower() for c in columns]
+    doubled = sorted({c.name for c in columns if lowered.count(c.name.lower()) > 1})
+    if missing:
+        return _check("columns_exist", False,
+                      f"source columns missing in destination table {table}: {', '.join(missing)}")
+    if doubled:
+        return _check("columns_exist", False,
+                      f"source columns appear more than once (names match case-insensitively): {', '.join(doubled)}")
+    return _check("columns_exist", True, f"all {len(columns)} source columns exist in {table}")
+
+
+def _is_required(col: sa.Column, target: sa.Table, rowid_pk: bool) -> bool:
+    """NOT NULL, no default, not generated, not assigned by the engine (identity, serial, rowid)."""
+    if col.nullable or col.server_default is not None or col.computed is not None or col.identity is not None:
+        return False
+    if col.autoincrement is True:
+        return False
+    is_int_pk = list(target.primary_key.columns) == [col] and isinstance(col.type, sa.Integer)
+    return not (rowid_pk and is_int_pk)  # SQLite's INTEGER PRIMARY KEY is the rowid
+
+
+def _check_required(table: str, target: sa.Table, source: set[str], rowid_pk: bool) -> dict:
+    missing = [c.name for c in target.columns if c.name.lower() not in source and _is_required(c, target, rowid_pk)]
+    if missing:
+        return _check("required_columns", False,
+                      f"NOT NULL columns without default of {table} are missing from the source: {', '.join(missing)}")
+    return _check("required_columns", True, "every NOT NULL column without default is in the source")
+
+
+def _check_types(table: str, target: sa.Table, columns: list[Column], by_lower: dict[str, str]) -> dict:
+    bad = []
+    for col in columns:
+        dest_name = by_lower.get(col.name.lower())
+        if dest_name is None:
+            continue
+        kind = kind_of(target.c[dest_name].type)
+        if kind in _INCOMPATIBLE.get(col.type, set()):
+            bad.append(f"{col.name} ({col.type} into {target.c[dest_name].type})")
+    if bad:
+        return _check("types_compatible", False, f"incompatible column types for {table}: {', '.join(bad)}")
+    return _check("types_compatible", True, "column types are compatible")
+
+
+def _unique_sets(target: sa.Table) -> list[list[str]]:
+    """Column lists of the primary key and of every unique constraint or index."""
+    sets = [[c.name for c in target.primary_key.columns]] if target.primary_key.columns else []
+    sets += [[c.name for c in ix.columns] for ix in target.indexes if ix.unique]
+    sets += [[c.name for c in uc.columns] for uc in target.constraints if isinstance(uc, sa.UniqueConstraint)]
+    return sets
+
+
+def _resolve_key(table: str, target: sa.Table, mode: Mode, key_columns: list[str] | None,
+                 source: set[str]) -> tuple[list[str], dict]:
+    """The key (destination names) and its check; an empty key when the mode needs none."""
+    if key_columns:
+        by_lower = {c.name.lower(): c.name for c in target.columns}
+        unknown = [k for k in key_columns if k.lower() not in by_lower]
+        if unknown:
+            return [], _check("key", False, f"key columns not in destination table {table}: {', '.join(unknown)}")
+        key = [by_lower[k.lower()] for k in key_columns]
+        if not any(sorted(s) == sorted(key) for s in _unique_sets(target)):
+            return [], _check("key", False, f"{table} has no primary key or unique index on exactly "
+                                            f"({', '.join(key)}); {mode.value} needs one for its key")
+    else:
+        key = [c.name for c in target.primary_key.columns]
+        if not key and mode.needs_key:
+            return [], _check("key", False, f"{mode.value} into {table} needs a key: the table has no primary "
+                                            "key; give key_columns backed by a unique index")
+    absent = [k for k in key if k.lower() not in source]
+    if absent and (mode.needs_key or key_columns):
+        return [], _check("key", False, f"the source result lacks key column(s) of {table}: {', '.join(absent)}")
+    if absent:  # insert_only into a table whose generated PK is not in the source: plain inserts
+        return [], _check("key", True, f"no key in the source for {table}: plain inserts")
+    return key, _check("key", True, f"key of {table}: ({', '.join(key)})" if key else f"{table} has no key: plain inserts")

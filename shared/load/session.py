@@ -1,0 +1,306 @@
+"""LoadSession: one execution's writes to the destination, in ONE transaction.
+
+The engine-neutral half of the loader. Everything that differs per engine (bulk
+path, mode statements, value encoding, error classification, cancel) is a method of
+the engine's :class:`shared.dialects.Dialect`.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+
+from shared.dialects import get_dialect
+from shared.dialects.loading import DuplicateKeysInBatch
+from shared.errors import Cancelled, ConnectionLost, DestinationError, SyncDeleteGuard, TooManyFailures
+from shared.jobspec import Mode
+from shared.load.destination import Destination, resolve_destination
+from shared.load.results import FailedRow, LoadCounts, failed_row
+from shared.types import Column
+
+log = logging.getLogger(__name__)
+DEFAULT_MAX_CONSECUTIVE_FAILURES = 100
+_Item = tuple[int, tuple, Any]  # (1-based position, source row, encoded row)
+
+
+class LoadSession:
+    """Applies a mode to a destination table batch by batch; see :mod:`shared.load`."""
+
+    def __init__(self, engine: sa.Engine, *, table: str, columns: list[Column], mode: Mode,
+                 key_columns: list[str] | None = None, allow_empty_source: bool = False,
+                 max_delete_ratio: float | None = None,
+                 max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+                 statement_timeout_s: float | None = None) -> None:
+        self.engine, self.table, self.columns, self.mode = engine, table, list(columns), Mode(mode)
+        self.key_columns = list(key_columns) if key_columns else None
+        self.allow_empty_source, self.max_delete_ratio = allow_empty_source, max_delete_ratio
+        self.max_consecutive_failures, self.statement_timeout_s = max_consecutive_failures, statement_timeout_s
+        self.dialect = get_dialect(engine.dialect.name)
+        self.counts = LoadCounts()
+        self.rows_received = 0
+        self._conn: sa.Connection | None = None
+        self._trans: sa.RootTransaction | None = None
+        self._dest: Destination | None = None
+        self._staging: sa.TableClause | None = None
+        self._seen: sa.TableClause | None = None
+        self._handle: Any = None
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._consecutive = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    def begin(self) -> None:
+        """Connect, check the destination, open THE transaction and prepare staging.
+
+        Raises ValidationFailed (table, columns or key do not fit), ConnectionLost,
+        DestinationError.
+        """
+        conn = self.engine.connect()
+        with self._lock:
+            self._conn = conn
+        try:
+            self.dialect.prepare_load_connection(conn)
+            self._trans = conn.begin()
+            self.dialect.start_load_transaction(conn, statement_timeout_s=self.statement_timeout_s)
+            with self._lock:
+                self._handle = self.dialect.load_cancel_handle(conn)
+            self._dest = resolve_destination(conn, table=self.table, columns=self.columns, mode=self.mode,
+                                             key_columns=self.key_columns)
+            self._prepare(conn, self._dest)
+        except sa.exc.DBAPIError as exc:
+            self.close()
+            self._raise_for(exc)
+        except BaseException:
+            self.close()
+            raise
+
+    def _prepare(self, conn: sa.Connection, dest: Destination) -> None:
+        """Encoders, truncate_load's clearing, the staging and seen-keys tables."""
+        targets = [dest.table.c[c] for c in dest.columns]
+        self._encode = self.dialect.row_encoder(targets, self.columns)
+        by_name = dict(zip(dest.columns, self.columns))
+        self._key_index = [dest.columns.index(k) for k in dest.key]
+        self._encode_key = self.dialect.row_encoder([dest.table.c[k] for k in dest.key],
+                                                    [by_name[k] for k in dest.key])
+        if self.mode is Mode.truncate_load:
+            self.counts.rows_deleted += self.dialect.clear_destination(conn, dest.table)
+        token = uuid.uuid4().hex[:8]
+        self._keyed = bool(dest.key) and self.mode is not Mode.truncate_load  # emptied: dup keys fail
+        if self._keyed or self.dialect.stage_plain_inserts:
+            self._staging = self.dialect.create_staging(conn, f"dm_stage_{token}", dest.table, dest.columns)
+        if self.mode is Mode.sync_delete:
+            self._seen = self.dialect.create_key_table(conn, f"dm_seen_{token}", dest.table, dest.key)
+
+    def commit(self) -> None:
+        """Commit THE transaction. Raises ConnectionLost or DestinationError."""
+        if self._trans is None or not self._trans.is_active:
+            raise DestinationError("commit without an open load transaction")
+        try:
+            self._trans.commit()
+        except sa.exc.DBAPIError as exc:
+            self._raise_for(exc)
+
+    def rollback(self) -> None:
+        """Roll back everything written; safe at any time and idempotent (never raises)."""
+        trans, self._trans = self._trans, None
+        if trans is not None and trans.is_active:
+            try:
+                trans.rollback()
+            except Exception:  # noqa: BLE001 - a dead connection has nothing left to roll back
+                log.warning("rollback of %s failed; the connection is discarded", self.table, exc_info=True)
+
+    def close(self) -> None:
+        """Roll back anything uncommitted and discard the connection (its session state with it)."""
+        self.rollback()
+        with self._lock:
+            conn, self._conn, self._handle = self._conn, None, None
+        if conn is not None:
+            try:
+                conn.invalidate()
+                conn.close()
+            except Exception:  # noqa: BLE001
+                log.debug("closing the load connection failed", exc_info=True)
+
+    def cancel(self) -> None:
+        """Cancel the statement running now (thread-safe); write/finish then raise Cancelled."""
+        self._cancelled = True
+        with self._lock:
+            handle = self._handle
+        if handle is not None:
+            try:
+                self.dialect.cancel_load_statement(self.engine, handle)
+            except Exception:  # noqa: BLE001 - best effort; the flag stops the next statement
+                log.warning("cancelling the running statement on %s failed", self.table, exc_info=True)
+
+    # ------------------------------------------------------------------ writing
+    def write(self, rows: list[tuple]) -> list[FailedRow]:
+        """Apply one batch (rows in ``columns`` order); returns this batch's failed rows.
+
+        Raises TooManyFailures (``failed_rows`` attribute: this batch's failures so far),
+        Cancelled, ConnectionLost, DestinationError (statement-level or transient errors).
+        """
+        conn = self._require_open()
+        first = self.rows_received + 1
+        self.rows_received += len(rows)
+        failures: list[FailedRow] = []
+        try:
+            for run in self._runs(self._encode_rows(rows, first), failures):
+                self._apply(conn, run, failures)
+        except TooManyFailures as exc:
+            exc.failed_rows = failures  # type: ignore[attr-defined]
+            raise
+        return failures
+
+    def _encode_rows(self, rows: list[tuple], first: int) -> list[tuple[int, tuple, Any, str | None]]:
+        """Encode each row; a value the engine cannot hold marks its row with the reason."""
+        try:
+            return [(p, r, e, None) for p, r, e in zip(range(first, first + len(rows)), rows, map(self._encode, rows))]
+        except (ValueError, TypeError, OverflowError):
+            pass
+        items = []
+        for position, row in enumerate(rows, first):
+            try:
+                items.append((position, row, self._encode(row), None))
+            except (ValueError, TypeError, OverflowError) as exc:
+                items.append((position, row, None, str(exc) or type(exc).__name__))
+        return items
+
+    def _runs(self, items: list[tuple[int, tuple, Any, str | None]], failures: list[FailedRow]):
+        """Yield runs of encodable rows; rows that could not be encoded fail in their place."""
+        run: list[_Item] = []
+        for position, row, encoded, error in items:
+            if error is None:
+                run.append((position, row, encoded))
+                continue
+            if run:
+                yield run
+                run = []
+            self._fail(position, row, error, failures)
+        if run:
+            yield run
+
+    def _apply(self, conn: sa.Connection, run: list[_Item], failures: list[FailedRow]) -> None:
+        """Fast path first; on a row-level error split in halves (SAVEPOINTs) down to single rows."""
+        if self._cancelled:
+            raise Cancelled(f"loading into {self.table} was cancelled")
+        try:
+            with conn.begin_nested():
+                delta = self._apply_batch(conn, [encoded for _, _, encoded in run])
+        except DuplicateKeysInBatch:
+            pass  # split so each key's rows apply in source order
+        except sa.exc.DBAPIError as exc:
+            self._raise_for(exc, rows_level_ok=True)
+            if len(run) == 1:
+                self._fail(run[0][0], run[0][1], self.dialect.load_error_message(exc), failures)
+                return
+        else:
+            self.counts.add(delta)
+            self._consecutive = 0
+            return
+        middle = len(run) // 2
+        self._apply(conn, run[:middle], failures)
+        self._apply(conn, run[middle:], failures)
+
+    def _apply_batch(self, conn: sa.Connection, encoded: list[Any]) -> LoadCounts:
+        """One batch through the bulk path and the mode's set-based statement."""
+        dest, d = self._dest, self.dialect
+        assert dest is not None
+        if self._staging is None:
+            d.bulk_insert(conn, dest.table, dest.columns, encoded)
+            return LoadCounts(rows_inserted=len(encoded))
+        d.clear_staging(conn, self._staging)
+        d.bulk_insert(conn, self._staging, dest.columns, encoded)
+        if self.mode in (Mode.upsert, Mode.sync_delete):
+            inserted, updated, unchanged = d.upsert(conn, dest.table, self._staging, dest.columns, dest.key,
+                                                    len(encoded))
+            counts = LoadCounts(rows_inserted=inserted, rows_updated=updated, rows_skipped=unchanged)
+        elif self._keyed:
+            inserted, skipped = d.insert_new(conn, dest.table, self._staging, dest.columns, dest.key, len(encoded))
+            counts = LoadCounts(rows_inserted=inserted, rows_skipped=skipped)
+        else:
+            counts = LoadCounts(rows_inserted=d.insert_all(conn, dest.table, self._staging, dest.columns))
+        if self._seen is not None:
+            d.record_seen(conn, self._seen, self._staging, dest.key)
+        return counts
+
+    def _fail(self, position: int, row: tuple, error: str, failures: list[FailedRow]) -> None:
+        """Record a failed row. Raises TooManyFailures at the consecutive limit."""
+        assert self._dest is not None
+        failures.append(failed_row(position, self._dest.columns, row, error))
+        self.counts.rows_failed += 1
+        self._consecutive += 1
+        if self._seen is not None:
+            self._remember_key(row)
+        if self._consecutive >= self.max_consecutive_failures:
+            raise TooManyFailures(self._consecutive)
+
+    def _remember_key(self, row: tuple) -> None:
+        """sync_delete: a row that failed to write still counts as present in the source."""
+        assert self._conn is not None and self._dest is not None and self._seen is not None
+        try:
+            encoded = self._encode_key(tuple(row[i] for i in self._key_index))
+            with self._conn.begin_nested():
+                self.dialect.bulk_insert(self._conn, self._seen, self._dest.key, [encoded])
+        except (ValueError, TypeError, OverflowError):
+            return  # a key the destination cannot hold matches none of its rows
+        except sa.exc.DBAPIError as exc:
+            self._raise_for(exc, rows_level_ok=True)
+
+    # ------------------------------------------------------------------ end of source
+    def finish(self) -> LoadCounts:
+        """End of source: sync_delete's guards and deletes. Does not commit.
+
+        Raises SyncDeleteGuard (empty source without allow_empty_source, or more than
+        max_delete_ratio of the destination would be deleted; nothing is deleted),
+        Cancelled, ConnectionLost, DestinationError.
+        """
+        conn = self._require_open()
+        if self.mode is Mode.sync_delete:
+            try:
+                self._sync_delete(conn)
+            except sa.exc.DBAPIError as exc:
+                self._raise_for(exc)
+        return self.counts.copy()
+
+    def _sync_delete(self, conn: sa.Connection) -> None:
+        dest, seen = self._dest, self._seen
+        assert dest is not None and seen is not None
+        if self.rows_received == 0 and not self.allow_empty_source:
+            raise SyncDeleteGuard(f"sync_delete into {self.table}: the source returned no rows, so nothing was "
+                                  "deleted; allow an empty source on the job to empty the table")
+        doomed, total = self.dialect.count_sync_deletes(conn, dest.table, seen, dest.key)
+        if self.max_delete_ratio is not None and total and doomed / total > self.max_delete_ratio:
+            raise SyncDeleteGuard(f"sync_delete into {self.table} would delete {doomed} of {total} rows "
+                                  f"({doomed / total:.1%}), more than the job's cap of {self.max_delete_ratio:.1%}")
+        if self._cancelled:
+            raise Cancelled(f"loading into {self.table} was cancelled")
+        self.counts.rows_deleted += self.dialect.delete_unseen(conn, dest.table, seen, dest.key)
+
+    # ------------------------------------------------------------------ helpers
+    def _require_open(self) -> sa.Connection:
+        if self._cancelled:
+            raise Cancelled(f"loading into {self.table} was cancelled")
+        if self._conn is None or self._trans is None or not self._trans.is_active:
+            raise DestinationError(f"the load session for {self.table} is not open (call begin())")
+        return self._conn
+
+    def _raise_for(self, exc: sa.exc.DBAPIError, *, rows_level_ok: bool = False) -> None:
+        """Raise the domain error for a database error, unless it is about rows and that is ok.
+
+        Raises Cancelled, ConnectionLost, DestinationError (``transient`` set when a retry
+        may help: deadlock, serialization failure, lock or statement timeout).
+        """
+        message = self.dialect.load_error_message(exc)
+        if self._cancelled:
+            raise Cancelled(f"loading into {self.table} was cancelled") from exc
+        if self.dialect.is_transient(exc):
+            if exc.connection_invalidated:
+                raise ConnectionLost(f"lost the connection to the destination: {message}") from exc
+            error = DestinationError(f"writing to {self.table} failed (retryable): {message}")
+            error.transient = True
+            raise error from exc
+        if not (rows_level_ok and self.dialect.is_row_error(exc)):
+            raise DestinationError(f"writing to {self.table} failed: {message}") from exc
