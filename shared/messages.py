@@ -48,6 +48,7 @@ class LoadRequest(_Msg):
 
     TYPE: ClassVar[str] = "load"
     job_id: int = 0
+    job_name: str = ""
     batch_queue: str = ""
     columns: list = field(default_factory=list)  # Column dicts
     destination: dict = field(default_factory=dict)  # DestinationSpec dict

@@ -18,7 +18,7 @@ from datetime import date, datetime, time as dtime
 from decimal import Decimal
 from typing import Any
 
-from shared import messages
+from shared import messages, metrics
 from shared.connections import mask_secrets_in_text
 from shared.errors import Cancelled, DatamigError, TimedOut
 from shared.messages import Cancel, Event
@@ -114,6 +114,7 @@ class ExecutionContext:
         while not self._hb_stop.wait(every_s):
             try:
                 self.publish("heartbeat", counts=self._counts())
+                metrics.record_heartbeat(self._service)
             except Exception:  # noqa: BLE001 - a missed heartbeat is not fatal
                 log.warning("heartbeat for execution %s not sent", self.run, exc_info=True)
 

@@ -5,10 +5,10 @@ import logging
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared import messages
+from shared import messages, metrics
 from shared.messages import Cancel, Event
-from shared.store.executions import record_event
-from shared.store.models import ExecutionRow
+from shared.store.executions import Recorded, record_event
+from shared.store.models import ExecutionRow, JobRow
 from shared.topology import Topology
 from shared.transport.base import Consumer, Message, Transport
 
@@ -41,12 +41,30 @@ class Recorder:
 
     def apply(self, event: Event) -> None:
         with self._sessions() as session:
-            retry = record_event(session, event, **self._retry)
+            recorded = record_event(session, event, **self._retry)
             row = session.get(ExecutionRow, event.run)
+            job = session.get(JobRow, row.job_id) if row is not None else None
             resend_cancel = row is not None and row.cancel_requested and row.status == "running"
             session.commit()
-        if retry is not None:
-            log.info("execution %s failed (%s); retry queued as execution %s", event.run, event.status, retry.id)
+        if row is not None and job is not None:
+            _observe(recorded, row, job.name)
+        if recorded.retry is not None:
+            log.info("execution %s %s; retry queued as execution %s", event.run, event.status, recorded.retry.id)
         if resend_cancel:
             self._transport.publish(Cancel(run=event.run, status="cancelled", reason="cancelled by a user").encode(),
                                     exchange=self._topology.control, routing_key="cancel")
+
+
+def _observe(recorded: Recorded, row: ExecutionRow, job_name: str) -> None:
+    """Metrics of a transition, counted once by the API that recorded it."""
+    if recorded.started and not recorded.finished:
+        metrics.EXECUTIONS_RUNNING.labels(job_name=job_name).inc()
+    if recorded.finished:
+        metrics.EXECUTIONS.labels(job_name=job_name, status=row.status).inc()
+        if not recorded.started:
+            metrics.EXECUTIONS_RUNNING.labels(job_name=job_name).dec()
+        if row.started_at and row.finished_at:
+            metrics.EXECUTION_DURATION.labels(job_name=job_name, status=row.status).observe(
+                (row.finished_at - row.started_at).total_seconds())
+    if recorded.retry is not None:
+        metrics.RETRIES.labels(job_name=job_name).inc()

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from shared import messages
+from shared import messages, metrics
 from shared.connections import build_url, create_db_engine
 from shared.errors import ValidationFailed
 from shared.jobspec import DestinationSpec, JobSpec, StepSpec
@@ -125,7 +125,8 @@ class Extractor:
             ctx.check()
             queue = self._topology.batches(request.run)
             self._transport.declare_queue(queue, max_length=self._queue_max, expires_s=BATCH_QUEUE_EXPIRES_S)
-            load = LoadRequest(run=request.run, job_id=request.job_id, batch_queue=queue,
+            load = LoadRequest(run=request.run, job_id=request.job_id, job_name=job.get("name", ""),
+                               batch_queue=queue,
                                columns=[c.to_dict() for c in columns], destination=destination.model_dump(mode="json"),
                                project=_snapshot(request.projects, destination.project_id),
                                deadline=request.deadline)
@@ -138,11 +139,14 @@ class Extractor:
     def _stream(self, request: RunRequest, ctx: ExecutionContext, extraction: Any, queue: str,
                 state: dict[str, Any]) -> None:
         seq, position = 0, 1
+        job_name = request.job.get("name", "")
         for rows in extraction.batches():
             ctx.check()
             seq += 1
-            self._transport.publish(Batch(run=request.run, seq=seq, first=position, rows=rows).encode(),
-                                    queue=queue, persistent=False, timeout_s=max(1.0, ctx.remaining_s()))
+            body = Batch(run=request.run, seq=seq, first=position, rows=rows).encode()
+            self._transport.publish(body, queue=queue, persistent=False, timeout_s=max(1.0, ctx.remaining_s()))
+            metrics.ROWS_READ.labels(job_name=job_name).inc(len(rows))
+            metrics.BYTES_MOVED.labels(job_name=job_name, stage="extract").inc(len(body))
             position += len(rows)
             state["rows_read"] = position - 1
         ctx.check()

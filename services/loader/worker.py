@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from shared import messages
+from shared import messages, metrics
 from shared.connections import build_url, create_db_engine
 from shared.errors import DatamigError
 from shared.jobspec import DestinationSpec, Mode
@@ -150,12 +150,25 @@ class Loader:
             if not isinstance(item, Batch) or item.seq != expected:
                 raise DatamigError(f"batch stream out of order: got {getattr(item, 'seq', '?')}, expected {expected}")
             expected += 1
+            before = session.counts.to_dict()
+            started = time.perf_counter()
             failed = session.write([tuple(r) for r in item.rows])
+            self._observe(request, session, before, started, len(message.body))
             state["rows_read"] = item.first + len(item.rows) - 1
             if failed or time.monotonic() - last_progress >= PROGRESS_EVERY_S:
                 last_progress = time.monotonic()
                 ctx.publish("progress", counts={"rows_read": state["rows_read"], **session.counts.to_dict()},
                             failed_rows=[_failed(f) for f in failed])
+
+    def _observe(self, request: LoadRequest, session: Any, before: dict, started: float, size: int) -> None:
+        after = session.counts.to_dict()
+        mode = str(request.destination.get("mode", ""))
+        written = sum(after[k] - before[k] for k in ("rows_inserted", "rows_updated", "rows_deleted"))
+        metrics.BATCH_LOAD_LATENCY.labels(engine=str(request.project.get("engine", "")), mode=mode).observe(
+            time.perf_counter() - started)
+        metrics.ROWS_WRITTEN.labels(job_name=request.job_name, mode=mode).inc(written)
+        metrics.ROWS_FAILED.labels(job_name=request.job_name).inc(after["rows_failed"] - before["rows_failed"])
+        metrics.BYTES_MOVED.labels(job_name=request.job_name, stage="load").inc(size)
 
     def _report_failure(self, request: LoadRequest, ctx: ExecutionContext, exc: Exception, state: dict) -> None:
         info = exc.error if isinstance(exc, ExtractionAborted) else error_info(exc)

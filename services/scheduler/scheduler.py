@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared import metrics
 from shared.messages import Cancel, Event, RunRequest
 from shared.store.executions import create_execution, has_active_execution
 from shared.store.jobs import compute_next_run
@@ -54,6 +55,7 @@ def fire_due_jobs(session: Session, *, now: datetime) -> list[ExecutionRow]:
                                   .values(next_run_at=new).execution_options(synchronize_session=False))
         if claimed.rowcount != 1:
             continue  # another replica took this tick
+        metrics.SCHEDULE_LAG.labels(job_name=job.name).observe(max(0.0, (now - old).total_seconds()))
         if has_active_execution(session, job.id):
             row = create_execution(session, job, trigger="schedule", status="skipped")
             row.finished_at = row.started_at = now
@@ -163,6 +165,13 @@ class Scheduler:
             with self._sessions() as session:
                 watch_running(session, self._transport, self._topology, now=now,
                               worker_lost_s=self._worker_lost_s)
+            self._observe_queues()
+
+    def _observe_queues(self) -> None:
+        for kind, name in (("runs", self._topology.runs), ("loads", self._topology.loads)):
+            depth, consumers = self._transport.queue_depth(name)
+            metrics.QUEUE_DEPTH.labels(queue=kind).set(depth)
+            metrics.QUEUE_CONSUMERS.labels(queue=kind).set(consumers)
 
     def run(self) -> None:
         log.info("scheduler running (poll every %.1f s)", self._poll_s)

@@ -6,6 +6,7 @@ finished execution never moves back to running.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -98,29 +99,38 @@ def _add_failed_rows(session: Session, execution_id: int, rows: list[dict]) -> N
             at=at if isinstance(at, datetime) else utcnow()))
 
 
-def record_event(session: Session, ev: Event, *, retry_base_s: float, retry_max_s: float) -> ExecutionRow | None:
-    """Apply one worker event; returns the retry execution it created, if any."""
+@dataclass
+class Recorded:
+    """What applying an event changed: the transitions it caused and any retry it queued."""
+
+    started: bool = False
+    finished: bool = False
+    retry: ExecutionRow | None = None
+
+
+def record_event(session: Session, ev: Event, *, retry_base_s: float, retry_max_s: float) -> Recorded:
+    """Apply one worker event; says which transition it caused and the retry it created, if any."""
     stmt = sa.select(ExecutionRow).where(ExecutionRow.id == ev.run)
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         stmt = stmt.with_for_update()
     row = session.scalars(stmt).first()
-    if row is None:
-        return None
+    if row is None or row.status in FINISHED_STATUSES:
+        return Recorded()
     ts = _ts(ev)
     if row.heartbeat_at is None or ts > row.heartbeat_at:
         row.heartbeat_at = ts
-    if row.status in FINISHED_STATUSES:
-        return None
+    started = row.status == "queued"
     if ev.kind != "finished":
-        if row.status == "queued":
+        if started:
             row.status = "running"
         row.started_at = row.started_at or ts
         for name, value in ev.counts.items():
             if name in COUNT_FIELDS:
                 setattr(row, name, max(getattr(row, name) or 0, int(value)))
         _add_failed_rows(session, row.id, ev.failed_rows)
-        return None
-    return _finish(session, row, ev, ts, retry_base_s=retry_base_s, retry_max_s=retry_max_s)
+        return Recorded(started=started)
+    retry = _finish(session, row, ev, ts, retry_base_s=retry_base_s, retry_max_s=retry_max_s)
+    return Recorded(started=started, finished=True, retry=retry)
 
 
 def _finish(session: Session, row: ExecutionRow, ev: Event, ts: datetime, *,

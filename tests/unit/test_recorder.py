@@ -33,9 +33,9 @@ def setup(tmp_path):
 
 def apply(sessions, event: Event):
     with sessions() as s:
-        retry = record_event(s, event, **RETRY)
+        recorded = record_event(s, event, **RETRY)
         s.commit()
-        return retry
+        return recorded.retry
 
 
 def state(sessions, execution_id: int) -> dict:
