@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from shared.dialects import get_dialect
 from shared.errors import ConfigError, SourceError
-from shared.extract.planner import SessionPlan, plan, reference_problems, step_label
+from shared.extract.planner import SessionPlan, depends_on, plan, reference_problems, step_label
 from shared.extract.session import Context, Session
 from shared.extract.tokenizer import first_word, statement_count
 from shared.jobspec import StepSpec
@@ -78,10 +78,12 @@ class Extraction:
         Raises SourceError (also for bad references or several statements), ConnectionLost,
         TimedOut or Cancelled, each naming the step.
         """
-        problems = check_steps(self.steps, self._ctx.engines)
+        flavors = flavors_of(self.steps, self._ctx.engines)
+        needed = depends_on(self.steps, len(self.steps), flavors)
+        problems = [m for k, m in step_problems(self.steps, self._ctx.engines) if k in needed]
         if problems:
             raise SourceError("; ".join(problems))
-        self.plan = plan(self.steps, len(self.steps), flavors_of(self.steps, self._ctx.engines))
+        self.plan = plan(self.steps, len(self.steps), flavors)
         self._session = Session(self.plan, self._ctx)
         try:
             return self._session.start()

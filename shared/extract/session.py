@@ -93,6 +93,7 @@ class Session:
             self.cursor = self.dialect.open_stream(self.raw.driver_connection, sql)
             self._first = list(self.cursor.fetchmany(self.ctx.batch_rows))
             self.columns = self.dialect.describe_cursor(self.cursor, self._first)
+        self.ctx.check()  # a cancelled MySQL SLEEP() returns normally
         self._check_names()
         self._convert = self.dialect.result_converters(self.columns)
         self._first = self.dialect.adapt_rows(self._first, self._convert)
