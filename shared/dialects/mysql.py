@@ -133,6 +133,9 @@ class MySQLDialect(Dialect):
             return mysql.DATETIME(fsp=6)
         if col.type == "time":
             return mysql.TIME(fsp=6)
+        if col.type == "decimal" and col.precision:  # MySQL: at most DECIMAL(65, 30)
+            scale = min(col.scale or 0, 30)
+            return sa.Numeric(min(max(col.precision, scale), 65), scale, asdecimal=True)
         return super().temp_column_type(col)
 
     def load_converters(self, columns: list[Column]) -> list[Callable[[Any], Any] | None]:

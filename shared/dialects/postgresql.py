@@ -62,7 +62,8 @@ class PostgresDialect(Dialect):
         cols = []
         for d in cursor_description:
             kind = self.EXTRACT_TYPES.get(d.type_code, "unknown")
-            precision = d.precision if kind == "decimal" and d.precision and d.precision > 0 else None
+            typmod_ok = d.precision and 0 < d.precision <= 1000 and 0 <= (d.scale or 0) <= d.precision
+            precision = d.precision if kind == "decimal" and typmod_ok else None  # unconstrained numeric: None
             length = d.internal_size if kind == "text" and d.internal_size and d.internal_size > 0 else None
             cols.append(Column(d.name, kind, length=length, precision=precision,
                                scale=d.scale if precision else None))
@@ -90,6 +91,12 @@ class PostgresDialect(Dialect):
         if code is None and isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)):
             return "source" if "authentication failed" in str(exc) else "connection"
         return "source"
+
+    def temp_column_type(self, col: Column) -> sa.types.TypeEngine:
+        """An unconstrained NUMERIC for a decimal of unknown size; otherwise :func:`to_sqlalchemy`."""
+        if col.type == "decimal" and not col.precision:
+            return sa.Numeric(asdecimal=True)
+        return super().temp_column_type(col)
 
     def load_converters(self, columns: list[Column]) -> list[Callable[[Any], Any] | None]:
         """Text forms COPY's CSV input accepts (bytea hex, interval in units)."""
