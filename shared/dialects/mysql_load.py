@@ -33,7 +33,7 @@ def _mysql_number(value: Any) -> Any:
     return value
 
 
-def mysql_converter(kind: str) -> Callable[[Any], Any]:
+def mysql_converter(kind: str, length: int | None = None) -> Callable[[Any], Any]:
     """Driver value for a non-NULL value of a column of ``kind``; raises ValueError when impossible."""
     def convert(value: Any) -> Any:
         if isinstance(value, bool):
@@ -43,7 +43,7 @@ def mysql_converter(kind: str) -> Callable[[Any], Any]:
         if isinstance(value, datetime):
             return _mysql_datetime(kind, value)
         if isinstance(value, uuid.UUID):
-            return value.bytes if kind == "bytes" else str(value)
+            return value.bytes if kind == "bytes" else (value.hex if length == 32 else str(value))
         if isinstance(value, (list, dict)):
             return json_text(value)
         if isinstance(value, (bytearray, memoryview)):
@@ -54,7 +54,7 @@ def mysql_converter(kind: str) -> Callable[[Any], Any]:
 
 def mysql_row_encoder(target_columns: list[sa.Column], source_columns: list[Column]) -> Callable[[tuple], tuple]:
     """Rows as driver tuples; only columns whose values may need converting pay for it."""
-    convs = [None if s.type in _SAFE_SOURCE_TYPES else mysql_converter(kind_of(t.type))
+    convs = [None if s.type in _SAFE_SOURCE_TYPES else mysql_converter(kind_of(t.type), getattr(t.type, "length", None))
              for t, s in zip(target_columns, source_columns)]
     if not any(convs):
         return tuple
