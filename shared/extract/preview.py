@@ -78,8 +78,7 @@ def _blocked(steps: list[StepSpec], engines: Mapping[int, sa.Engine]) -> dict[in
         if k in own:
             out[k] = own[k]
             continue
-        deps = depends_on(steps, k, flavors) if all(s.project_id in engines for s in steps[:k]) else {k}
-        bad = sorted(n for n in deps if n in own)
+        bad = sorted(n for n in depends_on(steps, k, flavors) if n in own)
         if bad:
             out[k] = f"not run: it depends on {step_label(steps, bad[0])}, which has a problem: {own[bad[0]]}"
     return out
