@@ -1,6 +1,8 @@
 """Dialect registry: :func:`get_dialect` maps an engine name to its :class:`Dialect`."""
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from shared.dialects.base import Dialect
 from shared.jobspec import Engine
 
@@ -12,13 +14,15 @@ _ALIASES = {
 }
 
 
-def get_dialect(engine: "str | Engine") -> Dialect:
+def get_dialect(engine: "str | Engine | sa.Engine | sa.Connection") -> Dialect:
     """The :class:`Dialect` for an engine or SQLAlchemy backend name.
 
     Accepts :class:`shared.jobspec.Engine`, its values, and SQLAlchemy names such as
     ``postgresql``, ``mysql``, ``mariadb``, ``sqlite``, ``mssql`` (a ``+driver`` suffix
-    is ignored). Raises ValueError for an unknown engine.
+    is ignored), or an SQLAlchemy engine/connection. Raises ValueError for an unknown engine.
     """
+    if isinstance(engine, (sa.Engine, sa.Connection)):
+        engine = engine.dialect.name
     raw = engine.value if isinstance(engine, Engine) else str(engine)
     key = _ALIASES.get(raw.split("+", 1)[0].strip().lower())
     if key == "postgresql":

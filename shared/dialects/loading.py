@@ -35,7 +35,8 @@ def kind_of(sa_type: sa.types.TypeEngine) -> str:
     ]
     for cls, kind in checks:
         if isinstance(sa_type, cls):
-            if kind == "timestamp" and getattr(sa_type, "timezone", False):
+            zoned = getattr(sa_type, "timezone", False) or type(sa_type).__name__ == "DATETIMEOFFSET"
+            if kind == "timestamp" and zoned:
                 return "timestamptz"
             return kind
     name = type(sa_type).__name__.upper()
