@@ -109,11 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument("service", choices=SERVICES)
     p_serve.add_argument("--host", default=None, help="API bind address (default DM_API_HOST)")
     p_serve.add_argument("--port", type=int, default=None, help="API port (default DM_API_PORT)")
+    from services.cliapp.commands import add_subcommands
+
+    add_subcommands(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    from services.cliapp.commands import COMMANDS, dispatch
+
+    if args.command in COMMANDS:  # API clients: need DM_API_URL/DM_API_TOKEN only, not the server settings
+        sys.exit(dispatch(args))
     try:
         settings = load_settings()
     except Exception as exc:  # noqa: BLE001 - pydantic explains which variable is wrong
