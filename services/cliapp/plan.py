@@ -59,12 +59,19 @@ def diff(old: Any, new: Any, path: str = "") -> list[str]:
 
 def project_view(spec: ProjectSpec) -> dict[str, Any]:
     """The comparable public form of a file project (as the server would show it)."""
-    url = None
-    if spec.url:
-        url = make_url(spec.url).set(password=None).render_as_string(hide_password=True)
-    data = {"engine": spec.engine.value if spec.engine else None, "url": url, "host": spec.host,
-            "port": spec.port, "database": spec.database, "username": spec.username, "options": spec.options}
-    return data
+    return {"engine": spec.engine.value if spec.engine else None, "url": url_without_password(spec.url),
+            "host": spec.host, "port": spec.port, "database": spec.database, "username": spec.username,
+            "options": spec.options}
+
+
+def url_without_password(url: str | None) -> str | None:
+    """A URL with no password at all (the server shows ``***`` in its place, or nothing)."""
+    if not url:
+        return None
+    try:
+        return make_url(url)._replace(password=None).render_as_string(hide_password=False)
+    except Exception:  # noqa: BLE001 - not a URL: compare the text
+        return url
 
 
 def has_password(spec: ProjectSpec) -> bool:
@@ -105,7 +112,8 @@ def compute_plan(spec: SpecFile, *, server_projects: list[dict[str, Any]], serve
         if current is None:
             plan.append(Change("create", "project", p.name))
             continue
-        fields = diff({k: current.get(k) for k in PROJECT_FIELDS}, project_view(p))
+        fields = diff({k: current.get(k) for k in PROJECT_FIELDS} | {"url": url_without_password(current.get("url"))},
+                      project_view(p))
         if has_password(p) and (update_passwords or not current.get("has_password")):
             fields.append("password")
         plan.append(Change("update" if fields else "unchanged", "project", p.name, tuple(fields), current["id"]))
