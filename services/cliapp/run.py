@@ -8,6 +8,7 @@ cancelled, timed_out or skipped, 130 when interrupted (the execution keeps runni
 """
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -86,7 +87,7 @@ def report_problem(client: ApiClient, execution: dict[str, Any], err: TextIO) ->
     if details.get("message"):
         print(f"error ({details.get('kind') or 'error'}): {details['message']}", file=err)
     for row in details.get("failed_rows", []):
-        print(f"  row {row['position']}: {row['error']}  values={row['values']}", file=err)
+        print(f"  row {row['position']}: {row['error']}  values={json.dumps(row['values'], default=str)}", file=err)
     hidden = details.get("failed_rows_total", 0) - len(details.get("failed_rows", []))
     if hidden > 0:
         print(f"  … and {hidden:,} more failed rows (GET /api/executions/{execution['id']}/errors)", file=err)
