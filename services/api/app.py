@@ -6,13 +6,13 @@ from contextlib import asynccontextmanager
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Response
-from fastapi.responses import RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.api.deps import Runtime
 from services.api.errors import install_error_handlers
 from services.api.recorder import Recorder
-from services.api.routers import checks, executions, health, jobs, projects
+from services.api.routers import checks, executions, health, jobs, projects, schedule
+from services.api import web
 from shared.secrets import SecretBox
 from shared.settings import Settings
 from shared.store.db import session_factory
@@ -43,15 +43,11 @@ def create_app(settings: Settings, transport: Transport, *, store: sa.Engine, bo
     app.state.runtime = runtime
     app.state.recorder = recorder
     install_error_handlers(app)
-    for module in (health, projects, checks, jobs, executions):
+    for module in (health, projects, checks, jobs, executions, schedule, web):
         app.include_router(module.router)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    @app.get("/", include_in_schema=False)
-    def index() -> RedirectResponse:
-        return RedirectResponse("/docs")
 
     return app

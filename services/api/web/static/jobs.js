@@ -1,0 +1,101 @@
+// Jobs: every job with its projects, table, schedule, last status, enabled switch and actions.
+import { api } from "./api.js";
+import { badge, clear, confirmDialog, errorBox, h, pageHeader, table, toast, go } from "./ui.js";
+
+export const MODE_LABELS = {
+  insert_only: "Insert only",
+  upsert: "Upsert",
+  truncate_load: "Truncate and load",
+  sync_delete: "Sync with delete",
+};
+
+export async function render(main, _params, ctx) {
+  const [jobs, projects] = await Promise.all([api.get("/api/jobs"), api.get("/api/projects")]);
+  if (!ctx.alive()) return;
+  const names = new Map(projects.map((p) => [p.id, p.name]));
+  const projectName = (id) => names.get(id) || `project ${id} (missing)`;
+  const create = h("a", { class: "btn primary", href: "#/jobs/new" }, h("span", { "aria-hidden": "true", text: "+ " }), "Create New Migration Job");
+  const notice = h("div", { class: "notice-slot" });
+  const body = jobs.length
+    ? table(["Job", "Source → destination", "Destination table", "Schedule", "Last execution", "Enabled", "Actions"],
+      jobs.map((job) => row(job, projectName, notice)), { className: "jobs-table" })
+    : h("div", { class: "empty" }, h("p", { text: "No migration jobs yet." }),
+      projects.length ? h("p", { text: "Create one to copy the result of your SQL steps into a destination table." })
+        : h("p", {}, "Start by adding a ", h("a", { href: "#/projects/new", text: "project (a database connection)" }), ", then create a job."));
+  clear(main, pageHeader("Migration jobs", create), notice, body);
+}
+
+function row(job, projectName, notice) {
+  const sources = [...new Set(job.steps.map((s) => projectName(s.project_id)))];
+  const enabled = h("input", { type: "checkbox", role: "switch", class: "switch", checked: job.enabled,
+    "aria-label": `Enabled: ${job.name}`, onchange: (e) => toggle(job, e.target, stateText) });
+  const stateText = h("span", { class: "switch-text", "aria-hidden": "true", text: job.enabled ? "On" : "Off" });
+  const history = `#/history?job=${job.id}`;
+  const last = job.last_execution_id
+    ? h("a", { href: `#/executions/${job.last_execution_id}`, "aria-label": `Last execution #${job.last_execution_id} of ${job.name}` }, badge(job.last_status))
+    : badge(null);
+  return h("tr", { dataset: { jobId: job.id }, class: "job-row" },
+    h("td", { dataset: { label: "Job" } }, h("a", { class: "job-name", href: `#/jobs/${job.id}`, text: job.name }),
+      job.description ? h("p", { class: "muted small", text: job.description }) : null),
+    h("td", { dataset: { label: "Source → destination" } }, sources.join(", "), h("span", { "aria-hidden": "true", text: " → " }),
+      h("span", { class: "sr-only", text: " to " }), projectName(job.destination.project_id),
+      h("p", { class: "muted small", text: `${job.steps.length} step${job.steps.length === 1 ? "" : "s"}` })),
+    h("td", { dataset: { label: "Destination table" } }, h("code", { text: job.destination.table }),
+      h("p", { class: "muted small", text: MODE_LABELS[job.destination.mode] || job.destination.mode })),
+    h("td", { dataset: { label: "Schedule" } }, job.schedule
+      ? [h("code", { text: job.schedule }), h("p", { class: "small", text: `${job.schedule_description} (${job.timezone})` })]
+      : h("span", { class: "muted", text: "Manual only" })),
+    h("td", { dataset: { label: "Last execution" } }, last),
+    h("td", { dataset: { label: "Enabled" } }, h("label", { class: "switch-label" }, enabled, stateText)),
+    h("td", { class: "row-actions", dataset: { label: "Actions" } },
+      h("button", { type: "button", class: "btn small primary", "aria-label": `Execute ${job.name}`,
+        onclick: (e) => execute(job, e.currentTarget, notice) }, h("span", { "aria-hidden": "true", text: "▶ " }), "Execute"),
+      h("a", { class: "btn small", href: `#/jobs/${job.id}`, "aria-label": `Edit ${job.name}` }, h("span", { "aria-hidden": "true", text: "✎ " }), "Edit"),
+      h("a", { class: "btn small", href: history, "aria-label": `History of ${job.name}` }, h("span", { "aria-hidden": "true", text: "◷ " }), "History"),
+      h("button", { type: "button", class: "btn small danger", "aria-label": `Delete ${job.name}`, onclick: () => archive(job) },
+        "Delete")));
+}
+
+async function toggle(job, input, stateText) {
+  input.disabled = true;
+  try {
+    const saved = await api.patch(`/api/jobs/${job.id}`, { enabled: input.checked });
+    job.enabled = saved.enabled;
+    toast(`${job.name} is ${saved.enabled ? "enabled" : "disabled"}${saved.enabled && !saved.schedule ? " (it has no schedule, so it runs only when executed)" : ""}.`);
+  } catch (err) {
+    input.checked = job.enabled;
+    toast(`Could not change ${job.name}: ${err.message}`, "error");
+  } finally {
+    input.disabled = false;
+    stateText.textContent = input.checked ? "On" : "Off";
+  }
+}
+
+async function execute(job, button, notice) {
+  button.disabled = true;
+  try {
+    const out = await api.post(`/api/jobs/${job.id}/execute`);
+    clear(notice, h("div", { class: "alert alert-ok", role: "status" }, `Execution #${out.execution_id} of “${job.name}” is ${out.status}. `,
+      h("a", { href: `#/history?job=${job.id}`, text: "Watch it in the history" })));
+  } catch (err) {
+    clear(notice, errorBox(err));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function archive(job) {
+  const ok = await confirmDialog({
+    title: `Delete “${job.name}”?`,
+    text: "The job is archived: it stops running on its schedule and leaves this list. Its execution history is kept.",
+    confirm: "Delete job",
+  });
+  if (!ok) return;
+  try {
+    await api.del(`/api/jobs/${job.id}`);
+    toast(`“${job.name}” was deleted (archived); its history is kept.`);
+    go("#/jobs");
+  } catch (err) {
+    toast(`Could not delete ${job.name}: ${err.message}`, "error");
+  }
+}

@@ -1,0 +1,39 @@
+// Preview and validation results: per step columns, rows, counts, timings or errors,
+// and the destination checks, each readable without color (✓ / ✕ and words).
+import { cellText, fmtNumber, h, table } from "./ui.js";
+
+export function renderChecks(checks) {
+  return h("ul", { class: "checks" }, checks.map((c) =>
+    h("li", { class: c.ok ? "check-ok" : "check-fail", dataset: { check: c.check } },
+      h("span", { class: "check-icon", "aria-hidden": "true", text: c.ok ? "✓" : "✕" }),
+      h("span", { class: "sr-only", text: c.ok ? "passed: " : "failed: " }),
+      h("strong", { text: `${c.check}` }), ` — ${c.message}`)));
+}
+
+function stepResult(step) {
+  const title = h("h4", {}, `Step ${step.step}: ${step.name}`);
+  if (step.error) {
+    return h("div", { class: "step-result has-error", dataset: { step: step.step } }, title,
+      h("p", { class: "alert alert-error", role: "alert" }, h("strong", { text: "✕ Error: " }), step.error),
+      h("p", { class: "muted small", text: `after ${fmtNumber(step.elapsed_ms, 1)} ms` }));
+  }
+  const shown = step.rows.length;
+  const stats = h("p", { class: "preview-stats" },
+    h("strong", { class: "row-count", text: `${fmtNumber(step.row_count)} row${step.row_count === 1 ? "" : "s"}` }),
+    ` · ${step.columns.length} column${step.columns.length === 1 ? "" : "s"} · ${fmtNumber(step.elapsed_ms, 1)} ms`,
+    shown < step.row_count ? ` · showing the first ${fmtNumber(shown)}` : "");
+  const headers = step.columns.map((c) => h("th", { scope: "col" }, c.name, h("span", { class: "col-type", text: c.type || "" })));
+  const rows = step.rows.map((r) => h("tr", {}, r.map((v) => h("td", {}, cellText(v)))));
+  return h("div", { class: "step-result", dataset: { step: step.step } }, title, stats,
+    step.columns.length ? table(headers, rows, { className: "data-table" }) : null);
+}
+
+export function renderPreview(out) {
+  const parts = out.steps.map(stepResult);
+  if (out.destination) {
+    const ok = out.destination.every((c) => c.ok);
+    parts.push(h("div", { class: "destination-check" },
+      h("h4", { text: ok ? "✓ Destination check passed" : "✕ Destination check found problems" }), renderChecks(out.destination)));
+  }
+  return parts;
+}
