@@ -186,13 +186,15 @@ class LoadSession:
         """Fast path first; on a row-level error split in halves (SAVEPOINTs) down to single rows."""
         if self._cancelled:
             raise Cancelled(f"loading into {self.table} was cancelled")
+        savepoint = conn.begin_nested()
         try:
-            with conn.begin_nested():
-                delta = self._apply_batch(conn, [encoded for _, _, encoded in run])
+            delta = self._apply_batch(conn, [encoded for _, _, encoded in run])
+            savepoint.commit()
         except DuplicateKeysInBatch:
-            pass  # split so each key's rows apply in source order
+            self._undo(savepoint, None)  # split so each key's rows apply in source order
         except sa.exc.DBAPIError as exc:
-            self._raise_for(exc, rows_level_ok=True)
+            self._raise_for(exc, rows_level_ok=True)  # transient/statement-level: leave the savepoint alone
+            self._undo(savepoint, exc)
             if len(run) == 1:
                 self._fail(run[0][0], run[0][1], self.dialect.load_error_message(exc), failures)
                 return
@@ -203,6 +205,14 @@ class LoadSession:
         middle = len(run) // 2
         self._apply(conn, run[:middle], failures)
         self._apply(conn, run[middle:], failures)
+
+    def _undo(self, savepoint: sa.NestedTransaction, cause: BaseException | None) -> None:
+        """Roll back to the batch's SAVEPOINT. Raises DestinationError when the transaction is gone."""
+        try:
+            savepoint.rollback()
+        except sa.exc.DBAPIError as exc:
+            raise DestinationError(f"writing to {self.table} failed and the transaction was lost: "
+                                   f"{self.dialect.load_error_message(cause or exc)}") from (cause or exc)
 
     def _apply_batch(self, conn: sa.Connection, encoded: list[Any]) -> LoadCounts:
         """One batch through the bulk path and the mode's set-based statement."""
