@@ -69,7 +69,8 @@ def start_workers(settings: Settings, names: Sequence[str], *, transport=None, t
         from services.scheduler.scheduler import Scheduler
 
         scheduler = Scheduler(session_factory(build_store(settings)), transport, topology, poll_s=settings.poll_s,
-                              worker_lost_s=settings.worker_lost_s, batch_rows=settings.batch_rows)
+                              worker_lost_s=settings.worker_lost_s, batch_rows=settings.batch_rows,
+                              timeout_scale=settings.timeout_scale)
         thread = threading.Thread(target=scheduler.run, name="scheduler", daemon=True)
         thread.start()
         stops.append(scheduler.stop)

@@ -12,8 +12,8 @@ from shared.transport.base import Transport
 
 
 def build_transport(settings: Settings, *, name: str) -> tuple[Transport, Topology]:
-    transport = create_transport(settings.amqp_url, name=name)
     topology = Topology(settings.queue_prefix)
+    transport = create_transport(settings.amqp_url, name=name, dead_letter_queue=topology.dead)
     topology.declare(transport)
     return transport, topology
 

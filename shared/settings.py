@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     retry_max_s: float = Field(600.0, ge=0, description="Longest backoff between retries.")
     extractor_concurrency: int = Field(1, ge=1, le=64, description="Executions one extractor process runs at once.")
     loader_concurrency: int = Field(1, ge=1, le=64, description="Executions one loader process loads at once.")
+    timeout_scale: float = Field(1.0, gt=0, le=1.0, description="Multiplies every job's timeout (tests shorten it).")
     demo: bool = Field(False, description="Create the demo databases and job on first start.")
 
     def metadata_url(self) -> str:

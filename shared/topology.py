@@ -32,11 +32,17 @@ class Topology:
     def control(self) -> str:
         return f"{self.prefix}.control"
 
+    @property
+    def dead(self) -> str:
+        """Dead-letter queue: messages that could not be decoded or handled, with the reason."""
+        return f"{self.prefix}.dead"
+
     def batches(self, execution_id: int) -> str:
         return f"{self.prefix}.batches.{execution_id}"
 
     def declare(self, transport: Transport) -> None:
         """Declare the fixed queues and exchanges (idempotent)."""
+        transport.declare_queue(self.dead)
         transport.declare_queue(self.runs)
         transport.declare_queue(self.loads)
         transport.declare_exchange(self.events, "topic")

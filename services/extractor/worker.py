@@ -152,7 +152,7 @@ class Extractor:
         ctx.check()
         end = EndOfBatches(run=request.run, seq=seq + 1, rows_read=state["rows_read"], ok=True)
         self._transport.publish(end.encode(), queue=queue, persistent=False, timeout_s=max(1.0, ctx.remaining_s()))
-        ctx.publish("progress", counts={"rows_read": state["rows_read"]})
+        ctx.publish("extracted", counts={"rows_read": state["rows_read"]})
 
     def _validate(self, steps: list[StepSpec], destination: DestinationSpec, engines: dict[int, sa.Engine],
                   ctx: ExecutionContext) -> None:
@@ -162,7 +162,10 @@ class Extractor:
         report = validate_job(steps, destination, engines, timeout_s=max(1.0, min(60.0, ctx.remaining_s())))
         failed = [c for c in report if not c["ok"]]
         if failed:
-            raise ValidationFailed("validation failed: " + "; ".join(c["message"] for c in failed), report)
+            error = ValidationFailed("validation failed: " + "; ".join(c["message"] for c in failed), report)
+            # an unreachable database can come back; a wrong query or table cannot
+            error.transient = all("reachable" in c["check"] or "unreachable" in c["message"] for c in failed)
+            raise error
 
     def _report_failure(self, request: RunRequest, ctx: ExecutionContext, exc: Exception,
                         state: dict[str, Any]) -> None:

@@ -32,6 +32,15 @@ log = logging.getLogger("datamig.loader")
 PROGRESS_EVERY_S = 1.0
 
 
+class BatchStreamBroken(DatamigError):
+    """Batches went missing (e.g. the broker restarted and dropped transient messages).
+
+    The execution is rolled back and retried as a whole."""
+
+    transient = True
+    kind = "transport"
+
+
 class ExtractionAborted(DatamigError):
     """The extractor stopped mid-stream; carries its error."""
 
@@ -144,11 +153,11 @@ class Loader:
                 if not item.ok:
                     raise ExtractionAborted(item.error)
                 if item.seq != expected:
-                    raise DatamigError(f"batch stream incomplete: end marker {item.seq}, expected {expected}")
+                    raise BatchStreamBroken(f"batch stream incomplete: end marker {item.seq}, expected {expected}")
                 state["rows_read"] = item.rows_read
                 return
             if not isinstance(item, Batch) or item.seq != expected:
-                raise DatamigError(f"batch stream out of order: got {getattr(item, 'seq', '?')}, expected {expected}")
+                raise BatchStreamBroken(f"batch stream out of order: got {getattr(item, 'seq', '?')}, expected {expected}")
             expected += 1
             before = session.counts.to_dict()
             started = time.perf_counter()

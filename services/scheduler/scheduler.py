@@ -68,10 +68,10 @@ def fire_due_jobs(session: Session, *, now: datetime) -> list[ExecutionRow]:
 
 
 def build_run_request(session: Session, execution: ExecutionRow, job: JobRow, *, now: datetime,
-                      batch_rows: int) -> RunRequest:
+                      batch_rows: int, timeout_scale: float = 1.0) -> RunRequest:
     project_ids = {s["project_id"] for s in job.steps} | {job.destination["project_id"]}
     projects = session.scalars(sa.select(ProjectRow).where(ProjectRow.id.in_(project_ids))).all()
-    deadline = now + timedelta(minutes=job.timeout_minutes)
+    deadline = now + timedelta(minutes=job.timeout_minutes * timeout_scale)
     execution.deadline_at = deadline
     spec = {"name": job.name, "steps": job.steps, "destination": job.destination,
             "timeout_minutes": job.timeout_minutes, "validate_before_execution": job.validate_before_execution,
@@ -82,7 +82,7 @@ def build_run_request(session: Session, execution: ExecutionRow, job: JobRow, *,
 
 
 def dispatch_queued(session: Session, transport: Transport, topology: Topology, *, now: datetime,
-                    batch_rows: int) -> int:
+                    batch_rows: int, timeout_scale: float = 1.0) -> int:
     """Publish run requests for queued executions whose time has come. Returns how many."""
     rows = session.scalars(_locking(session, sa.select(ExecutionRow).where(
         ExecutionRow.status == "queued", ExecutionRow.dispatched_at.is_(None),
@@ -95,7 +95,8 @@ def dispatch_queued(session: Session, transport: Transport, topology: Topology, 
             row.status, row.finished_at = "cancelled", now
             continue
         row.dispatched_at = now
-        requests.append(build_run_request(session, row, job, now=now, batch_rows=batch_rows))
+        requests.append(build_run_request(session, row, job, now=now, batch_rows=batch_rows,
+                                          timeout_scale=timeout_scale))
     session.commit()
     for i, request in enumerate(requests):
         try:
@@ -122,33 +123,59 @@ def _fail(transport: Transport, topology: Topology, row: ExecutionRow, *, status
     transport.publish(event.encode(), exchange=topology.events, routing_key=f"finished.{row.id}")
 
 
+def _lost_service(row: ExecutionRow, stale: datetime) -> str | None:
+    """Which worker of a running execution went silent, if any."""
+    if row.status != "running":
+        return None
+    if not row.extractor_done and row.extractor_heartbeat_at is not None and row.extractor_heartbeat_at < stale:
+        return "extractor"
+    if row.loader_heartbeat_at is not None and row.loader_heartbeat_at < stale:
+        return "loader"
+    if row.extractor_heartbeat_at is None and row.loader_heartbeat_at is None and row.heartbeat_at is not None \
+            and row.heartbeat_at < stale:
+        return "worker"
+    return None
+
+
 def watch_running(session: Session, transport: Transport, topology: Topology, *, now: datetime,
                   worker_lost_s: float) -> int:
-    """Fail executions whose worker went silent or whose deadline passed. Returns how many."""
+    """Fail executions whose worker went silent or whose deadline passed. Returns how many.
+
+    The extractor is watched until it has sent its end marker, the loader from the moment
+    it took the execution; either going silent for ``worker_lost_s`` fails the execution
+    (worker lost, retried) and removes its batch queue.
+    """
     stale = now - timedelta(seconds=worker_lost_s)
     late = now - timedelta(seconds=DEADLINE_GRACE_S)
     rows = session.scalars(sa.select(ExecutionRow).where(
         ExecutionRow.status.in_(("queued", "running")), ExecutionRow.dispatched_at.is_not(None),
         sa.or_(sa.and_(ExecutionRow.status == "running", ExecutionRow.heartbeat_at < stale),
+               ExecutionRow.extractor_heartbeat_at < stale, ExecutionRow.loader_heartbeat_at < stale,
                ExecutionRow.deadline_at < late))).all()
+    failed = 0
     for row in rows:
         if row.deadline_at is not None and row.deadline_at < late:
             _fail(transport, topology, row, status="timed_out", kind="timeout",
                   message="execution exceeded its timeout and was stopped")
-        else:
+        elif (lost := _lost_service(row, stale)) is not None:
             _fail(transport, topology, row, status="failed", kind="worker_lost",
-                  message=f"no heartbeat from the worker for {worker_lost_s:.0f} s (worker lost)")
-    return len(rows)
+                  message=f"no heartbeat from the {lost} for {worker_lost_s:.0f} s (worker lost)")
+        else:
+            continue
+        transport.delete_queue(topology.batches(row.id))
+        failed += 1
+    return failed
 
 
 class Scheduler:
     """The scheduler loop: only sleeps and calls the functions above."""
 
     def __init__(self, sessions: sessionmaker[Session], transport: Transport, topology: Topology, *,
-                 poll_s: float, worker_lost_s: float, batch_rows: int, clock: Clock = utcnow) -> None:
+                 poll_s: float, worker_lost_s: float, batch_rows: int, timeout_scale: float = 1.0,
+                 clock: Clock = utcnow) -> None:
         self._sessions, self._transport, self._topology = sessions, transport, topology
         self._poll_s, self._worker_lost_s, self._batch_rows = poll_s, worker_lost_s, batch_rows
-        self._clock = clock
+        self._clock, self._timeout_scale = clock, timeout_scale
         self._stop = threading.Event()
         self._last_watch = 0.0
 
@@ -159,7 +186,8 @@ class Scheduler:
             fire_due_jobs(session, now=now)
             session.commit()
         with self._sessions() as session:
-            dispatch_queued(session, self._transport, self._topology, now=now, batch_rows=self._batch_rows)
+            dispatch_queued(session, self._transport, self._topology, now=now, batch_rows=self._batch_rows,
+                            timeout_scale=self._timeout_scale)
         if time.monotonic() - self._last_watch >= min(5.0, self._worker_lost_s / 4):
             self._last_watch = time.monotonic()
             with self._sessions() as session:

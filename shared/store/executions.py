@@ -108,6 +108,18 @@ class Recorded:
     retry: ExecutionRow | None = None
 
 
+def _beat(row: ExecutionRow, ev: Event, ts: datetime) -> None:
+    """Remember the newest sign of life, overall and per service."""
+    for attr, wanted in (("heartbeat_at", None), ("extractor_heartbeat_at", "extractor"),
+                         ("loader_heartbeat_at", "loader")):
+        if wanted in (None, ev.service):
+            current = getattr(row, attr)
+            if current is None or ts > current:
+                setattr(row, attr, ts)
+    if ev.kind == "extracted":
+        row.extractor_done = True
+
+
 def record_event(session: Session, ev: Event, *, retry_base_s: float, retry_max_s: float) -> Recorded:
     """Apply one worker event; says which transition it caused and the retry it created, if any."""
     stmt = sa.select(ExecutionRow).where(ExecutionRow.id == ev.run)
@@ -117,8 +129,7 @@ def record_event(session: Session, ev: Event, *, retry_base_s: float, retry_max_
     if row is None or row.status in FINISHED_STATUSES:
         return Recorded()
     ts = _ts(ev)
-    if row.heartbeat_at is None or ts > row.heartbeat_at:
-        row.heartbeat_at = ts
+    _beat(row, ev, ts)
     started = row.status == "queued"
     if ev.kind != "finished":
         if started:

@@ -15,7 +15,8 @@ from shared.store.models import ProjectRow
 def _split_url_password(url: str) -> tuple[str, str | None]:
     parsed = make_url(url)
     password = parsed.password
-    return parsed.set(password=None).render_as_string(hide_password=False), password
+    # URL.set(password=None) keeps the old password in SQLAlchemy 2; _replace really drops it
+    return parsed._replace(password=None).render_as_string(hide_password=False), password
 
 
 def apply_project(row: ProjectRow, spec: ProjectSpec, box: SecretBox, *, keep_password: bool) -> ProjectRow:
@@ -35,13 +36,22 @@ def apply_project(row: ProjectRow, spec: ProjectSpec, box: SecretBox, *, keep_pa
     return row
 
 
+def _public_url(row: ProjectRow) -> str | None:
+    """The stored URL (which never holds the password) with ``***`` where a password is set."""
+    if not row.url:
+        return None
+    if row.password_enc is None:
+        return masked_url(row.url)
+    return make_url(row.url)._replace(password="***").render_as_string(hide_password=False)
+
+
 def project_out(row: ProjectRow) -> dict[str, Any]:
     """The public shape: no password, the url (if any) masked."""
     return {
         "id": row.id,
         "name": row.name,
         "engine": row.engine,
-        "url": masked_url(row.url) if row.url else None,
+        "url": _public_url(row),
         "host": row.host,
         "port": row.port,
         "database": row.database,

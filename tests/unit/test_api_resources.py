@@ -140,3 +140,14 @@ def test_health_and_openapi(api: TestClient) -> None:
     health = api.get("/healthz")
     assert health.status_code == 200 and health.json()["metadata_store"] and health.json()["broker"]
     assert "/api/jobs/{job_id}/execute" in api.get("/openapi.json").json()["paths"]
+
+
+def test_password_given_in_url_is_stored_encrypted_not_in_the_url(api: TestClient) -> None:
+    import sqlalchemy as sa
+
+    r = api.post("/api/projects", json={"name": "pg2", "url": f"postgresql://bob:{SECRET}@db:5432/app"})
+    assert r.status_code == 201
+    store = api.app.state.runtime.store
+    with store.connect() as conn:
+        stored = conn.execute(sa.text("SELECT url, password_enc FROM dm_projects WHERE name = 'pg2'")).one()
+    assert SECRET not in stored.url and stored.password_enc and SECRET not in stored.password_enc
