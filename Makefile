@@ -23,8 +23,9 @@ run: install
 system-deps:
 	@missing=""; command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing Debian packages:$$missing (promtool, docker-compose config)"; \
+		echo "installing Debian packages:$$missing (promtool, docker-compose config, browser tests)"; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null) \
 		|| echo "warning: could not install$$missing; the checks that need them will be skipped"; \
 	fi

@@ -42,7 +42,7 @@ def _public_url(row: ProjectRow) -> str | None:
         return None
     if row.password_enc is None:
         return masked_url(row.url)
-    return make_url(row.url)._replace(password="***").render_as_string(hide_password=False)
+    return make_url(row.url)._replace(password="x").render_as_string(hide_password=True)
 
 
 def project_out(row: ProjectRow) -> dict[str, Any]:

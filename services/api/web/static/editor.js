@@ -135,7 +135,7 @@ export async function render(main, params, ctx) {
     const n = i + 1;
     const result = h("div", { class: "step-preview", "aria-live": "polite" });
     const refs = n > 1 ? `Earlier results: ${Array.from({ length: n - 1 }, (_, k) => `@result${k + 1}`).join(", ")}.` : "The first step reads only its own database.";
-    const editor = sqlEditor({ value: step.sql, label: `SQL of step ${n}`, onInput: (v) => { step.sql = v; refreshFlow(); } });
+    const editor = sqlEditor({ value: step.sql, label: `SQL query of step ${n}`, onInput: (v) => { step.sql = v; refreshFlow(); } });
     const card = h("fieldset", { class: "card step", dataset: { stepKey: step.key, field: `steps.${i}` } },
       h("legend", {}, `Step ${n} `, h("span", { class: "muted small", text: `(its result is @result${n})` })),
       h("div", { class: "grid-2" },
