@@ -21,11 +21,20 @@ export class ApiError extends Error {
   }
 }
 
-function token() {
+export function token() {
   try {
     return window.localStorage.getItem(TOKEN_KEY);
   } catch {
     return null;
+  }
+}
+
+export function setToken(value) {
+  try {
+    if (value) window.localStorage.setItem(TOKEN_KEY, value);
+    else window.localStorage.removeItem(TOKEN_KEY);
+  } catch {
+    /* storage disabled: the token lasts until the page reloads */
   }
 }
 

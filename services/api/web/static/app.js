@@ -1,6 +1,7 @@
 // Hash routes → pages. Each page is render(main, params, ctx) and may return a cleanup
 // function; ctx.alive() turns false when the user navigates away (stops polling).
-import { clear, errorBox, h } from "./ui.js";
+import { setToken, token } from "./api.js";
+import { clear, errorBox, field, h } from "./ui.js";
 import * as jobs from "./jobs.js";
 import * as editor from "./editor.js";
 import * as history from "./history.js";
@@ -20,6 +21,7 @@ const ROUTES = [
 ];
 
 let current = { cleanup: null, token: 0 };
+let firstRoute = true; // a fresh load leaves the focus at the top (skip link first)
 
 function parse() {
   const raw = window.location.hash.replace(/^#/, "") || "/jobs";
@@ -47,12 +49,15 @@ async function route() {
     if (ctx.alive()) current.cleanup = cleanup;
     else if (typeof cleanup === "function") cleanup();
   } catch (err) {
-    if (ctx.alive()) clear(main, h("h1", { text: "Something went wrong" }), errorBox(err));
+    if (!ctx.alive()) return;
+    if (err.status === 401) signIn(main, err);
+    else clear(main, h("h1", { text: "Something went wrong" }), errorBox(err));
   }
   if (ctx.alive()) {
     const heading = main.querySelector("h1");
     document.title = `${heading ? heading.textContent : "Data Migration"} · Semantico`;
-    if (ctx.focusMain !== false && document.activeElement === document.body) heading?.focus({ preventScroll: true });
+    if (!firstRoute && document.activeElement === document.body) heading?.focus({ preventScroll: true });
+    firstRoute = false;
   }
 }
 
@@ -61,5 +66,40 @@ export function navigate(hash) { // kept for console use
   else window.location.hash = hash;
 }
 
+// The API wants a bearer token: ask for one and keep it in this browser (localStorage).
+function signIn(main, err) {
+  const input = h("input", { type: "password", autocomplete: "off", spellcheck: "false", class: "mono" });
+  const form = h("form", { class: "card project-form", onsubmit: (e) => {
+    e.preventDefault();
+    setToken(input.value.trim());
+    showTokenButton();
+    route();
+  } },
+  token() ? h("div", { class: "alert alert-error", role: "alert", text: `The stored token was refused: ${err.message}` }) : null,
+  h("p", {}, "The API needs a token. Use one from ", h("code", { text: "datamig token create" }),
+    ", the one the API printed when it first started, or DM_ADMIN_TOKEN. It is kept in this browser only."),
+  field({ label: "API token", field: "token", input }),
+  h("div", { class: "action-bar" }, h("button", { type: "submit", class: "btn primary", text: "Use this token" })));
+  clear(main, h("h1", { tabindex: "-1", text: "Sign in" }), form);
+  input.focus();
+}
+
+function showTokenButton() {
+  const button = document.getElementById("forget-token");
+  if (button) button.hidden = !token();
+}
+
+document.getElementById("forget-token")?.addEventListener("click", () => {
+  setToken(null);
+  showTokenButton();
+  route();
+});
+showTokenButton();
+
+// The skip link must not change the hash (that is the router's): it moves the focus.
+document.querySelector(".skip-link")?.addEventListener("click", (e) => {
+  e.preventDefault();
+  document.getElementById("main").focus();
+});
 window.addEventListener("hashchange", route);
 route();

@@ -253,7 +253,7 @@ export async function render(main, params, ctx) {
     h("section", { class: "card", "aria-labelledby": "basic-h" }, h("h2", { id: "basic-h", text: "Basic information" }),
       field({ label: "Name (required)", field: "name", input: h("input", { type: "text", value: state.name, maxlength: "200", placeholder: "Daily User Sync", oninput: bind(state, "name") }) }),
       field({ label: "Description", field: "description", input: h("textarea", { rows: "2", maxlength: "5000", text: state.description, placeholder: "Sync active users to the analytics database", oninput: bind(state, "description") }) })),
-    h("section", { class: "section", "aria-labelledby": "steps-h" },
+    h("section", { class: "section", "aria-labelledby": "steps-h", dataset: { field: "steps" } },
       h("div", { class: "section-header" }, h("h2", { id: "steps-h", text: "Source query steps" }),
         h("p", { class: "muted small", text: "Each step runs on its own project; a later step can join an earlier step's result as @result1, @result2, …" })),
       stepsBox,
