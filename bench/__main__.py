@@ -1,0 +1,116 @@
+"""``python -m bench`` (``make bench``): the issue-7 benchmark, side by side with baselines.
+
+Builds the benchmark tables (``--rows``, default 1,000,000; 10 mixed columns, ~250 bytes
+a row), starts the real distributed services (API, scheduler, extractor, loader as
+separate processes on RabbitMQ with PostgreSQL metadata), runs every case and the
+baselines that are installed, prints a table and writes it as JSON to ``bench-results/``.
+No assertions on time: this is a measurement, not a test.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+from bench import baselines, data
+from bench.report import Result, render, write_json
+from bench.runner import BenchStack
+
+CASES = ("pg_pg_truncate", "mysql_pg_truncate", "pg_mysql_truncate", "pg_pg_upsert", "pg_pg_sync_delete")
+SQL = "SELECT id, qty, big, price, ratio, active, name, note, day, at FROM bench_src"
+
+
+def _baseline(name: str, fn, *args) -> tuple[str, float | None, str]:  # type: ignore[no-untyped-def]
+    try:
+        seconds = fn(*args)
+        return name, seconds, "" if seconds is not None else "not installed"
+    except Exception as exc:  # noqa: BLE001 - a baseline that cannot run is reported, not fatal
+        return name, None, " ".join(str(exc).split())[:300]
+
+
+def run_baselines(rows: int, wanted: set[str]) -> dict[str, tuple[float | None, str]]:
+    jobs = [("psql_copy_pipe", baselines.psql_pipe), ("psql_copy_pipe_binary", baselines.psql_pipe_binary),
+            ("copy_file_load_data", baselines.file_load_data), ("pgloader_mysql_pg", baselines.pgloader),
+            ("ingestr_mysql_pg", baselines.ingestr, "mysql"), ("ingestr_pg_pg", baselines.ingestr, "postgresql"),
+            ("sling_mysql_pg", baselines.sling, "mysql"), ("sling_pg_pg", baselines.sling, "postgresql")]
+    out = {}
+    for name, fn, *args in jobs:
+        if wanted and name not in wanted:
+            continue
+        print(f"baseline {name} ...", flush=True)
+        _, seconds, note = _baseline(name, fn, *args)
+        out[name] = (seconds, note)
+        print(f"  {f'{seconds:.1f} s' if seconds is not None else 'n/a'} {note}", flush=True)
+    return out
+
+
+def run_case(stack: BenchStack, case: str, rows: int) -> dict:
+    if case == "pg_pg_truncate":
+        data.pg_empty("bench_dst")
+        return stack.run(source="pg", sql=SQL, dest="pg", table="bench_dst", mode="truncate_load")
+    if case == "mysql_pg_truncate":
+        data.pg_empty("bench_dst")
+        return stack.run(source="mysql", sql=SQL, dest="pg", table="bench_dst", mode="truncate_load")
+    if case == "pg_mysql_truncate":
+        data.my_empty("bench_dst")
+        return stack.run(source="pg", sql=SQL, dest="mysql", table="bench_dst", mode="truncate_load")
+    mode = case.removeprefix("pg_pg_")
+    data.pg_existing("bench_dst", rows)
+    return stack.run(source="pg", sql=SQL, dest="pg", table="bench_dst", mode=mode)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the source table (default 1,000,000)")
+    parser.add_argument("--cases", default=",".join(CASES), help=f"comma list of {', '.join(CASES)}")
+    parser.add_argument("--baselines", default="all", help="'all', 'none' or a comma list of baseline names")
+    parser.add_argument("--batch-rows", type=int, default=0, help="DM_BATCH_ROWS for the services (0: default)")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the source tables even when present")
+    parser.add_argument("--out", default="bench-results", help="directory for the JSON results")
+    parser.add_argument("--label", default="", help="a label stored with the results")
+    args = parser.parse_args(argv)
+
+    cases = [c for c in args.cases.split(",") if c]
+    unknown = set(cases) - set(CASES)
+    if unknown:
+        parser.error(f"unknown cases: {', '.join(sorted(unknown))}")
+    print(f"building bench_src with {args.rows:,} rows in PostgreSQL and MariaDB ...", flush=True)
+    started = time.perf_counter()
+    data.build_sources(args.rows, rebuild=args.rebuild)
+    source_mb = data.source_megabytes()
+    print(f"  ready in {time.perf_counter() - started:.1f} s ({source_mb:.0f} MB as COPY text)", flush=True)
+
+    base: dict[str, tuple[float | None, str]] = {}
+    if args.baselines != "none":
+        base = run_baselines(args.rows, set() if args.baselines == "all" else set(args.baselines.split(",")))
+
+    results: list[Result] = []
+    env = {"DM_BATCH_ROWS": str(args.batch_rows)} if args.batch_rows else {}
+    stack = BenchStack(batch_rows=args.batch_rows or 50_000, env=env)
+    try:
+        stack.start()
+        for case in cases:
+            print(f"case {case} ...", flush=True)
+            execution = run_case(stack, case, args.rows)
+            result = Result.of(case, execution, rows=args.rows, source_mb=source_mb)
+            results.append(result)
+            print(f"  {result.status} {result.wall_s:.1f} s rss {result.rss_mb}", flush=True)
+            if execution["status"] != "completed":
+                print(f"  error: {execution.get('error')}\n{stack.logs()[-3000:]}", flush=True)
+    finally:
+        stack.stop()
+
+    print()
+    print(render(results, base))
+    meta = {"rows": args.rows, "source_mb": round(source_mb, 1), "label": args.label,
+            "python": platform.python_version(), "machine": platform.node()}
+    path = write_json(Path(args.out), results, base, meta)
+    print(f"\nwritten to {path}")
+    return 0 if all(r.status == "completed" for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Our side of the benchmark: the real services as separate OS processes.
+
+API, scheduler, extractor and loader each run as ``datamig serve <name>`` (the same
+helper the end-to-end tests use) on RabbitMQ with PostgreSQL metadata. Each case
+creates a job over HTTP, executes it and waits; peak RSS of every service process is
+read from ``/proc/<pid>/status`` (VmHWM), reset before each case via ``clear_refs``.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+from bench import data
+from tests.e2e.stack import FINISHED, Stack, stack_env
+
+AMQP_URL = os.environ.get("DM_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+WORKERS = ("scheduler", "extractor", "loader")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident set of a process (VmHWM) in MB, 0 when unknown."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def reset_peak(pid: int) -> None:
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+class BenchStack:
+    """A distributed stack with its own metadata database and queue prefix."""
+
+    def __init__(self, *, batch_rows: int, env: dict[str, str] | None = None) -> None:
+        self.meta_db = f"dm_bench_meta_{uuid.uuid4().hex[:6]}"
+        self._admin = sa.create_engine(data.PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with self._admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{self.meta_db}"')
+        self.tmp = Path(tempfile.mkdtemp(prefix="dm-bench-"))
+        self.token = secrets.token_urlsafe(24)
+        extra = {"DM_ADMIN_TOKEN": self.token, "DM_BATCH_ROWS": str(batch_rows), "DM_LOG_LEVEL": "WARNING",
+                 "DM_HEARTBEAT_S": "2", "DM_POLL_S": "0.1", **(env or {})}
+        environment = stack_env(self.tmp, database_url=f"postgresql+psycopg2://postgres@127.0.0.1:5432/{self.meta_db}",
+                                amqp_url=AMQP_URL, prefix=f"dmbench{uuid.uuid4().hex[:6]}", **extra)
+        (self.tmp / "logs").mkdir()
+        self.stack = Stack(f"http://127.0.0.1:{environment['DM_API_PORT']}", environment, self.tmp / "logs")
+        self.http = httpx.Client(base_url=self.stack.base_url, timeout=60,
+                                 headers={"Authorization": f"Bearer {self.token}"})
+        self.projects: dict[str, int] = {}
+
+    def start(self) -> None:
+        self.stack.start("api", "api")
+        self.stack.wait_healthy()
+        for name in WORKERS:
+            self.stack.start(name, name)
+        time.sleep(2.0)
+        self.projects["pg"] = self._project("bench pg", data.PG_URL)
+        self.projects["mysql"] = self._project("bench mariadb", data.MY_URL)
+
+    def _project(self, name: str, url: str) -> int:
+        r = self.http.post("/api/projects", json={"name": name, "url": url})
+        if r.status_code != 201:
+            raise RuntimeError(f"creating project {name}: {r.status_code} {r.text}")
+        return r.json()["id"]
+
+    def run(self, *, source: str, sql: str, dest: str, table: str, mode: str, timeout_s: float = 3600) -> dict:
+        """Create and execute a one-step job; returns the finished execution plus wall time and peak RSS."""
+        r = self.http.post("/api/jobs", json={
+            "name": f"bench {mode} {source}->{dest} {uuid.uuid4().hex[:6]}",
+            "steps": [{"name": "read", "project_id": self.projects[source], "sql": sql}],
+            "destination": {"project_id": self.projects[dest], "table": table, "mode": mode},
+            "timeout_minutes": 120, "max_retries": 0})
+        if r.status_code != 201:
+            raise RuntimeError(f"creating job: {r.status_code} {r.text}")
+        pids = {n: p.pid for n, p in self.stack.procs.items() if n in WORKERS}
+        for pid in pids.values():
+            reset_peak(pid)
+        started = time.perf_counter()
+        r = self.http.post(f"/api/jobs/{r.json()['id']}/execute")
+        if r.status_code != 202:
+            raise RuntimeError(f"executing job: {r.status_code} {r.text}")
+        execution_id = r.json()["execution_id"]
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            body = self.http.get(f"/api/executions/{execution_id}").json()
+            if body.get("status") in FINISHED:
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError(f"execution {execution_id} did not finish in {timeout_s}s")
+        body["wall_s"] = time.perf_counter() - started
+        body["rss_mb"] = {n: round(peak_rss_mb(pid), 1) for n, pid in pids.items()}
+        return body
+
+    def stop(self) -> None:
+        self.http.close()
+        self.stack.stop()
+        with self._admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{self.meta_db}" WITH (FORCE)')
+        self._admin.dispose()
+
+    def logs(self) -> str:
+        return self.stack.all_logs()
