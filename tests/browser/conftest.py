@@ -77,6 +77,12 @@ class Page:
         self.page.screenshot(path=str(path), full_page=full_page)
         return path
 
+    def shot_of(self, locator: object, name: str) -> Path:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        locator.screenshot(path=str(path))
+        return path
+
 
 @dataclass
 class Databases:

@@ -154,6 +154,7 @@ def test_a_user_builds_a_cross_engine_job_previews_runs_and_reads_its_errors(web
     page.get_by_label("Migration mode").select_option("insert_only")
     expect(page.locator(".alert-warning")).to_be_hidden()
     expect(flow.locator(".flow-destination")).to_contain_text("customer_totals")
+    web.shot_of(page.locator("section", has=flow), "02a-flow-diagram")
 
     # And the job-level preview checks the destination table
     page.locator("#preview-job").click()
@@ -224,8 +225,13 @@ def test_the_editor_shows_api_errors_next_to_their_fields(web: Page, web_api: ht
     # Given a project to read from
     u = make_url(sources["pg"])
     r = web_api.post("/api/projects", json={"name": "Errors PG", "engine": "postgresql", "host": u.host, "port": u.port,
-                                        "database": u.database, "username": u.username})
+                                        "database": u.database, "username": u.username, "password": "s3cret-pw"})
     assert r.status_code == 201, r.text
+    # Then its password is write-only: the edit page never shows it, and says one is stored
+    page = web.open(f"#/projects/{r.json()['id']}")
+    expect(page.get_by_label("Password")).to_have_value("")
+    expect(page.locator('[data-field="password"] .hint')).to_contain_text("A password is stored")
+    assert "s3cret-pw" not in page.content()
     page = web.open("#/jobs/new")
     # When they save a job with no name, an empty step SQL, no destination project and a bad table name
     step(page, 1).get_by_label("Project").select_option(label="Errors PG (postgresql)")

@@ -4,7 +4,7 @@ import { h, svg } from "./ui.js";
 
 const BOX_W = 180;
 const BOX_H = 66;
-const GAP = 56;
+const GAP = 66;
 const TOP = 74;
 const PAD = 12;
 
@@ -50,7 +50,7 @@ export function drawFlow(flow, destination) {
       svg("rect", { width: BOX_W, height: BOX_H, rx: "8" }),
       svg("text", { x: "10", y: "19", class: "flow-kicker", text: node.kind === "step" ? `Step ${node.step}` : "Destination" }),
       svg("text", { x: "10", y: "38", class: "flow-name", text: clip(node.name, 22) }),
-      svg("text", { x: "10", y: "56", class: "flow-meta", text: clip(node.project_name ? `${node.project_name}${node.engine ? ` · ${node.engine}` : ""}` : "no project chosen", 28) }));
+      svg("text", { x: "10", y: "56", class: "flow-meta", text: clip(node.project_name ? `${node.project_name}${node.engine ? ` · ${node.engine}` : ""}` : "no project chosen", 25) }));
     root.append(g);
   });
   const words = flow.nodes.map((n) => {
