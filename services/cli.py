@@ -111,8 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--host", default=None, help="API bind address (default DM_API_HOST)")
     p_serve.add_argument("--port", type=int, default=None, help="API port (default DM_API_PORT)")
     from services.cliapp.commands import add_subcommands
+    from services.cliapp.tokens import add_token_commands
 
     add_subcommands(sub)
+    add_token_commands(sub)
     return parser
 
 
@@ -131,6 +133,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         if args.command == "serve":
             serve(args.service, settings, host=args.host, port=args.port)
+        elif args.command == "token":
+            from services.cliapp.tokens import run_token_command
+
+            sys.exit(run_token_command(args, settings))
     except ConfigError as exc:
         print(f"datamig: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -78,7 +78,7 @@ class StepSpec(_Strict):
 
     name: NonEmptyName
     description: str = Field("", max_length=2000)
-    project_id: int = Field(..., ge=1)
+    project_id: int = Field(..., ge=1, le=2**31 - 1)
     sql: str = Field(..., max_length=MAX_SQL_CHARS)
 
     @field_validator("sql")
@@ -92,7 +92,7 @@ class StepSpec(_Strict):
 class DestinationSpec(_Strict):
     """Where the last step's result is written, and how."""
 
-    project_id: int = Field(..., ge=1)
+    project_id: int = Field(..., ge=1, le=2**31 - 1)
     table: str = Field(..., max_length=200)
     mode: Mode = Mode.insert_only
     key_columns: list[str] | None = Field(None, max_length=32)

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     extractor_concurrency: int = Field(1, ge=1, le=64, description="Executions one extractor process runs at once.")
     loader_concurrency: int = Field(1, ge=1, le=64, description="Executions one loader process loads at once.")
     timeout_scale: float = Field(1.0, gt=0, le=1.0, description="Multiplies every job's timeout (tests shorten it).")
+    admin_token: str = Field("", description="Bootstrap bearer token with the editor role (DM_ADMIN_TOKEN).")
+    metrics_auth: bool = Field(False, description="Require a token on /metrics too.")
+    max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, description="Largest request body the API accepts.")
     demo: bool = Field(False, description="Create the demo databases and job on first start.")
 
     def metadata_url(self) -> str:

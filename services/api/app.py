@@ -5,13 +5,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import sqlalchemy as sa
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.api.deps import Runtime
 from services.api.errors import install_error_handlers
 from services.api.recorder import Recorder
-from services.api.routers import checks, executions, health, jobs, projects, schedule
+from services.api.security import BodyLimit, principal
+from services.api.routers import audit, checks, executions, health, jobs, projects, schedule
 from services.api import web
 from shared.secrets import SecretBox
 from shared.settings import Settings
@@ -43,11 +44,24 @@ def create_app(settings: Settings, transport: Transport, *, store: sa.Engine, bo
     app.state.runtime = runtime
     app.state.recorder = recorder
     install_error_handlers(app)
-    for module in (health, projects, checks, jobs, executions, schedule, web):
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    for module in (health, web):
         app.include_router(module.router)
+    for module in (projects, checks, jobs, executions, schedule, audit):
+        app.include_router(module.router, dependencies=[Depends(principal)])
 
     @app.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
+    def metrics(request: Request) -> Response:
+        if settings.metrics_auth:
+            principal(request, _bearer_of(request))
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _bearer_of(request: Request):  # type: ignore[no-untyped-def]
+    from fastapi.security.utils import get_authorization_scheme_param
+    from fastapi.security import HTTPAuthorizationCredentials
+
+    scheme, token = get_authorization_scheme_param(request.headers.get("Authorization", ""))
+    return HTTPAuthorizationCredentials(scheme=scheme, credentials=token) if token else None

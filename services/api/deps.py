@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.secrets import SecretBox
@@ -33,6 +33,10 @@ def get_session(request: Request) -> Iterator[Session]:
     with request.app.state.runtime.sessions() as session:
         yield session
 
+
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in every metadata store
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SessionDep = Annotated[Session, Depends(get_session)]

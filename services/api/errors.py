@@ -15,7 +15,7 @@ log = logging.getLogger("datamig.api")
 
 
 def field_error(loc: list | tuple, message: str) -> dict:
-    parts = [str(p) for p in loc if p != "body"]
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
     return {"loc": list(loc), "field": ".".join(parts), "msg": message}
 
 

@@ -113,6 +113,36 @@ class ExecutionRow(Base):
     cancel_requested: Mapped[bool] = mapped_column(sa.Boolean, default=False)
 
 
+class TokenRow(Base):
+    """An API token: only its SHA-256 is stored; ``prefix`` identifies it in lists."""
+
+    __tablename__ = "dm_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    role: Mapped[str] = mapped_column(sa.String(20))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(sa.String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditRow(Base):
+    """Who did what to a job (or project), and when."""
+
+    __tablename__ = "dm_audit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(sa.String(200))
+    action: Mapped[str] = mapped_column(sa.String(50))
+    job_id: Mapped[int | None] = mapped_column(sa.Integer, index=True)
+    project_id: Mapped[int | None] = mapped_column(sa.Integer)
+    execution_id: Mapped[int | None] = mapped_column(sa.Integer)
+    details: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+
+
 class FailedRowRow(Base):
     __tablename__ = "dm_failed_rows"
     __table_args__ = (sa.UniqueConstraint("execution_id", "position", name="uq_dm_failed_rows_position"),)

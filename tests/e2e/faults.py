@@ -108,12 +108,13 @@ def wait_for(predicate: Callable[[], object], *, timeout_s: float = 60, what: st
 
 
 def execution(stack: Stack, execution_id: int) -> dict:
-    return httpx.get(f"{stack.base_url}/api/executions/{execution_id}", timeout=10).json()
+    return httpx.get(f"{stack.base_url}/api/executions/{execution_id}", timeout=10, headers=stack.headers).json()
 
 
 def chain(stack: Stack, job_id: int) -> list[dict]:
     """The job's executions, oldest first."""
-    items = httpx.get(f"{stack.base_url}/api/executions", params={"job_id": job_id}, timeout=10).json()["items"]
+    items = httpx.get(f"{stack.base_url}/api/executions", params={"job_id": job_id}, timeout=10,
+                      headers=stack.headers).json()["items"]
     return sorted(items, key=lambda e: e["id"])
 
 

@@ -33,8 +33,12 @@ class Stack:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
+    def headers(self) -> dict:
+        return {"Authorization": f"Bearer {self.env['DM_ADMIN_TOKEN']}"}
+
+    @property
     def api(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, timeout=30)
+        return httpx.Client(base_url=self.base_url, timeout=30, headers=self.headers)
 
     def start(self, name: str, *args: str) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "ab")
@@ -91,7 +95,7 @@ def stack_env(tmp_path: Path, *, database_url: str, amqp_url: str, prefix: str, 
         "DM_DATABASE_URL": database_url, "DM_AMQP_URL": amqp_url, "DM_QUEUE_PREFIX": prefix,
         "DM_SECRET_KEY": Fernet.generate_key().decode(), "DM_DATA_DIR": str(tmp_path / "data"),
         "DM_API_PORT": str(free_port()), "DM_POLL_S": "0.2", "DM_HEARTBEAT_S": "1", "DM_LOG_LEVEL": "INFO",
-        "DM_BATCH_ROWS": "2000", "DM_RETRY_BASE_S": "0.5", "DM_RETRY_MAX_S": "2", "PYTHONUNBUFFERED": "1",
+        "DM_ADMIN_TOKEN": "e2e-" + Fernet.generate_key().decode()[:24], "DM_BATCH_ROWS": "2000", "DM_RETRY_BASE_S": "0.5", "DM_RETRY_MAX_S": "2", "PYTHONUNBUFFERED": "1",
     })
     env.update(extra)
     return env

@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -85,7 +84,8 @@ def test_apply_run_and_history_from_the_command_line(tmp_path, pg_database) -> N
     (tmp_path / "logs").mkdir()
     stack = Stack(f"http://127.0.0.1:{env['DM_API_PORT']}", env, tmp_path / "logs")
     cli_env = {k: v for k, v in os.environ.items() if not k.startswith("DM_")}
-    cli_env |= {"DM_API_URL": stack.base_url, "E2E_SRC_URL": src_url, "E2E_DST_URL": dst_url}
+    cli_env |= {"DM_API_URL": stack.base_url, "DM_API_TOKEN": env["DM_ADMIN_TOKEN"],
+                "E2E_SRC_URL": src_url, "E2E_DST_URL": dst_url}
     jobs_file = tmp_path / "jobs.yaml"
     jobs_file.write_text(JOBS_YAML)
     try:
@@ -124,7 +124,7 @@ def test_apply_run_and_history_from_the_command_line(tmp_path, pg_database) -> N
         assert [line.split()[1] for line in failed.stdout.splitlines()[1:]] == ["Broken", "Copy"]
 
         # And the API's error details carry the failed rows
-        with httpx.Client(base_url=stack.base_url) as api:
+        with stack.api as api:
             partial_id = api.get("/api/executions", params={"status": "partial_success"}).json()["items"][0]["id"]
             details = api.get(f"/api/executions/{partial_id}/errors", params={"limit": 1}).json()
         assert details["failed_rows_total"] == len(BAD_IDS) and len(details["failed_rows"]) == 1

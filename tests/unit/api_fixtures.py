@@ -12,7 +12,12 @@ from shared.bootstrap import build_secret_box, build_store, build_transport
 from shared.settings import Settings
 
 
+ADMIN_TOKEN = "test-admin-token"
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
+    overrides.setdefault("admin_token", ADMIN_TOKEN)
     return Settings(data_dir=tmp_path, amqp_url="memory://", database_url="", **overrides)  # type: ignore[arg-type]
 
 
@@ -22,7 +27,7 @@ def api(tmp_path: Path) -> Iterator[TestClient]:
     transport, topology = build_transport(settings, name="test")
     app = create_app(settings, transport, store=build_store(settings), box=build_secret_box(settings),
                      topology=topology)
-    with TestClient(app) as client:
+    with TestClient(app, headers=AUTH) as client:
         yield client
     transport.close()
 

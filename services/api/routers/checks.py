@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from services.api.deps import RuntimeDep, SessionDep
+from services.api.deps import IdPath, IdQuery, RuntimeDep, SessionDep
 from services.api.errors import FieldErrors, field_error
 from services.api.routers.jobs import get_job
 from shared.connections import build_url, create_db_engine
@@ -162,16 +162,16 @@ def flow_draft(draft: DraftJob, session: SessionDep) -> dict:
 
 
 @router.post("/{job_id}/validate", response_model=ValidationOut)
-def validate_saved(job_id: int, session: SessionDep, rt: RuntimeDep) -> dict:
+def validate_saved(job_id: IdPath, session: SessionDep, rt: RuntimeDep) -> dict:
     return _validate(_saved(session, job_id), session, rt.box)
 
 
 @router.post("/{job_id}/preview", response_model=PreviewOut)
-def preview_saved(job_id: int, session: SessionDep, rt: RuntimeDep,
+def preview_saved(job_id: IdPath, session: SessionDep, rt: RuntimeDep,
                   limit: int = Query(DEFAULT_PREVIEW_ROWS, ge=1, le=MAX_PREVIEW_ROWS)) -> dict:
     return _preview(_saved(session, job_id), session, rt.box, limit)
 
 
 @router.get("/{job_id}/flow", response_model=FlowOut)
-def flow_saved(job_id: int, session: SessionDep) -> dict:
+def flow_saved(job_id: IdPath, session: SessionDep) -> dict:
     return _flow(_saved(session, job_id), session)

@@ -7,8 +7,9 @@ from typing import Annotated
 import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query, status
 
-from services.api.deps import RuntimeDep, SessionDep
+from services.api.deps import IdPath, IdQuery, RuntimeDep, SessionDep
 from services.api.schemas import ExecutionErrorsOut, ExecutionOut, ExecutionPage
+from services.api.security import PrincipalDep, audit
 from shared.jobspec import FINISHED_STATUSES, Status
 from shared.messages import Cancel
 from shared.store.executions import execution_out
@@ -34,7 +35,7 @@ def _get(session: SessionDep, execution_id: int) -> ExecutionRow:
 @router.get("", response_model=ExecutionPage)
 def list_executions(
     session: SessionDep,
-    job_id: int | None = None,
+    job_id: IdQuery = None,
     status_: Annotated[list[Status] | None, Query(alias="status")] = None,
     start_date: datetime | None = Query(None, description="executions queued at or after this time"),
     end_date: datetime | None = Query(None, description="executions queued at or before this time"),
@@ -61,14 +62,14 @@ def list_executions(
 
 
 @router.get("/{execution_id}", response_model=ExecutionOut)
-def read_execution(execution_id: int, session: SessionDep) -> dict:
+def read_execution(execution_id: IdPath, session: SessionDep) -> dict:
     row = _get(session, execution_id)
     job = session.get(JobRow, row.job_id)
     return execution_out(row, job_name=job.name if job else None)
 
 
 @router.get("/{execution_id}/errors", response_model=ExecutionErrorsOut)
-def execution_errors(execution_id: int, session: SessionDep,
+def execution_errors(execution_id: IdPath, session: SessionDep,
                      limit: int = Query(100, ge=1, le=MAX_PAGE), offset: int = Query(0, ge=0)) -> dict:
     """The full error, its stack trace and the failed rows, paginated by position."""
     row = _get(session, execution_id)
@@ -85,12 +86,13 @@ def execution_errors(execution_id: int, session: SessionDep,
 
 
 @router.post("/{execution_id}/cancel", response_model=ExecutionOut, status_code=status.HTTP_202_ACCEPTED)
-def cancel_execution(execution_id: int, session: SessionDep, rt: RuntimeDep) -> dict:
+def cancel_execution(execution_id: IdPath, session: SessionDep, rt: RuntimeDep, who: PrincipalDep) -> dict:
     """Stop an execution: queued ones are cancelled at once; running ones roll back."""
     row = _get(session, execution_id)
     if row.status in FINISHED_STATUSES:
         raise HTTPException(status.HTTP_409_CONFLICT, f"execution {execution_id} already {row.status}")
     row.cancel_requested = True
+    audit(session, who, "execution.cancel", job_id=row.job_id, execution_id=row.id)
     if row.status == "queued" and row.dispatched_at is None:
         row.status, row.finished_at = "cancelled", utcnow()
         row.error_message, row.error_kind = "cancelled before it started", "cancelled"

@@ -5,9 +5,10 @@ import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy.orm import Session
 
-from services.api.deps import RuntimeDep, SessionDep
+from services.api.deps import IdPath, IdQuery, RuntimeDep, SessionDep
 from services.api.errors import FieldErrors, field_error
 from services.api.schemas import ExecuteOut, JobOut, JobPatch
+from services.api.security import PrincipalDep, audit
 from shared.jobspec import JobSpec
 from shared.store.executions import create_execution
 from shared.store.jobs import apply_job, job_out, job_spec, last_executions
@@ -53,30 +54,33 @@ def list_jobs(session: SessionDep, include_archived: bool = Query(False)) -> lis
 
 
 @router.post("", response_model=JobOut, status_code=status.HTTP_201_CREATED)
-def create_job(spec: JobSpec, session: SessionDep) -> dict:
+def create_job(spec: JobSpec, session: SessionDep, who: PrincipalDep) -> dict:
     check_job(session, spec)
     row = apply_job(JobRow(), spec)
     session.add(row)
+    session.flush()
+    audit(session, who, "job.create", job_id=row.id, name=row.name, enabled=row.enabled)
     session.commit()
     return _out(session, row)
 
 
 @router.get("/{job_id}", response_model=JobOut)
-def read_job(job_id: int, session: SessionDep) -> dict:
+def read_job(job_id: IdPath, session: SessionDep) -> dict:
     return _out(session, get_job(session, job_id))
 
 
 @router.put("/{job_id}", response_model=JobOut)
-def replace_job(job_id: int, spec: JobSpec, session: SessionDep) -> dict:
+def replace_job(job_id: IdPath, spec: JobSpec, session: SessionDep, who: PrincipalDep) -> dict:
     row = get_job(session, job_id)
     check_job(session, spec)
+    _audit_change(session, who, row, spec)
     apply_job(row, spec)
     session.commit()
     return _out(session, row)
 
 
 @router.patch("/{job_id}", response_model=JobOut)
-def patch_job(job_id: int, patch: JobPatch, session: SessionDep) -> dict:
+def patch_job(job_id: IdPath, patch: JobPatch, session: SessionDep, who: PrincipalDep) -> dict:
     """Change some options (e.g. ``{"enabled": false}``), validated like a full job."""
     row = get_job(session, job_id)
     data = job_spec(row).model_dump() | patch.model_dump(exclude_none=True)
@@ -86,26 +90,41 @@ def patch_job(job_id: int, patch: JobPatch, session: SessionDep) -> dict:
         errors = getattr(exc, "errors", lambda: [])()
         raise FieldErrors([field_error(["body", *e["loc"]], e["msg"].removeprefix("Value error, "))
                            for e in errors]) from None
+    _audit_change(session, who, row, spec)
     apply_job(row, spec)
     session.commit()
     return _out(session, row)
 
 
+def _audit_change(session: Session, who: PrincipalDep, row: JobRow, spec: JobSpec) -> None:
+    """One audit entry per change: enable/disable are their own actions."""
+    before = job_spec(row).model_dump(mode="json")
+    after = spec.model_dump(mode="json")
+    changed = sorted(k for k in after if before.get(k) != after[k])
+    if "enabled" in changed:
+        audit(session, who, "job.enable" if spec.enabled else "job.disable", job_id=row.id)
+        changed.remove("enabled")
+    if changed:
+        audit(session, who, "job.update", job_id=row.id, fields=changed)
+
+
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT)
-def archive_job(job_id: int, session: SessionDep) -> None:
+def archive_job(job_id: IdPath, session: SessionDep, who: PrincipalDep) -> None:
     """Archive (soft delete): the job stops firing; its history is kept."""
     row = get_job(session, job_id)
+    audit(session, who, "job.archive", job_id=row.id)
     row.archived, row.enabled, row.next_run_at = True, False, None
     session.commit()
 
 
 @router.post("/{job_id}/execute", response_model=ExecuteOut, status_code=status.HTTP_202_ACCEPTED)
-def execute_job(job_id: int, session: SessionDep) -> dict:
+def execute_job(job_id: IdPath, session: SessionDep, who: PrincipalDep) -> dict:
     """Queue a manual execution; the schedule is not affected."""
     row = get_job(session, job_id)
     if row.archived:
         raise HTTPException(status.HTTP_409_CONFLICT, f"job {row.name!r} is archived")
     execution = create_execution(session, row, trigger="manual")
     execution.not_before = utcnow()
+    audit(session, who, "job.execute", job_id=row.id, execution_id=execution.id)
     session.commit()
     return {"execution_id": execution.id, "status": execution.status}

@@ -7,9 +7,10 @@ import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, status
 from sqlalchemy.exc import IntegrityError
 
-from services.api.deps import RuntimeDep, SessionDep
+from services.api.deps import IdPath, IdQuery, RuntimeDep, SessionDep
 from services.api.errors import FieldErrors, field_error
 from services.api.schemas import ConnectionTestOut, ProjectOut
+from services.api.security import PrincipalDep, audit
 from shared.connections import ProjectSpec, build_url, create_db_engine, mask_secrets_in_text
 from shared.store.models import JobRow, ProjectRow
 from shared.store.projects import apply_project, project_out, spec_from_snapshot, project_snapshot
@@ -38,39 +39,48 @@ def list_projects(session: SessionDep) -> list[dict]:
 
 
 @router.post("", response_model=ProjectOut, status_code=status.HTTP_201_CREATED)
-def create_project(spec: ProjectSpec, session: SessionDep, rt: RuntimeDep) -> dict:
+def create_project(spec: ProjectSpec, session: SessionDep, rt: RuntimeDep, who: PrincipalDep) -> dict:
     row = apply_project(ProjectRow(), spec, rt.box, keep_password=False)
     session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise FieldErrors([field_error(["body", "name"], f"a project named {spec.name!r} already exists")]) from None
+    audit(session, who, "project.create", project_id=row.id, name=row.name)
     _commit_unique(session, spec.name)
     return project_out(row)
 
 
 @router.get("/{project_id}", response_model=ProjectOut)
-def get_project(project_id: int, session: SessionDep) -> dict:
+def get_project(project_id: IdPath, session: SessionDep) -> dict:
     return project_out(_get(session, project_id))
 
 
 @router.put("/{project_id}", response_model=ProjectOut)
-def update_project(project_id: int, spec: ProjectSpec, session: SessionDep, rt: RuntimeDep) -> dict:
+def update_project(project_id: IdPath, spec: ProjectSpec, session: SessionDep, rt: RuntimeDep,
+                   who: PrincipalDep) -> dict:
     """Replace a project; an omitted password keeps the stored one."""
     row = apply_project(_get(session, project_id), spec, rt.box, keep_password=True)
+    audit(session, who, "project.update", project_id=row.id, password_changed=spec.password is not None)
     _commit_unique(session, spec.name)
     return project_out(row)
 
 
 @router.delete("/{project_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_project(project_id: int, session: SessionDep) -> None:
+def delete_project(project_id: IdPath, session: SessionDep, who: PrincipalDep) -> None:
     row = _get(session, project_id)
     for job in session.scalars(sa.select(JobRow).where(JobRow.archived.is_(False))):
         used = {s["project_id"] for s in job.steps} | {job.destination["project_id"]}
         if project_id in used:
             raise HTTPException(status.HTTP_409_CONFLICT, f"project {row.name!r} is used by job {job.name!r}")
+    audit(session, who, "project.delete", project_id=row.id, name=row.name)
     session.delete(row)
     session.commit()
 
 
 @router.post("/{project_id}/test", response_model=ConnectionTestOut)
-def test_connection(project_id: int, session: SessionDep, rt: RuntimeDep) -> dict:
+def test_connection(project_id: IdPath, session: SessionDep, rt: RuntimeDep) -> dict:
     """Connect and run a trivial query; the answer never contains the password."""
     spec = spec_from_snapshot(project_snapshot(_get(session, project_id)), rt.box)
     started = time.perf_counter()

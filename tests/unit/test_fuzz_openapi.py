@@ -1,0 +1,31 @@
+"""Property-based fuzzing of the OpenAPI schema (schemathesis): no input gives a 5xx."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from services.api.app import create_app
+from shared.bootstrap import build_secret_box, build_store, build_transport
+from tests.unit.api_fixtures import AUTH, make_settings
+
+EXAMPLES_PER_OPERATION = 20
+
+
+def _app():  # type: ignore[no-untyped-def]
+    config = make_settings(Path(tempfile.mkdtemp(prefix="dm-fuzz-")))
+    transport, topology = build_transport(config, name="fuzz")
+    return create_app(config, transport, store=build_store(config), box=build_secret_box(config),
+                      topology=topology, record_events=False)
+
+
+schema = schemathesis.openapi.from_asgi("/openapi.json", _app())
+
+
+@schema.parametrize()
+@settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_input_makes_the_api_fail_with_a_5xx(case) -> None:  # type: ignore[no-untyped-def]
+    response = case.call(headers=AUTH)
+    assert response.status_code < 500, (case.method, case.path, response.status_code, response.text[:500])
