@@ -313,6 +313,8 @@ def test_the_pages_work_in_a_narrow_window_and_from_the_keyboard(web: Page, web_
     for route, name in (("#/jobs", "07-jobs-narrow"), ("#/history", "08-history-narrow"),
                         ("#/jobs/new", "09-job-editor-narrow"), ("#/projects", "10-projects-narrow")):
         web.open(route)
+        if route == "#/jobs/new":
+            page.locator(".flow svg").wait_for()  # drawn from the flow endpoint, debounced
         page.wait_for_load_state("networkidle")
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= NARROW["width"], f"{route} scrolls sideways ({width}px)"
