@@ -57,11 +57,11 @@ def fire_due_jobs(session: Session, *, now: datetime) -> list[ExecutionRow]:
             continue  # another replica took this tick
         metrics.SCHEDULE_LAG.labels(job_name=job.name).observe(max(0.0, (now - old).total_seconds()))
         if has_active_execution(session, job.id):
-            row = create_execution(session, job, trigger="schedule", status="skipped")
+            row = create_execution(session, job, trigger="schedule", status="skipped", now=now)
             row.finished_at = row.started_at = now
             row.error_message, row.error_kind = "previous execution still running; tick skipped", "overlap"
         else:
-            row = create_execution(session, job, trigger="schedule", not_before=now)
+            row = create_execution(session, job, trigger="schedule", not_before=now, now=now)
         fired.append(row)
         log.info("job %s (%s) fired for %s, %s", job.id, job.name, old.isoformat(), row.status)
     return fired

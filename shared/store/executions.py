@@ -63,9 +63,9 @@ def execution_out(row: ExecutionRow, *, job_name: str | None = None, now: dateti
 
 def create_execution(session: Session, job: JobRow, *, trigger: str, attempt: int = 1,
                      retry_of: int | None = None, not_before: datetime | None = None,
-                     status: str = "queued") -> ExecutionRow:
+                     status: str = "queued", now: datetime | None = None) -> ExecutionRow:
     row = ExecutionRow(job_id=job.id, status=status, trigger=trigger, attempt=attempt,
-                       retry_of=retry_of, not_before=not_before, queued_at=utcnow())
+                       retry_of=retry_of, not_before=not_before, queued_at=now or utcnow())
     session.add(row)
     session.flush()
     return row
