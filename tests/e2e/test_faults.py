@@ -200,3 +200,24 @@ def test_malformed_messages_are_dead_lettered_and_workers_keep_running(dbs, tmp_
         transport.delete_queue(topology.dead)
         transport.close()
         stack.stop()
+
+
+def test_errors_that_cannot_heal_are_not_retried(dbs, tmp_path, queue_prefix) -> None:
+    metadata, src, dst = dbs
+    make_destination(dst)
+    stack = distributed(tmp_path, metadata, queue_prefix)
+    try:
+        cases = {"SELECT id, name, price FROM items WHERE": "syntax",
+                 "SELECT id, name, price FROM no_such_table": "no_such_table",
+                 "SELECT id, name, price, 1 AS surplus FROM items": "surplus"}
+        for sql, words in cases.items():
+            job_id = create_job(stack, src, dst, mode="upsert", sql=sql, max_retries=3)
+            first = execute(stack, job_id)
+            done = wait_for(lambda: (e := execution(stack, first))["status"] == "failed" and e, what="failure",
+                            stack=stack)
+            assert words in done["error"]["message"], done["error"]
+            time.sleep(1.5)  # longer than the retry backoff of the test stack
+            assert len(chain(stack, job_id)) == 1, f"{sql!r} was retried"
+        assert snapshot(dst) == OLD
+    finally:
+        stack.stop()

@@ -151,3 +151,10 @@ def test_password_given_in_url_is_stored_encrypted_not_in_the_url(api: TestClien
     with store.connect() as conn:
         stored = conn.execute(sa.text("SELECT url, password_enc FROM dm_projects WHERE name = 'pg2'")).one()
     assert SECRET not in stored.url and stored.password_enc and SECRET not in stored.password_enc
+
+
+def test_manual_execution_never_shifts_the_schedule(api: TestClient, tmp_path) -> None:
+    src, dst = sqlite_project(api, "src", tmp_path / "s.db"), sqlite_project(api, "dst", tmp_path / "d.db")
+    job = api.post("/api/jobs", json=job_body(src, dst, schedule="0 2 * * *", enabled=True)).json()
+    assert api.post(f"/api/jobs/{job['id']}/execute").status_code == 202
+    assert api.get(f"/api/jobs/{job['id']}").json()["next_run_at"] == job["next_run_at"]
