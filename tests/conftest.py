@@ -44,25 +44,31 @@ def unique_name(prefix: str = "t") -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture
-def pg_database() -> Iterator[Callable[[], str]]:
-    """Factory: creates a fresh PostgreSQL database, returns its URL; dropped afterwards."""
-    require_service("PostgreSQL", PG_URL)
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+def _database_factory(admin_url: str, *, create: str, drop: str) -> Iterator[Callable[[], str]]:
+    """Yield a factory of fresh databases on ``admin_url``; drop them all afterwards."""
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     created: list[str] = []
 
     def make() -> str:
         name = unique_name("dm")
         with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            conn.exec_driver_sql(create.format(name=name))
         created.append(name)
-        return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+        return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
     yield make
     with admin.connect() as conn:
         for name in created:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.exec_driver_sql(drop.format(name=name))
     admin.dispose()
+
+
+@pytest.fixture
+def pg_database() -> Iterator[Callable[[], str]]:
+    """Factory: creates a fresh PostgreSQL database, returns its URL; dropped afterwards."""
+    require_service("PostgreSQL", PG_URL)
+    yield from _database_factory(PG_URL, create='CREATE DATABASE "{name}"',
+                                 drop='DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -74,21 +80,8 @@ def pg_url(pg_database: Callable[[], str]) -> str:
 def mysql_database() -> Iterator[Callable[[], str]]:
     """Factory: creates a fresh MariaDB/MySQL database (utf8mb4), returns its URL; dropped afterwards."""
     require_service("MariaDB", MYSQL_URL)
-    admin = sa.create_engine(MYSQL_URL, isolation_level="AUTOCOMMIT")
-    created: list[str] = []
-
-    def make() -> str:
-        name = unique_name("dm")
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-        created.append(name)
-        return make_url(MYSQL_URL).set(database=name).render_as_string(hide_password=False)
-
-    yield make
-    with admin.connect() as conn:
-        for name in created:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-    admin.dispose()
+    yield from _database_factory(MYSQL_URL, create="CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+                                 drop="DROP DATABASE IF EXISTS `{name}`")
 
 
 @pytest.fixture
