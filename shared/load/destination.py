@@ -1,11 +1,15 @@
 """The destination table checked against the source columns and the mode.
 
 Reflection only: nothing here writes. :func:`check_destination` returns a report for
-validation and preview; :func:`resolve_destination` raises ``ValidationFailed`` with it.
+validation and preview; :func:`resolve_destination` raises ``ValidationFailed`` with it;
+:func:`sync_delete_impact` tells how many rows a ``sync_delete`` would delete (reading keys).
 """
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 
 import sqlalchemy as sa
 
@@ -14,6 +18,7 @@ from shared.errors import ValidationFailed
 from shared.jobspec import Mode
 from shared.types import Column
 
+SYNC_IMPACT_CAP = 100_000  # keys read per side by sync_delete_impact; beyond it the impact is not computed
 _NUMERIC = {"smallint", "int", "bigint", "float", "decimal", "bool"}
 _TEMPORAL = {"date", "time", "timestamp", "timestamptz", "interval"}
 # (source portable type group, destination kinds it cannot go into)
@@ -167,3 +172,77 @@ def _resolve_key(table: str, target: sa.Table, mode: Mode, key_columns: list[str
     if absent:  # insert_only into a table whose generated PK is not in the source: plain inserts
         return [], _check("key", True, f"no key in the source for {table}: plain inserts")
     return key, _check("key", True, f"key of {table}: ({', '.join(key)})" if key else f"{table} has no key: plain inserts")
+
+
+def sync_delete_impact(engine: sa.Engine, *, table: str, columns: list[Column], key_columns: list[str] | None,
+                       source_keys: Callable[[list[int]], Iterable[tuple]], allow_empty_source: bool = False,
+                       max_delete_ratio: float | None = None, cap: int = SYNC_IMPACT_CAP) -> dict | None:
+    """How many destination rows a ``sync_delete`` would delete: a check ``{"check", "ok", "message"}``.
+
+    Read-only: ``source_keys(positions)`` yields the key values of the source rows (the
+    key columns are at ``positions`` of ``columns``); the destination's keys are read
+    with a plain SELECT. The key sets are compared in Python, so each side is read up to
+    ``cap`` rows (100,000 by default); past it the check says it was not computed and
+    passes (the run's own guards still apply). Values compare as Python values
+    (integral decimals as integers, UUIDs as text); text keys compare exactly, so under
+    a case- or trailing-blank-insensitive collation the count is an upper bound.
+
+    Not ok when the source is empty and the job does not allow it, or when the share of
+    deleted rows would exceed ``max_delete_ratio`` (of the destination rows after the
+    upsert, as the loader computes it). None when the destination or its key is not
+    usable (the other checks report that).
+    """
+    name = "sync_delete impact"
+    with engine.connect() as conn:
+        dest, _ = inspect_destination(conn, table=table, columns=columns, mode=Mode.sync_delete,
+                                      key_columns=key_columns)
+        if dest is None or not dest.key:
+            return None
+        positions = [dest.columns.index(k) for k in dest.key]
+        dest_keys = _capped(conn.execute(sa.select(*(dest.table.c[k] for k in dest.key)).limit(cap + 1)), cap)
+        conn.rollback()
+    if dest_keys is None:
+        return _check(name, True, f"not computed: {table} holds more than {cap:,} rows")
+    src_keys = _capped(source_keys(positions), cap)
+    if src_keys is None:
+        return _check(name, True, f"not computed: the source returns more than {cap:,} rows")
+    doomed = len(dest_keys - src_keys)
+    after = len(dest_keys | src_keys)
+    summary = f"would delete {doomed} of {len(dest_keys)} destination rows"
+    if not src_keys and not allow_empty_source:
+        return _check(name, False, f"the source returns no rows: a sync_delete into {table} would stop and delete "
+                                   f"nothing ({len(dest_keys)} destination rows); allow an empty source on the job "
+                                   "to empty the table")
+    if max_delete_ratio is not None and after and doomed / after > max_delete_ratio:
+        return _check(name, False, f"{summary} ({doomed / after:.1%} after the upsert), more than the job's cap of "
+                                   f"{max_delete_ratio:.1%}: the run would stop and roll back")
+    return _check(name, True, summary)
+
+
+def _key_value(value: object) -> object:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    return value
+
+
+def _capped(rows: Iterable[Iterable[object]], cap: int) -> set[tuple] | None:
+    """The distinct key tuples, or None when there are more than ``cap`` rows."""
+    out: set[tuple] = set()
+    try:
+        for n, row in enumerate(rows, start=1):
+            if n > cap:
+                return None
+            out.add(tuple(_key_value(v) for v in row))
+        return out
+    finally:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()  # a generator stopped early ends its sessions now

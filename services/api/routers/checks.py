@@ -19,7 +19,7 @@ from services.api.deps import IdPath, IdQuery, RuntimeDep, SessionDep
 from services.api.errors import FieldErrors, field_error
 from services.api.routers.jobs import get_job
 from shared.connections import build_url, create_db_engine
-from shared.jobspec import DestinationSpec, StepSpec
+from shared.jobspec import DestinationSpec, Mode, StepSpec
 from shared.secrets import SecretBox
 from shared.store.jobs import job_spec
 from shared.store.models import ProjectRow
@@ -106,6 +106,8 @@ def _validate(draft: DraftJob, session: Session, box: SecretBox) -> dict:
             checks, _ = validate_sources(draft.steps, engines, timeout_s=PREVIEW_TIMEOUT_S)
         else:
             checks = validate_job(draft.steps, draft.destination, engines, timeout_s=PREVIEW_TIMEOUT_S)
+            if all(c["ok"] for c in checks) and (impact := _sync_delete_impact(draft, engines, None)):
+                checks.append(impact)
     return {"ok": all(c["ok"] for c in checks), "checks": checks}
 
 
@@ -127,7 +129,50 @@ def _preview(draft: DraftJob, session: Session, box: SecretBox, limit: int) -> d
             except Exception as exc:  # noqa: BLE001 - an unreachable destination is a failed check
                 destination = [{"check": "destination reachable", "ok": False,
                                 "message": str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]}]
+            if destination and all(c["ok"] for c in destination) and (
+                    impact := _sync_delete_impact(draft, engines, columns)):
+                destination.append(impact)
     return {"steps": steps, "destination": destination}
+
+
+def _sync_delete_impact(draft: DraftJob, engines: dict[int, sa.Engine], columns: list[Column] | None) -> dict | None:
+    """For a sync_delete destination: how many rows the run would delete (None for other modes).
+
+    Read-only: the job's steps run as in an execution plus one step on the final step's
+    project that selects only the key columns from ``@resultK`` (pushed down as a CTE);
+    :func:`shared.load.destination.sync_delete_impact` compares them with the
+    destination's keys (each side capped at ``SYNC_IMPACT_CAP`` rows). An impact that
+    cannot be computed is reported as such and does not fail the validation.
+    """
+    from shared.extract import Extraction
+    from shared.load.destination import sync_delete_impact
+
+    dest = draft.destination
+    if dest is None or dest.mode != Mode.sync_delete:
+        return None
+    steps, last = list(draft.steps), draft.steps[-1]
+    try:
+        if columns is None:
+            with Extraction(steps, engines, batch_rows=1, statement_timeout_s=PREVIEW_TIMEOUT_S, probe=True) as ext:
+                columns = ext.open()
+        final_columns = columns
+
+        def source_keys(positions: list[int]) -> Iterator[tuple]:
+            quote = engines[last.project_id].dialect.identifier_preparer.quote_identifier
+            keys = ", ".join(quote(final_columns[i].name) for i in positions)
+            key_step = StepSpec(name="sync_delete keys", project_id=last.project_id,
+                                sql=f"SELECT {keys} FROM @result{len(steps)} dm_keys")
+            with Extraction([*steps, key_step], engines, statement_timeout_s=PREVIEW_TIMEOUT_S) as ext:
+                ext.open()
+                for batch in ext.batches():
+                    yield from batch
+
+        return sync_delete_impact(engines[dest.project_id], table=dest.table, columns=columns,
+                                  key_columns=dest.key_columns, source_keys=source_keys,
+                                  allow_empty_source=dest.allow_empty_source, max_delete_ratio=dest.max_delete_ratio)
+    except Exception as exc:  # noqa: BLE001 - the other checks passed; the run's own guards still apply
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        return {"check": "sync_delete impact", "ok": True, "message": f"not computed: {reason}"}
 
 
 def _flow(draft: DraftJob, session: Session) -> dict:
