@@ -287,3 +287,27 @@ def test_sync_delete_impact_of_a_saved_cross_engine_job(world: World) -> None:
     assert validation["ok"] is True, validation
     assert impact(validation["checks"])["message"] == "would delete 2 of 10 destination rows"
     assert world.snapshots() == before
+
+
+def test_sync_delete_impact_is_not_computed_past_its_cap(world: World) -> None:
+    from decimal import Decimal
+
+    from shared.load.destination import sync_delete_impact
+    from shared.types import Column
+
+    engine = sa.create_engine(world.urls["warehouse"])
+    try:
+        columns = [Column("id", "int"), Column("name", "text")]
+        kwargs = {"table": "synced", "columns": columns, "key_columns": None}
+        # the destination holds 10 rows: past a cap of 5 it is not read to the end
+        check = sync_delete_impact(engine, **kwargs, source_keys=lambda pos: [(1,)], cap=5)
+        assert check == {"check": "sync_delete impact", "ok": True,
+                         "message": "not computed: synced holds more than 5 rows"}
+        # a source past the cap likewise; at the cap, the keys compare (decimal 2 is key 2)
+        many = lambda pos: iter([(i,) for i in range(1, 12)])  # noqa: E731
+        assert "the source returns more than 10 rows" in sync_delete_impact(engine, **kwargs, source_keys=many,
+                                                                            cap=10)["message"]
+        check = sync_delete_impact(engine, **kwargs, source_keys=lambda pos: [(Decimal(2),), (3,)], cap=10)
+        assert check["message"] == "would delete 8 of 10 destination rows"
+    finally:
+        engine.dispose()
