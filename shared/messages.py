@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from shared import codec
@@ -23,7 +23,7 @@ class _Msg:
     run: int = 0
 
     def encode(self) -> bytes:
-        body = asdict(self)
+        body = {f.name: getattr(self, f.name) for f in fields(self)}  # shallow: no copy of a batch's rows
         body.update(t=self.TYPE, v=VERSION, id=uuid.uuid4().hex)
         return codec.encode(body)
 
@@ -59,12 +59,24 @@ class LoadRequest(_Msg):
 
 @dataclass
 class Batch(_Msg):
-    """Rows of the final result, in order. ``first`` is the 1-based position of rows[0]."""
+    """Rows of the final result, in order. ``first`` is the 1-based position of rows[0].
+
+    Either ``rows`` (Python values, the general path) or, on the fast path, ``data``: ``count``
+    rows as bulk text in format ``fmt`` (see shared.dialects.bulk).
+    """
 
     TYPE: ClassVar[str] = "batch"
     seq: int = 0
     first: int = 1
     rows: list = field(default_factory=list)
+    fmt: str = ""
+    data: bytes = b""
+    count: int = 0
+
+    @property
+    def size(self) -> int:
+        """Rows in this batch, whichever form they travel in."""
+        return self.count if self.fmt else len(self.rows)
 
 
 @dataclass

@@ -161,9 +161,12 @@ class Loader:
             expected += 1
             before = session.counts.to_dict()
             started = time.perf_counter()
-            failed = session.write([tuple(r) for r in item.rows])
+            if item.fmt:
+                failed = session.write_bulk(item.data, item.count, item.fmt)
+            else:
+                failed = session.write([tuple(r) for r in item.rows])
             self._observe(request, session, before, started, len(message.body))
-            state["rows_read"] = item.first + len(item.rows) - 1
+            state["rows_read"] = item.first + item.size - 1
             if failed or time.monotonic() - last_progress >= PROGRESS_EVERY_S:
                 last_progress = time.monotonic()
                 ctx.publish("progress", counts={"rows_read": state["rows_read"], **session.counts.to_dict()},

@@ -115,6 +115,15 @@ class Dialect:
         cursor.close()
         return total
 
+    def bulk_export_sql(self, sql: str, columns: list[Column], fmt: str) -> str | None:
+        """The statement rendering ``sql``'s result in bulk format ``fmt`` (see
+        :mod:`shared.dialects.bulk`), or None when this engine cannot (the general path runs)."""
+        return None
+
+    def bulk_export(self, dbapi_conn: Any, sql: str, *, chunk_bytes: int) -> Iterable[tuple[bytes, int]]:
+        """Run a :meth:`bulk_export_sql` statement: ``(payload, rows)`` chunks ending at row boundaries."""
+        raise NotImplementedError
+
     @staticmethod
     def adapt_rows(rows: list[tuple], convert: list[Callable[[Any], Any] | None]) -> list[tuple]:
         """``rows`` with each value passed through its column's converter (None values kept)."""
@@ -140,6 +149,19 @@ class Dialect:
     truncate_load_clear: ClassVar[str] = "delete"
     aware_timestamps: ClassVar[bool] = False
     temp_table_prefix: ClassVar[str] = "TEMPORARY"
+
+    # bulk_import_format: the bulk text (shared.dialects.bulk) bulk_import reads, or None
+    bulk_import_format: ClassVar[str | None] = None
+
+    def bulk_import(self, conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str],
+                    payload: bytes, *, kinds: list[str], rows: int) -> None:
+        """Load a :attr:`bulk_import_format` payload of ``rows`` rows into ``table``.
+
+        Raises DBAPIError (a row-level one when the data is refused) or
+        :class:`shared.dialects.loading.BulkRefused` when the engine took the data only
+        with warnings; the caller then rolls back and writes the batch the general way.
+        """
+        raise NotImplementedError
 
     def prepare_load_connection(self, conn: sa.Connection) -> None:
         """Driver/session setup before THE load transaction starts (default: nothing)."""

@@ -25,6 +25,18 @@ class DuplicateKeysInBatch(Exception):
     """
 
 
+class BulkRefused(Exception):
+    """Internal signal: a bulk-text load did not apply every row cleanly (warnings, a row short).
+
+    The loader rolls the batch back and writes it through the general path, which
+    isolates the rows at fault.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
 def kind_of(sa_type: sa.types.TypeEngine) -> str:
     """The portable kind of a destination column type (``int``, ``text``, ``timestamptz``...)."""
     checks: list[tuple[type, str]] = [

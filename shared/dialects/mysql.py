@@ -1,7 +1,7 @@
 """MySQL and MariaDB: engine facts and engine-specific operations (see ``base.py``)."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
 
@@ -121,6 +121,18 @@ class MySQLDialect(Dialect):
             return "connection"
         return "source"
 
+    def bulk_export_sql(self, sql: str, columns: list[Column], fmt: str) -> str | None:
+        """``pg_text`` built by the server (CONCAT_WS of escaped values), one string per row.
+
+        Not for a query with ORDER BY: MariaDB may ignore the order inside the derived
+        table this needs, and the general path keeps it.
+        """
+        return mysql_export_sql(sql, columns, fmt)
+
+    def bulk_export(self, dbapi_conn: Any, sql: str, *, chunk_bytes: int) -> Iterable[tuple[bytes, int]]:
+        """Rows of one undecoded string each, streamed (``SSCursor``) and joined into chunks."""
+        return mysql_export_chunks(dbapi_conn, sql, chunk_bytes)
+
     def temp_column_type(self, col: Column) -> sa.types.TypeEngine:
         """UUID as CHAR(36), intervals as TIME(6); everything else as :func:`to_sqlalchemy`."""
         from sqlalchemy.dialects import mysql
@@ -156,6 +168,15 @@ class MySQLDialect(Dialect):
     # Sessions: time_zone +00:00, STRICT_ALL_TABLES added, MariaDB max_statement_time.
     bulk_method = "executemany"
     upsert_form = "on_duplicate_key"
+
+    bulk_import_format = "mysql_csv"
+
+    def bulk_import(self, conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str],
+                    payload: bytes, *, kinds: list[str], rows: int) -> None:
+        """``LOAD DATA LOCAL INFILE`` from a temporary file. LOCAL reports bad data as warnings
+        instead of errors, so any warning or missing row raises BulkRefused (the batch is redone
+        the general, strict way)."""
+        mysql_load_payload(conn, table, columns, payload, kinds=kinds, rows=rows)
 
     def start_load_transaction(self, conn: sa.Connection, *, statement_timeout_s: float | None) -> None:
         """UTC, strict mode; the connection is discarded after the load, so nothing leaks."""
@@ -229,6 +250,7 @@ import re  # noqa: E402
 from pymysql.constants.CLIENT import FOUND_ROWS as _FOUND_ROWS  # noqa: E402
 
 from shared.dialects.loading import DuplicateKeysInBatch  # noqa: E402
+from shared.dialects.mysql_bulk import mysql_export_chunks, mysql_export_sql, mysql_load_payload  # noqa: E402
 from shared.dialects.mysql_load import (  # noqa: E402
     MYSQL_TRANSIENT, MYSQL_FATAL, build_mysql_batch_stats, build_mysql_upsert, mysql_error_code, mysql_row_encoder,
 )

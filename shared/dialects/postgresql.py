@@ -92,6 +92,21 @@ class PostgresDialect(Dialect):
             return "source" if "authentication failed" in str(exc) else "connection"
         return "source"
 
+    def bulk_export_sql(self, sql: str, columns: list[Column], fmt: str) -> str | None:
+        """``COPY (sql) TO STDOUT`` in COPY text (``pg_text``) or, for ``mysql_csv``, as quoted CSV
+        with booleans as 1/0, aware timestamps as UTC and bytea as hex."""
+        return pg_export_sql(sql, columns, fmt)
+
+    def bulk_export(self, dbapi_conn: Any, sql: str, *, chunk_bytes: int) -> Iterable[tuple[bytes, int]]:
+        """The COPY on a helper thread, in chunks (output styles fixed for this transaction)."""
+        from shared.extract.bulkstream import copy_out_chunks
+
+        cur = dbapi_conn.cursor()
+        cur.execute("SET LOCAL DateStyle = 'ISO'; SET LOCAL IntervalStyle = 'postgres'; "
+                    "SET LOCAL extra_float_digits = 1; SET LOCAL bytea_output = 'hex'")
+        return copy_out_chunks(lambda sink: cur.copy_expert(sql, sink, size=chunk_bytes), dbapi_conn.cancel,
+                               chunk_bytes)
+
     def temp_column_type(self, col: Column) -> sa.types.TypeEngine:
         """An unconstrained NUMERIC for a decimal of unknown size; otherwise :func:`to_sqlalchemy`."""
         if col.type == "decimal" and not col.precision:
@@ -128,6 +143,13 @@ class PostgresDialect(Dialect):
     bulk_method = "copy"
     upsert_form = "on_conflict"
     aware_timestamps = True
+
+    bulk_import_format = "pg_text"
+
+    def bulk_import(self, conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str],
+                    payload: bytes, *, kinds: list[str], rows: int) -> None:
+        """``COPY table (cols) FROM STDIN`` with the payload as it came (COPY text)."""
+        copy_payload(conn, table, columns, payload)
 
     def start_load_transaction(self, conn: sa.Connection, *, statement_timeout_s: float | None) -> None:
         """TimeZone UTC and the statement timeout, both local to THE transaction."""
@@ -204,5 +226,6 @@ class PostgresDialect(Dialect):
 # --- LOADING (module helpers) ---
 from shared.dialects.loading import kind_of  # noqa: E402
 from shared.dialects.postgresql_load import (  # noqa: E402
-    COPY_COLUMN_RE, PG_NULL, PG_TRANSIENT, pg_formatter, build_pg_insert_new, build_pg_upsert, copy_rows,
+    COPY_COLUMN_RE, PG_NULL, PG_TRANSIENT, pg_formatter, build_pg_insert_new, build_pg_upsert, copy_payload,
+    copy_rows, pg_export_sql,
 )

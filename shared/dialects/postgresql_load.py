@@ -108,12 +108,32 @@ def build_pg_upsert(target: sa.Table, staging: sa.TableClause, columns: list[str
 
 def copy_rows(conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str], rows: list[str]) -> None:
     """``COPY table (cols) FROM STDIN`` (text format) with encoded lines. Raises DBAPIError."""
+    copy_payload(conn, table, columns, ("\n".join(rows) + "\n").encode("utf-8"))
+
+
+_PG_MYSQL_CSV = {"bool": "({c})::int", "timestamptz": "({c} AT TIME ZONE 'UTC')", "bytes": "encode({c}, 'hex')"}
+_PG_EXPORTS = {"pg_text": "COPY (\n{sql}\n) TO STDOUT",
+               "mysql_csv": "COPY (SELECT {cols} FROM (\n{sql}\n) dm_q) TO STDOUT WITH (FORMAT csv, FORCE_QUOTE *, "
+                            "NULL 'NULL')"}
+
+
+def pg_export_sql(sql: str, columns: Any, fmt: str) -> str | None:
+    """The COPY statement exporting ``sql`` in a bulk format (None: not for these columns)."""
+    if fmt not in _PG_EXPORTS or (fmt == "mysql_csv" and any(c.type in ("interval", "unknown") for c in columns)):
+        return None
+    quote = pg.dialect().identifier_preparer.quote
+    cols = ", ".join(_PG_MYSQL_CSV.get(c.type, "{c}").format(c=f"dm_q.{quote(c.name)}") for c in columns)
+    return _PG_EXPORTS[fmt].format(sql=sql, cols=cols)
+
+
+def copy_payload(conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str], payload: bytes) -> None:
+    """``COPY table (cols) FROM STDIN`` (text format) with a COPY-text payload. Raises DBAPIError."""
     prep = conn.dialect.identifier_preparer
     cols = ", ".join(prep.quote(c) for c in columns)
-    data = io.StringIO("\n".join(rows) + "\n")
+    data = io.BytesIO(payload)
     cursor = conn.connection.dbapi_connection.cursor()
     try:
-        cursor.copy_expert(f"COPY {prep.format_table(table)} ({cols}) FROM STDIN", data)
+        cursor.copy_expert(f"COPY {prep.format_table(table)} ({cols}) FROM STDIN", data, size=1 << 20)
     except Exception as exc:  # noqa: BLE001 - rewrapped as SQLAlchemy does for its own statements
         raise sa.exc.DBAPIError.instance("COPY", None, exc, conn.dialect.loaded_dbapi.Error) from exc
     finally:

@@ -72,8 +72,11 @@ class Extraction:
         self._session: Session | None = None
         self.plan: SessionPlan | None = None
 
-    def open(self) -> list[Column]:
+    def open(self, bulk_format: str | None = None) -> list[Column]:
         """Run steps 1..K-1 as planned and start step K; returns the final columns.
+
+        ``bulk_format``: stream the result as that bulk text when the engine can
+        (:attr:`bulk` tells; then use :meth:`bulk_batches`).
 
         Raises SourceError (also for bad references or several statements), ConnectionLost,
         TimedOut or Cancelled, each naming the step.
@@ -86,7 +89,7 @@ class Extraction:
         self.plan = plan(self.steps, len(self.steps), flavors)
         self._session = Session(self.plan, self._ctx)
         try:
-            return self._session.start()
+            return self._session.start(bulk_format)
         except BaseException:
             self.close()
             raise
@@ -101,6 +104,22 @@ class Extraction:
         for batch in self._session.batches():
             self.rows_read += len(batch)
             yield batch
+
+    @property
+    def bulk(self) -> bool:
+        """True when :meth:`open` started a bulk-text export."""
+        return self._session is not None and self._session.bulk_sql is not None
+
+    def bulk_batches(self, chunk_bytes: int) -> Iterator[tuple[bytes, int]]:
+        """The final result as bulk-text chunks ``(payload, rows)``; memory stays flat.
+
+        Raises SourceError, ConnectionLost, TimedOut or Cancelled.
+        """
+        if self._session is None or self._session.bulk_sql is None:
+            raise SourceError("Extraction.open(bulk_format) did not start a bulk export")
+        for payload, rows in self._session.bulk_batches(chunk_bytes):
+            self.rows_read += rows
+            yield payload, rows
 
     def cancel(self, reason: str = "cancelled") -> None:
         """Cancel the running statement from any thread; ``open``/``batches`` then raise Cancelled."""

@@ -67,12 +67,16 @@ class Session:
         self.temp_tables: list[str] = []
         self.columns: list[Column] = []
         self._first: list[tuple] = []
+        self.bulk_sql: str | None = None
         self._convert: list[Callable[[Any], Any] | None] = []
 
     # -- lifecycle -------------------------------------------------------------------
-    def start(self) -> list[Column]:
+    def start(self, bulk_format: str | None = None) -> list[Column]:
         """Connect, materialise references, run the statement; returns its columns.
 
+        With ``bulk_format`` (see :mod:`shared.dialects.bulk`) and an engine that can render
+        the result in it, the statement is only described here and :meth:`bulk_batches`
+        streams it as bulk text; otherwise :meth:`batches` streams rows.
         Raises SourceError, ConnectionLost, Cancelled or TimedOut naming the step.
         """
         self.ctx.check()
@@ -90,14 +94,47 @@ class Session:
             sql = self.dialect.probe_sql(sql)
         with self.guard("running"):
             self.dialect.begin_read_only(self.raw.driver_connection, timeout_s=self.ctx.timeout_s)
-            self.cursor = self.dialect.open_stream(self.raw.driver_connection, sql)
-            self._first = list(self.cursor.fetchmany(self.ctx.batch_rows))
-            self.columns = self.dialect.describe_cursor(self.cursor, self._first)
+            if bulk_format and not self.ctx.probe:
+                self.columns = self._describe(sql)
+                self.bulk_sql = self.dialect.bulk_export_sql(sql, self.columns, bulk_format)
+            if self.bulk_sql is None:
+                self.cursor = self.dialect.open_stream(self.raw.driver_connection, sql)
+                self._first = list(self.cursor.fetchmany(self.ctx.batch_rows))
+                self.columns = self.dialect.describe_cursor(self.cursor, self._first)
         self.ctx.check()  # a cancelled MySQL SLEEP() returns normally
         self._check_names()
         self._convert = self.dialect.result_converters(self.columns)
         self._first = self.dialect.adapt_rows(self._first, self._convert)
         return self.columns
+
+    def _describe(self, sql: str) -> list[Column]:
+        """The result's columns from a run that returns no rows."""
+        cursor = self.raw.driver_connection.cursor()
+        try:
+            cursor.execute(self.dialect.probe_sql(sql))
+            cursor.fetchall()
+            return self.dialect.describe_cursor(cursor, [])
+        finally:
+            cursor.close()
+
+    def bulk_batches(self, chunk_bytes: int) -> Iterator[tuple[bytes, int]]:
+        """The result as bulk-text chunks ``(payload, rows)`` (after ``start(bulk_format)``)."""
+        assert self.bulk_sql is not None
+        with self.guard("reading"):
+            chunks = iter(self.dialect.bulk_export(self.raw.driver_connection, self.bulk_sql,
+                                                   chunk_bytes=chunk_bytes))
+        try:
+            while True:
+                self.ctx.check()
+                with self.guard("reading"):
+                    item = next(chunks, None)
+                if item is None:
+                    return
+                yield item
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
 
     def batches(self) -> Iterator[list[tuple]]:
         """The rows, ``batch_rows`` at a time (the first batch was fetched by :meth:`start`)."""

@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 import sqlalchemy as sa
 
 from shared.dialects import get_dialect
-from shared.dialects.loading import DuplicateKeysInBatch
+from shared.dialects.bulk import parse as parse_bulk, same_text
+from shared.dialects.loading import BulkRefused, DuplicateKeysInBatch, kind_of
 from shared.errors import Cancelled, ConnectionLost, DestinationError, SyncDeleteGuard, TooManyFailures
 from shared.jobspec import Mode
 from shared.load.destination import Destination, resolve_destination
@@ -50,6 +51,8 @@ class LoadSession:
         self._lock = threading.Lock()
         self._cancelled = False
         self._consecutive = 0
+        self._kinds: list[str] = []
+        self._bulk_cache: dict[str, bool] = {}
 
     # ------------------------------------------------------------------ lifecycle
     def begin(self) -> None:
@@ -81,6 +84,7 @@ class LoadSession:
         """Encoders, truncate_load's clearing, the staging and seen-keys tables."""
         targets = [dest.table.c[c] for c in dest.columns]
         self._encode = self.dialect.row_encoder(targets, self.columns)
+        self._kinds = [kind_of(t.type) for t in targets]
         by_name = dict(zip(dest.columns, self.columns))
         self._key_index = [dest.columns.index(k) for k in dest.key]
         self._encode_key = self.dialect.row_encoder([dest.table.c[k] for k in dest.key],
@@ -154,6 +158,40 @@ class LoadSession:
             raise
         return failures
 
+    def write_bulk(self, payload: bytes, rows: int, fmt: str) -> list[FailedRow]:
+        """Apply one batch given as bulk text (:mod:`shared.dialects.bulk`); returns its failed rows.
+
+        The payload goes to the engine's bulk loader unchanged when the format and the
+        column types allow (``same_text``); otherwise, or when the engine refuses the batch
+        (bad data, warnings), it is parsed back into rows and written by :meth:`write`, which
+        isolates the bad rows. Raises like :meth:`write`; ValueError for a malformed payload.
+        """
+        conn = self._require_open()
+        if rows and self._bulk_ok(fmt):
+            savepoint = conn.begin_nested()
+            try:
+                delta = self._apply_staged(conn, rows, lambda table: self.dialect.bulk_import(
+                    conn, table, self._dest.columns, payload, kinds=self._kinds, rows=rows))  # type: ignore[union-attr]
+                savepoint.commit()
+            except (DuplicateKeysInBatch, BulkRefused):
+                self._undo(savepoint, None)
+            except sa.exc.DBAPIError as exc:
+                self._raise_for(exc, rows_level_ok=True)  # transient/statement-level: raise
+                self._undo(savepoint, exc)
+            else:
+                self.rows_received += rows
+                self.counts.add(delta)
+                self._consecutive = 0
+                return []
+        return self.write(parse_bulk(payload, fmt, self.columns))
+
+    def _bulk_ok(self, fmt: str) -> bool:
+        """Whether a payload in ``fmt`` may go to the bulk loader as it is (cached per format)."""
+        if fmt not in self._bulk_cache:
+            self._bulk_cache[fmt] = (fmt == self.dialect.bulk_import_format
+                                     and same_text(fmt, self.columns, self._kinds))
+        return self._bulk_cache[fmt]
+
     def _encode_rows(self, rows: list[tuple], first: int) -> list[tuple[int, tuple, Any, str | None]]:
         """Encode each row; a value the engine cannot hold marks its row with the reason."""
         try:
@@ -216,19 +254,25 @@ class LoadSession:
 
     def _apply_batch(self, conn: sa.Connection, encoded: list[Any]) -> LoadCounts:
         """One batch through the bulk path and the mode's set-based statement."""
+        assert self._dest is not None
+        columns = self._dest.columns
+        return self._apply_staged(conn, len(encoded),
+                                  lambda table: self.dialect.bulk_insert(conn, table, columns, encoded))
+
+    def _apply_staged(self, conn: sa.Connection, staged: int, load: Callable[[Any], None]) -> LoadCounts:
+        """``load(table)`` puts ``staged`` rows into a table: the destination, or staging + the mode's statement."""
         dest, d = self._dest, self.dialect
         assert dest is not None
         if self._staging is None:
-            d.bulk_insert(conn, dest.table, dest.columns, encoded)
-            return LoadCounts(rows_inserted=len(encoded))
+            load(dest.table)
+            return LoadCounts(rows_inserted=staged)
         d.clear_staging(conn, self._staging)
-        d.bulk_insert(conn, self._staging, dest.columns, encoded)
+        load(self._staging)
         if self.mode in (Mode.upsert, Mode.sync_delete):
-            inserted, updated, unchanged = d.upsert(conn, dest.table, self._staging, dest.columns, dest.key,
-                                                    len(encoded))
+            inserted, updated, unchanged = d.upsert(conn, dest.table, self._staging, dest.columns, dest.key, staged)
             counts = LoadCounts(rows_inserted=inserted, rows_updated=updated, rows_skipped=unchanged)
         elif self._keyed:
-            inserted, skipped = d.insert_new(conn, dest.table, self._staging, dest.columns, dest.key, len(encoded))
+            inserted, skipped = d.insert_new(conn, dest.table, self._staging, dest.columns, dest.key, staged)
             counts = LoadCounts(rows_inserted=inserted, rows_skipped=skipped)
         else:
             counts = LoadCounts(rows_inserted=d.insert_all(conn, dest.table, self._staging, dest.columns))

@@ -1,0 +1,95 @@
+"""Chunking a bulk-text export into batch payloads (see :mod:`shared.dialects.bulk`).
+
+PostgreSQL's ``COPY … TO STDOUT`` runs to the end inside one driver call that writes
+each row to a file object; :func:`copy_out_chunks` runs it on a helper thread and hands
+the rows over in chunks of about ``chunk_bytes`` through a queue of two chunks, so
+memory stays flat and a slow consumer slows the COPY down (backpressure). Chunks always
+end at a row boundary.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+_DONE = object()
+_PUT_WAIT_S = 0.5
+
+
+class _Stopped(Exception):
+    """The consumer went away: end the COPY."""
+
+
+class _ChunkSink:
+    """The file object COPY writes to: one ``write`` per row."""
+
+    def __init__(self, out: "queue.Queue[Any]", chunk_bytes: int, stop: threading.Event) -> None:
+        self._out, self._limit, self._stop = out, chunk_bytes, stop
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def write(self, data: bytes) -> None:
+        self._parts.append(data)
+        self._size += len(data)
+        if self._size >= self._limit:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._parts:
+            return
+        self.put((b"".join(self._parts), len(self._parts)))
+        self._parts, self._size = [], 0
+
+    def put(self, item: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                self._out.put(item, timeout=_PUT_WAIT_S)
+                return
+            except queue.Full:
+                continue
+        raise _Stopped()
+
+
+def copy_out_chunks(run_copy: Callable[[Any], None], cancel: Callable[[], None],
+                    chunk_bytes: int) -> Iterator[tuple[bytes, int]]:
+    """``(payload, rows)`` chunks of what ``run_copy(file)`` writes, one row per write.
+
+    Re-raises the COPY's exception in the consumer; closing the iterator early cancels
+    the COPY (``cancel``) and waits for the helper thread.
+    """
+    out: "queue.Queue[Any]" = queue.Queue(maxsize=2)
+    stop = threading.Event()
+    sink = _ChunkSink(out, chunk_bytes, stop)
+
+    def produce() -> None:
+        try:
+            run_copy(sink)
+            sink.flush()
+            sink.put(_DONE)
+        except _Stopped:
+            return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
+            try:
+                sink.put(exc)
+            except _Stopped:
+                pass
+
+    worker = threading.Thread(target=produce, name="copy-out", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = out.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        if worker.is_alive():
+            try:
+                cancel()
+            except Exception:  # noqa: BLE001 - best effort; the connection is discarded anyway
+                pass
+            worker.join(30)
