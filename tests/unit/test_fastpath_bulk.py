@@ -1,0 +1,121 @@
+"""The fast path's pure parts: bulk-text parsing, the same-text table, export SQL, chunking, messages."""
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from shared import messages
+from shared.dialects.bulk import MYSQL_CSV, PG_TEXT, parse, same_text
+from shared.dialects.mysql_bulk import mysql_export_sql
+from shared.dialects.postgresql_load import pg_export_sql
+from shared.extract.bulkstream import copy_out_chunks
+from shared.types import Column
+
+COLUMNS = [Column("id", "bigint"), Column("n", "decimal"), Column("f", "float"), Column("b", "bool"),
+           Column("t", "text"), Column("by", "bytes"), Column("d", "date"), Column("tm", "time"),
+           Column("ts", "timestamp"), Column("tz", "timestamptz"), Column("u", "uuid")]
+
+
+def test_pg_text_parses_back_into_the_values_the_general_path_carries() -> None:
+    line = ("7\t12.50\t0.1\tt\ttab\\there\\nnl\\\\bs\\r\\b\\f\\v\t\\\\x00ff\t2024-02-29\t23:59:59.5\t"
+            "2024-01-01 00:00:00\t2024-01-01 05:30:00+05:30\t12345678-1234-5678-1234-567812345678\n")
+    nulls = "\t".join(["\\N"] * len(COLUMNS)) + "\n"
+    rows = parse((line + nulls).encode(), PG_TEXT, COLUMNS)
+    assert rows[0] == (7, Decimal("12.50"), 0.1, True, "tab\there\nnl\\bs\r\b\f\v", b"\x00\xff", date(2024, 2, 29),
+                       time(23, 59, 59, 500000), datetime(2024, 1, 1),
+                       datetime(2024, 1, 1, 5, 30, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+                       uuid.UUID("12345678-1234-5678-1234-567812345678"))
+    assert rows[1] == (None,) * len(COLUMNS)
+
+
+def test_mysql_csv_tells_null_from_the_quoted_word_null_and_keeps_newlines_and_quotes() -> None:
+    cols = [Column("id", "int"), Column("t", "text"), Column("by", "bytes")]
+    payload = b'"1","say ""hi""\nnext line, comma","00ff"\nNULL,"NULL",NULL\n"3","",""\n'
+    assert parse(payload, MYSQL_CSV, cols) == [(1, 'say "hi"\nnext line, comma', b"\x00\xff"),
+                                               (None, "NULL", None), (3, "", b"")]
+
+
+def test_a_value_that_does_not_parse_stays_text_for_the_destination_to_judge() -> None:
+    assert parse(b"infinity\n", PG_TEXT, [Column("ts", "timestamp")]) == [("infinity",)]
+
+
+def test_a_malformed_payload_raises_value_error() -> None:
+    with pytest.raises(ValueError):
+        parse(b'"1","unterminated\n', MYSQL_CSV, [Column("a", "int"), Column("b", "text")])
+    with pytest.raises(ValueError):
+        parse(b"1\t2\n", PG_TEXT, [Column("a", "int")])
+
+
+@pytest.mark.parametrize("fmt,source,kind,same", [
+    (PG_TEXT, "bigint", "int", True), (PG_TEXT, "timestamp", "timestamptz", True),
+    (PG_TEXT, "timestamptz", "timestamp", False),  # the general path converts to UTC; COPY would drop the offset
+    (PG_TEXT, "interval", "interval", False), (PG_TEXT, "bytes", "text", False), (PG_TEXT, "bool", "int", False),
+    (MYSQL_CSV, "bool", "int", True), (MYSQL_CSV, "timestamptz", "timestamp", True),
+    (MYSQL_CSV, "uuid", "text", False), (MYSQL_CSV, "timestamptz", "text", False),
+])
+def test_the_fast_path_is_taken_only_where_the_text_means_the_same_value(fmt: str, source: str, kind: str,
+                                                                          same: bool) -> None:
+    assert same_text(fmt, [Column("c", source)], [kind]) is same
+
+
+def test_postgresql_exports_copy_text_or_quoted_csv_for_mariadb() -> None:
+    assert pg_export_sql("SELECT 1 AS a", [Column("a", "int")], PG_TEXT) == "COPY (\nSELECT 1 AS a\n) TO STDOUT"
+    sql = pg_export_sql("SELECT * FROM t", [Column("b", "bool"), Column("z", "timestamptz"), Column("x", "bytes")],
+                        MYSQL_CSV)
+    assert sql is not None
+    assert "(dm_q.b)::int" in sql and "(dm_q.z AT TIME ZONE 'UTC')" in sql and "encode(dm_q.x, 'hex')" in sql
+    assert "FORCE_QUOTE *" in sql and "NULL 'NULL'" in sql
+    assert pg_export_sql("SELECT i", [Column("i", "interval")], MYSQL_CSV) is None
+
+
+def test_mariadb_builds_copy_text_lines_server_side_but_not_for_ordered_queries() -> None:
+    sql = mysql_export_sql("SELECT a, b FROM t", [Column("a", "int"), Column("b", "text")], PG_TEXT)
+    assert sql is not None and sql.startswith("SELECT CONCAT_WS(CHAR(9 USING utf8mb4), ")
+    assert "IFNULL(" in sql and "REPLACE(" in sql and "FROM (\nSELECT a, b FROM t\n) dm_q" in sql
+    assert mysql_export_sql("SELECT a FROM t ORDER BY a", [Column("a", "int")], PG_TEXT) is None
+    assert mysql_export_sql("SELECT a FROM t", [Column("a", "int")], MYSQL_CSV) is None
+
+
+def test_copy_out_chunks_end_at_row_boundaries_and_count_rows() -> None:
+    def run_copy(sink) -> None:  # type: ignore[no-untyped-def]
+        for i in range(1000):
+            sink.write(f"{i}\trow\n".encode())
+
+    chunks = list(copy_out_chunks(run_copy, lambda: None, chunk_bytes=100))
+    assert sum(n for _, n in chunks) == 1000
+    assert all(payload.endswith(b"\n") and payload.count(b"\n") == n for payload, n in chunks)
+    assert b"".join(p for p, _ in chunks) == b"".join(f"{i}\trow\n".encode() for i in range(1000))
+
+
+def test_copy_out_chunks_raise_the_copy_error_in_the_consumer() -> None:
+    def run_copy(sink) -> None:  # type: ignore[no-untyped-def]
+        sink.write(b"1\n")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        list(copy_out_chunks(run_copy, lambda: None, chunk_bytes=1))
+
+
+def test_closing_copy_out_chunks_early_cancels_the_copy() -> None:
+    cancelled = threading.Event()
+
+    def run_copy(sink) -> None:  # type: ignore[no-untyped-def]
+        while not cancelled.is_set():
+            sink.write(b"x\n")
+
+    chunks = copy_out_chunks(run_copy, cancelled.set, chunk_bytes=10)
+    next(chunks)
+    chunks.close()
+    assert cancelled.is_set()
+
+
+def test_a_bulk_batch_round_trips_through_the_codec() -> None:
+    batch = messages.Batch(run=5, seq=2, first=101, fmt=PG_TEXT, data=b"1\t\\N\n2\tx\n", count=2)
+    decoded = messages.decode(batch.encode(), expect=messages.Batch)
+    assert (decoded.fmt, decoded.data, decoded.count, decoded.size, decoded.rows) == (PG_TEXT, batch.data, 2, 2, [])
+    rows = messages.decode(messages.Batch(run=5, seq=1, rows=[(1, "a")]).encode())
+    assert rows.size == 1 and rows.rows == [[1, "a"]]
