@@ -23,7 +23,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 
 import psycopg2
 import pymysql
@@ -298,7 +297,10 @@ def run_stage(world: World, mode: str) -> dict[int, dict]:
     ids = {route.job_id: world.client.execute(route.job_id) for route in world.routes}
     done = world.client.wait_all(ids.values(), timeout_s=150)
     world.timings[mode] = time.monotonic() - started
-    return {job_id: done[eid] for job_id, eid in ids.items()}
+    by_job = {job_id: done[eid] for job_id, eid in ids.items()}
+    slowest = max(world.routes, key=lambda r: by_job[r.job_id]["duration_seconds"] or 0)
+    world.timings[f"{mode} slowest: {slowest.label}"] = by_job[slowest.job_id]["duration_seconds"] or 0
+    return by_job
 
 
 def expect(route: Route, executions: dict[int, dict], **expected: int) -> None:
@@ -360,6 +362,6 @@ def test_every_chinook_table_migrates_both_ways_in_every_mode(world: World) -> N
         assert conn.exec_driver_sql("SELECT count(*) FROM track WHERE strpos(name, chr(92)) > 0").scalar_one() == 4
     with connect(world.dst_my) as conn:
         assert conn.exec_driver_sql("SELECT City FROM Customer WHERE CustomerId = 54").scalar_one() == "Edinburgh"
-        assert conn.exec_driver_sql(
-            "SELECT Name FROM Track WHERE TrackId = 3435").scalar_one() == "Cavalleria Rusticana \\ Act \\ Intermezzo Sinfonico"
+        name = conn.exec_driver_sql("SELECT Name FROM Track WHERE TrackId = 3435").scalar_one()
+        assert name == "Cavalleria Rusticana \\ Act \\ Intermezzo Sinfonico"
     print("timings (s):", {k: round(v, 1) for k, v in world.timings.items()})

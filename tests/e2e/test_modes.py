@@ -9,7 +9,6 @@ extractor and loader as OS processes on RabbitMQ with PostgreSQL metadata.
 from __future__ import annotations
 
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 

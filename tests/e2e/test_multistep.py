@@ -201,11 +201,13 @@ def test_three_steps_on_one_project_run_as_one_query_and_are_right(env) -> None:
         conn.exec_driver_sql("CREATE FUNCTION no_tables() RETURNS event_trigger LANGUAGE plpgsql AS "
                              "$$ BEGIN RAISE EXCEPTION USING MESSAGE = 'no tables here: ' || tg_tag; END $$")
         conn.exec_driver_sql("CREATE EVENT TRIGGER no_tables ON ddl_command_start"
-                             " WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO') EXECUTE FUNCTION no_tables()")
+                             " WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO')"
+                             " EXECUTE FUNCTION no_tables()")
     # (the guard works: a step joining another project's result cannot run there)
     r = client.http.post("/api/jobs/validate", json={"steps": [
         {"name": "ids", "project_id": projects["warehouse"], "sql": "SELECT 1 AS product_id"},
-        {"name": "join", "project_id": projects["shop"], "sql": "SELECT * FROM @result1 i JOIN products USING (product_id)"}]})
+        {"name": "join", "project_id": projects["shop"],
+         "sql": "SELECT * FROM @result1 i JOIN products USING (product_id)"}]})
     assert r.status_code == 200 and not r.json()["ok"] and "no tables here" in str(r.json()["checks"]), r.text
     with connect(urls["warehouse"]) as conn:
         conn.exec_driver_sql("CREATE SCHEMA IF NOT EXISTS dwh")

@@ -61,7 +61,8 @@ class World:
         run_sql(mysql_url, "CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL,"
                            " amount DECIMAL(10,2) NOT NULL)", f"INSERT INTO orders VALUES {orders}")
         run_sql(warehouse_url,
-                "CREATE TABLE user_totals (id INTEGER PRIMARY KEY, name TEXT NOT NULL, orders BIGINT, total NUMERIC(12,2))",
+                "CREATE TABLE user_totals (id INTEGER PRIMARY KEY, name TEXT NOT NULL, orders BIGINT,"
+                " total NUMERIC(12,2))",
                 "CREATE TABLE no_key (id INTEGER, name TEXT)",
                 "CREATE TABLE synced (id INTEGER PRIMARY KEY, name TEXT)",
                 "INSERT INTO synced SELECT g, 'old ' || g FROM generate_series(1, 10) g")
@@ -196,7 +197,8 @@ def test_each_failure_kind_is_reported_with_a_clear_message_and_nothing_is_writt
     preview = world.api.post("/api/jobs/preview", json=body)
     assert preview.status_code == 200, preview.text
     out = preview.json()
-    problems = [s["error"] for s in out["steps"] if s["error"]] + [c["message"] for c in failed(out["destination"] or [])]
+    problems = [s["error"] for s in out["steps"] if s["error"]]
+    problems += [c["message"] for c in failed(out["destination"] or [])]
     assert problems and all(w in " | ".join(problems) for w in words), (kind, out)
     assert world.snapshots() == before
 
@@ -260,7 +262,8 @@ def test_validation_and_preview_tell_how_many_rows_a_sync_delete_would_delete(wo
     body = {"steps": [world.step("none", "mysql", "SELECT id, name FROM current_ids WHERE id < 0")],
             "destination": world.destination("synced", "sync_delete")}
     check = impact(world.api.post("/api/jobs/validate", json=body).json()["checks"])
-    assert not check["ok"] and "source returns no rows" in check["message"] and "allow an empty source" in check["message"]
+    assert not check["ok"] and "source returns no rows" in check["message"]
+    assert "allow an empty source" in check["message"]
     body["destination"]["allow_empty_source"] = True
     check = impact(world.api.post("/api/jobs/preview", json=body).json()["destination"])
     assert check == {"check": "sync_delete impact", "ok": True, "message": "would delete 10 of 10 destination rows"}
