@@ -62,6 +62,23 @@ def run_case(stack: BenchStack, case: str, rows: int) -> dict:
     return stack.run(source="pg", sql=SQL, dest="pg", table="bench_dst", mode=mode)
 
 
+def verify(case: str, rows: int) -> str:
+    """Check the destination after a run (outside the timing): row count, and for PostgreSQL → PostgreSQL
+    every row equal to its source row."""
+    expected = rows + rows // 10 if case == "pg_pg_upsert" else rows
+    engine = data.my() if case == "pg_mysql_truncate" else data.pg()
+    with engine.connect() as conn:
+        count = conn.exec_driver_sql("SELECT count(*) FROM bench_dst").scalar_one()
+        differ = 0
+        if case.startswith("pg_pg"):
+            differ = conn.exec_driver_sql("SELECT count(*) FROM bench_src s JOIN bench_dst d USING (id) "
+                                          "WHERE s IS DISTINCT FROM d").scalar_one()
+    engine.dispose()
+    if count != expected or differ:
+        return f"WRONG: {count} rows (expected {expected}), {differ} differ from the source"
+    return "ok" if case.startswith("pg_pg") else "count ok"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the source table (default 1,000,000)")
@@ -96,8 +113,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"case {case} ...", flush=True)
             execution = run_case(stack, case, args.rows)
             result = Result.of(case, execution, rows=args.rows, source_mb=source_mb)
+            result.verified = verify(case, args.rows) if execution["status"] == "completed" else "-"
             results.append(result)
-            print(f"  {result.status} {result.wall_s:.1f} s rss {result.rss_mb}", flush=True)
+            print(f"  {result.status} {result.wall_s:.1f} s rss {result.rss_mb} destination {result.verified}",
+                  flush=True)
             if execution["status"] != "completed":
                 print(f"  error: {execution.get('error')}\n{stack.logs()[-3000:]}", flush=True)
     finally:

@@ -28,7 +28,7 @@ def _timed(cmd: str | list[str], *, shell: bool = False, env: dict | None = None
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         text = done.stderr or done.stdout
-        if "downloading" in text and ("binary" in text or "CLI" in text):
+        if ("downloading" in text and ("binary" in text or "CLI" in text)) or "urlopen error" in text:
             raise RuntimeError("cannot run offline: the tool downloads its binary at run time")
         raise RuntimeError(f"{cmd if isinstance(cmd, str) else ' '.join(cmd)} failed: {text[-800:]}")
     return elapsed

@@ -29,6 +29,7 @@ class Result:
     counts: dict = field(default_factory=dict)
     rss_mb: dict = field(default_factory=dict)
     error: str = ""
+    verified: str = ""
 
     @classmethod
     def of(cls, case: str, execution: dict, *, rows: int, source_mb: float) -> "Result":

@@ -120,8 +120,10 @@ class Dialect:
         :mod:`shared.dialects.bulk`), or None when this engine cannot (the general path runs)."""
         return None
 
-    def bulk_export(self, dbapi_conn: Any, sql: str, *, chunk_bytes: int) -> Iterable[tuple[bytes, int]]:
-        """Run a :meth:`bulk_export_sql` statement: ``(payload, rows)`` chunks ending at row boundaries."""
+    def bulk_export(self, dbapi_conn: Any, sql: str, *, chunk_bytes: int,
+                    max_rows: int) -> Iterable[tuple[bytes, int]]:
+        """Run a :meth:`bulk_export_sql` statement: ``(payload, rows)`` chunks ending at row boundaries,
+        each ending once it reaches ``chunk_bytes`` or ``max_rows``."""
         raise NotImplementedError
 
     @staticmethod

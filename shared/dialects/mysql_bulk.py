@@ -51,7 +51,7 @@ def mysql_export_sql(sql: str, columns: list[Column], fmt: str) -> str | None:
     return f"SELECT CONCAT_WS({_chars(_TAB)}, {fields}) FROM (\n{sql}\n) dm_q"
 
 
-def mysql_export_chunks(dbapi_conn: Any, sql: str, chunk_bytes: int) -> Iterator[tuple[bytes, int]]:
+def mysql_export_chunks(dbapi_conn: Any, sql: str, chunk_bytes: int, max_rows: int) -> Iterator[tuple[bytes, int]]:
     """Stream the export's rows undecoded (``SSCursor``) and join them into chunks."""
     import pymysql.cursors
 
@@ -64,13 +64,13 @@ def mysql_export_chunks(dbapi_conn: Any, sql: str, chunk_bytes: int) -> Iterator
     parts: list[bytes] = []
     size = rows = 0
     while True:
-        fetched = cursor.fetchmany(FETCH_ROWS)
+        fetched = cursor.fetchmany(max(1, min(FETCH_ROWS, max_rows - rows)))
         if fetched:
             part = b"\n".join([r[0] for r in fetched]) + b"\n"
             parts.append(part)
             size += len(part)
             rows += len(fetched)
-        if parts and (size >= chunk_bytes or not fetched):
+        if parts and (size >= chunk_bytes or rows >= max_rows or not fetched):
             yield b"".join(parts), rows
             parts, size, rows = [], 0, 0
         if not fetched:

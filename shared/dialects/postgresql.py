@@ -97,15 +97,15 @@ class PostgresDialect(Dialect):
         with booleans as 1/0, aware timestamps as UTC and bytea as hex."""
         return pg_export_sql(sql, columns, fmt)
 
-    def bulk_export(self, dbapi_conn: Any, sql: str, *, chunk_bytes: int) -> Iterable[tuple[bytes, int]]:
+    def bulk_export(self, dbapi_conn: Any, sql: str, *, chunk_bytes: int,
+                    max_rows: int) -> Iterable[tuple[bytes, int]]:
         """The COPY on a helper thread, in chunks (output styles fixed for this transaction)."""
         from shared.extract.bulkstream import copy_out_chunks
 
         cur = dbapi_conn.cursor()
         cur.execute("SET LOCAL DateStyle = 'ISO'; SET LOCAL IntervalStyle = 'postgres'; "
                     "SET LOCAL extra_float_digits = 1; SET LOCAL bytea_output = 'hex'")
-        return copy_out_chunks(lambda sink: cur.copy_expert(sql, sink, size=chunk_bytes), dbapi_conn.cancel,
-                               chunk_bytes)
+        return copy_out_chunks(lambda sink: cur.copy_expert(sql, sink), dbapi_conn.cancel, chunk_bytes, max_rows)
 
     def temp_column_type(self, col: Column) -> sa.types.TypeEngine:
         """An unconstrained NUMERIC for a decimal of unknown size; otherwise :func:`to_sqlalchemy`."""

@@ -24,15 +24,15 @@ class _Stopped(Exception):
 class _ChunkSink:
     """The file object COPY writes to: one ``write`` per row."""
 
-    def __init__(self, out: "queue.Queue[Any]", chunk_bytes: int, stop: threading.Event) -> None:
-        self._out, self._limit, self._stop = out, chunk_bytes, stop
+    def __init__(self, out: "queue.Queue[Any]", chunk_bytes: int, max_rows: int, stop: threading.Event) -> None:
+        self._out, self._limit, self._max_rows, self._stop = out, chunk_bytes, max_rows, stop
         self._parts: list[bytes] = []
         self._size = 0
 
     def write(self, data: bytes) -> None:
         self._parts.append(data)
         self._size += len(data)
-        if self._size >= self._limit:
+        if self._size >= self._limit or len(self._parts) >= self._max_rows:
             self.flush()
 
     def flush(self) -> None:
@@ -51,16 +51,17 @@ class _ChunkSink:
         raise _Stopped()
 
 
-def copy_out_chunks(run_copy: Callable[[Any], None], cancel: Callable[[], None],
-                    chunk_bytes: int) -> Iterator[tuple[bytes, int]]:
-    """``(payload, rows)`` chunks of what ``run_copy(file)`` writes, one row per write.
+def copy_out_chunks(run_copy: Callable[[Any], None], cancel: Callable[[], None], chunk_bytes: int,
+                    max_rows: int = 1 << 62) -> Iterator[tuple[bytes, int]]:
+    """``(payload, rows)`` chunks (at most ``chunk_bytes``-ish and ``max_rows``) of what
+    ``run_copy(file)`` writes, one row per write.
 
     Re-raises the COPY's exception in the consumer; closing the iterator early cancels
     the COPY (``cancel``) and waits for the helper thread.
     """
     out: "queue.Queue[Any]" = queue.Queue(maxsize=2)
     stop = threading.Event()
-    sink = _ChunkSink(out, chunk_bytes, stop)
+    sink = _ChunkSink(out, chunk_bytes, max_rows, stop)
 
     def produce() -> None:
         try:

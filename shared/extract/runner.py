@@ -111,7 +111,8 @@ class Extraction:
         return self._session is not None and self._session.bulk_sql is not None
 
     def bulk_batches(self, chunk_bytes: int) -> Iterator[tuple[bytes, int]]:
-        """The final result as bulk-text chunks ``(payload, rows)``; memory stays flat.
+        """The final result as bulk-text chunks ``(payload, rows)``: at most ``batch_rows`` rows and
+        about ``chunk_bytes`` each; memory stays flat.
 
         Raises SourceError, ConnectionLost, TimedOut or Cancelled.
         """

@@ -118,11 +118,12 @@ class Session:
             cursor.close()
 
     def bulk_batches(self, chunk_bytes: int) -> Iterator[tuple[bytes, int]]:
-        """The result as bulk-text chunks ``(payload, rows)`` (after ``start(bulk_format)``)."""
+        """The result as bulk-text chunks ``(payload, rows)`` of at most ``batch_rows`` rows
+        (after ``start(bulk_format)``)."""
         assert self.bulk_sql is not None
         with self.guard("reading"):
             chunks = iter(self.dialect.bulk_export(self.raw.driver_connection, self.bulk_sql,
-                                                   chunk_bytes=chunk_bytes))
+                                                   chunk_bytes=chunk_bytes, max_rows=self.ctx.batch_rows))
         try:
             while True:
                 self.ctx.check()

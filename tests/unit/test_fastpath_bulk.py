@@ -119,3 +119,11 @@ def test_a_bulk_batch_round_trips_through_the_codec() -> None:
     assert (decoded.fmt, decoded.data, decoded.count, decoded.size, decoded.rows) == (PG_TEXT, batch.data, 2, 2, [])
     rows = messages.decode(messages.Batch(run=5, seq=1, rows=[(1, "a")]).encode())
     assert rows.size == 1 and rows.rows == [[1, "a"]]
+
+
+def test_copy_out_chunks_hold_at_most_max_rows() -> None:
+    def run_copy(sink) -> None:  # type: ignore[no-untyped-def]
+        for i in range(25):
+            sink.write(b"r\n")
+
+    assert [n for _, n in copy_out_chunks(run_copy, lambda: None, chunk_bytes=1 << 20, max_rows=10)] == [10, 10, 5]
