@@ -164,8 +164,9 @@ class MySQLDialect(Dialect):
     # --- LOADING ---
     # (owned by shared/load) Multi-row INSERT (PyMySQL's executemany rewrites to
     # max-packet-sized statements) into a TEMPORARY staging table, then INSERT ... SELECT
-    # ... ON DUPLICATE KEY UPDATE. Not LOAD DATA LOCAL INFILE: LOCAL turns data errors into
-    # warnings (as IGNORE does), which would write wrong data instead of failing the row.
+    # ... ON DUPLICATE KEY UPDATE. Bulk-text batches (shared.dialects.bulk) go through LOAD DATA
+    # LOCAL INFILE instead; LOCAL turns data errors into warnings (as IGNORE does), so a batch
+    # with any warning or a missing row is rolled back to its savepoint and redone this strict way.
     # Sessions: time_zone +00:00, STRICT_ALL_TABLES added, MariaDB max_statement_time.
     bulk_method = "executemany"
     upsert_form = "on_duplicate_key"

@@ -24,6 +24,7 @@ from shared.types import Column
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 100
+MAX_BULK_REFUSALS = 3  # consecutive bulk-text batches refused before the session stops trying the fast path
 _Item = tuple[int, tuple, Any]  # (1-based position, source row, encoded row)
 
 
@@ -53,6 +54,7 @@ class LoadSession:
         self._consecutive = 0
         self._kinds: list[str] = []
         self._bulk_cache: dict[str, bool] = {}
+        self._bulk_refusals = 0
 
     # ------------------------------------------------------------------ lifecycle
     def begin(self) -> None:
@@ -181,8 +183,13 @@ class LoadSession:
             else:
                 self.rows_received += rows
                 self.counts.add(delta)
-                self._consecutive = 0
+                self._consecutive = self._bulk_refusals = 0
                 return []
+            self._bulk_refusals += 1
+            if self._bulk_refusals >= MAX_BULK_REFUSALS:  # e.g. LOAD DATA LOCAL disabled on the server
+                log.info("%s: %d bulk batches in a row refused; the rest goes the general way", self.table,
+                         self._bulk_refusals)
+                self._bulk_cache[fmt] = False
         return self.write(parse_bulk(payload, fmt, self.columns))
 
     def _bulk_ok(self, fmt: str) -> bool:
