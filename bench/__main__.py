@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma list of {', '.join(CASES)}")
     parser.add_argument("--baselines", default="all", help="'all', 'none' or a comma list of baseline names")
     parser.add_argument("--batch-rows", type=int, default=0, help="DM_BATCH_ROWS for the services (0: default)")
+    parser.add_argument("--general-path", action="store_true",
+                        help="run the services with DM_BULK_TEXT=false (every batch as Python rows)")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the source tables even when present")
     parser.add_argument("--out", default="bench-results", help="directory for the JSON results")
     parser.add_argument("--label", default="", help="a label stored with the results")
@@ -106,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
 
     results: list[Result] = []
     env = {"DM_BATCH_ROWS": str(args.batch_rows)} if args.batch_rows else {}
+    if args.general_path:
+        env["DM_BULK_TEXT"] = "false"
     stack = BenchStack(batch_rows=args.batch_rows or 50_000, env=env)
     try:
         stack.start()
@@ -125,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(render(results, base))
     meta = {"rows": args.rows, "source_mb": round(source_mb, 1), "label": args.label,
+            "path": "general" if args.general_path else "fast",
             "python": platform.python_version(), "machine": platform.node()}
     path = write_json(Path(args.out), results, base, meta)
     print(f"\nwritten to {path}")

@@ -223,3 +223,22 @@ def test_a_mariadb_query_with_order_by_takes_the_general_path(mysql_database: Ca
         assert not extraction.bulk
         assert [r[0] for batch in extraction.batches() for r in batch] == [4, 3, 2, 1]
     engine.dispose()
+
+
+def test_cancelling_a_bulk_export_stops_the_copy_and_raises_cancelled(pg_database: Callable[[], str]) -> None:
+    from shared.errors import Cancelled
+
+    src = pg_database()
+    execute(src, "CREATE TABLE big AS SELECT g AS id, repeat('x', 200) AS t FROM generate_series(1, 200000) g")
+    engine = create_db_engine(src, poolclass=sa.pool.NullPool)
+    with Extraction([StepSpec(name="read", project_id=1, sql="SELECT * FROM big")], {1: engine},
+                    batch_rows=1000) as extraction:
+        extraction.open("pg_text")
+        chunks = extraction.bulk_batches(1 << 20)
+        payload, rows = next(chunks)
+        assert rows == 1000 and payload.count(b"\n") == 1000
+        extraction.cancel()
+        with pytest.raises(Cancelled):
+            for _ in chunks:
+                pass
+    engine.dispose()
