@@ -12,7 +12,8 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 
-from shared.errors import ConfigError
+from shared.connections import masked_url
+from shared.errors import ConfigError, TransportError
 from shared.logs import configure_logging
 from shared.settings import Settings, load_settings
 
@@ -46,10 +47,10 @@ def start_workers(settings: Settings, names: Sequence[str], *, transport=None, t
     from shared.store.db import session_factory
 
     stops: list[Callable[[], None]] = []
+    if "extractor" in names or "loader" in names:
+        box = build_secret_box(settings)  # a missing key fails before anything connects
     if transport is None:
         transport, topology = build_transport(settings, name="+".join(names))
-    if "extractor" in names or "loader" in names:
-        box = build_secret_box(settings)
     if "extractor" in names:
         from services.extractor.worker import Extractor
 
@@ -140,6 +141,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"datamig: {exc}", file=sys.stderr)
         sys.exit(2)
+    except TransportError as exc:
+        print(f"datamig: cannot reach the broker at {masked_url(settings.amqp_url)}: {exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

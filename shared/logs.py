@@ -57,4 +57,4 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = False, service:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    logging.getLogger("pika").setLevel(logging.WARNING)
+    logging.getLogger("pika").setLevel(logging.CRITICAL)  # our transport logs connection trouble once, clearly
