@@ -332,13 +332,17 @@ class LoadSession:
         if self.rows_received == 0 and not self.allow_empty_source:
             raise SyncDeleteGuard(f"sync_delete into {self.table}: the source returned no rows, so nothing was "
                                   "deleted; allow an empty source on the job to empty the table")
-        doomed, total = self.dialect.count_sync_deletes(conn, dest.table, seen, dest.key)
-        if self.max_delete_ratio is not None and total and doomed / total > self.max_delete_ratio:
-            raise SyncDeleteGuard(f"sync_delete into {self.table} would delete {doomed} of {total} rows "
-                                  f"({doomed / total:.1%}), more than the job's cap of {self.max_delete_ratio:.1%}")
+        if self.max_delete_ratio is not None:  # counting is a full anti-join: only when a cap needs it
+            self._check_delete_ratio(conn, dest, seen, self.max_delete_ratio)
         if self._cancelled:
             raise Cancelled(f"loading into {self.table} was cancelled")
         self.counts.rows_deleted += self.dialect.delete_unseen(conn, dest.table, seen, dest.key)
+
+    def _check_delete_ratio(self, conn: sa.Connection, dest: Destination, seen: sa.TableClause, cap: float) -> None:
+        doomed, total = self.dialect.count_sync_deletes(conn, dest.table, seen, dest.key)
+        if total and doomed / total > cap:
+            raise SyncDeleteGuard(f"sync_delete into {self.table} would delete {doomed} of {total} rows "
+                                  f"({doomed / total:.1%}), more than the job's cap of {cap:.1%}")
 
     # ------------------------------------------------------------------ helpers
     def _require_open(self) -> sa.Connection:

@@ -41,18 +41,18 @@ PG_DEST = ("(id bigint PRIMARY KEY, i int, n numeric(38,10), f float8, r real, b
            "by bytea, d date, tm time, ts timestamp, tstz timestamptz, u uuid, j jsonb)")
 MY_SOURCE = [
     "CREATE TABLE src (id BIGINT PRIMARY KEY, i INT, n DECIMAL(38,10), f DOUBLE, b BOOLEAN, t LONGTEXT, "
-    "v VARCHAR(40), bl LONGBLOB, d DATE, ts DATETIME(6)) CHARACTER SET utf8mb4",
+    "v VARCHAR(40), bl LONGBLOB, d DATE, ts DATETIME(6), fl FLOAT, y YEAR) CHARACTER SET utf8mb4",
     "INSERT INTO src VALUES (1, 2147483647, 1234567890123456789012345678.0123456789, 0.1, 1, "
     "'tab\\there nl\\nthere cr\\rthere bs\\\\\\\\ \"dq\" ''sq'' , comma', 'NULL', X'00FF00', '1970-01-01', "
-    "'2024-02-29 12:34:56.789012')",
+    "'2024-02-29 12:34:56.789012', 0.1, 2024)",
     "INSERT INTO src VALUES (2, -2147483648, -0.0000000001, 1.2345678901234567e300, 0, '\\\\N', '', X'', "
-    "'9999-12-31', '1999-12-31 23:59:59')",
-    "INSERT INTO src VALUES (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
+    "'9999-12-31', '1999-12-31 23:59:59', 3.4e38, 1901)",
+    "INSERT INTO src VALUES (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
     "INSERT INTO src VALUES (4, 0, 0, 1/3e0, 1, 'emoji 😀 and 𝄞 — ünïcödé ✓', 'x', X'5C6E', '2000-02-29', "
-    "'2000-01-01 00:00:00.000001')",
+    "'2000-01-01 00:00:00.000001', 1/3, 2155)",
 ]
 MY_TO_PG_DEST = ("(id bigint PRIMARY KEY, i int, n numeric(38,10), f float8, b boolean, t text, v varchar(40), "
-                 "bl bytea, d date, ts timestamptz)")
+                 "bl bytea, d date, ts timestamptz, fl real, y int)")
 PG_TO_MY_DEST = ("(id BIGINT PRIMARY KEY, i INT, n DECIMAL(38,10), f DOUBLE, r DOUBLE, b BOOLEAN, t LONGTEXT, "
                  "v VARCHAR(40), `by` LONGBLOB, d DATE, tm TIME(6), ts DATETIME(6), tstz DATETIME(6), j LONGTEXT) "
                  "CHARACTER SET utf8mb4")
