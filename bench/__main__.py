@@ -79,6 +79,39 @@ def verify(case: str, rows: int) -> str:
     return "ok" if case.startswith("pg_pg") else "count ok"
 
 
+def run_one(stack: BenchStack, case: str, rows: int, source_mb: float) -> Result:
+    print(f"case {case} ...", flush=True)
+    execution = run_case(stack, case, rows)
+    result = Result.of(case, execution, rows=rows, source_mb=source_mb)
+    result.verified = verify(case, rows) if execution["status"] == "completed" else "-"
+    print(f"  {result.status} {result.wall_s:.1f} s rss {result.rss_mb} destination {result.verified}", flush=True)
+    if execution["status"] != "completed":
+        print(f"  error: {execution.get('error')}\n{stack.logs()[-3000:]}", flush=True)
+    return result
+
+
+def median_result(runs: list[Result]) -> Result:
+    """The run with the median wall time; peak RSS is the highest of all runs; every sample is kept."""
+    ordered = sorted(runs, key=lambda r: r.wall_s)
+    chosen = ordered[(len(ordered) - 1) // 2]
+    chosen.samples_s = [r.wall_s for r in runs]
+    chosen.rss_mb = {n: max(r.rss_mb.get(n, 0) for r in runs) for n in chosen.rss_mb}
+    if any(r.status != "completed" for r in runs):
+        chosen.status = next(r.status for r in runs if r.status != "completed")
+    return chosen
+
+
+def median_baselines(runs: list[dict[str, tuple[float | None, str]]]) -> dict[str, tuple[float | None, str]]:
+    out: dict[str, tuple[float | None, str]] = {}
+    for name in (runs[0] if runs else {}):
+        seconds = sorted(r[name][0] for r in runs if r.get(name, (None, ""))[0] is not None)  # type: ignore[misc]
+        note = runs[0][name][1]
+        if len(runs) > 1 and seconds:
+            note = (note + " " if note else "") + f"samples {', '.join(f'{x:.1f}' for x in seconds)}"
+        out[name] = (seconds[(len(seconds) - 1) // 2] if seconds else None, note)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the source table (default 1,000,000)")
@@ -87,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-rows", type=int, default=0, help="DM_BATCH_ROWS for the services (0: default)")
     parser.add_argument("--general-path", action="store_true",
                         help="run the services with DM_BULK_TEXT=false (every batch as Python rows)")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds to run; the median counts (default 1)")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the source tables even when present")
     parser.add_argument("--out", default="bench-results", help="directory for the JSON results")
     parser.add_argument("--label", default="", help="a label stored with the results")
@@ -102,33 +136,31 @@ def main(argv: list[str] | None = None) -> int:
     source_mb = data.source_megabytes()
     print(f"  ready in {time.perf_counter() - started:.1f} s ({source_mb:.0f} MB as COPY text)", flush=True)
 
-    base: dict[str, tuple[float | None, str]] = {}
-    if args.baselines != "none":
-        base = run_baselines(args.rows, set() if args.baselines == "all" else set(args.baselines.split(",")))
-
-    results: list[Result] = []
+    wanted = set() if args.baselines in ("all", "none") else set(args.baselines.split(","))
     env = {"DM_BATCH_ROWS": str(args.batch_rows)} if args.batch_rows else {}
     if args.general_path:
         env["DM_BULK_TEXT"] = "false"
+    base_runs: list[dict[str, tuple[float | None, str]]] = []
+    case_runs: dict[str, list[Result]] = {c: [] for c in cases}
     stack = BenchStack(batch_rows=args.batch_rows or 50_000, env=env)
     try:
         stack.start()
-        for case in cases:
-            print(f"case {case} ...", flush=True)
-            execution = run_case(stack, case, args.rows)
-            result = Result.of(case, execution, rows=args.rows, source_mb=source_mb)
-            result.verified = verify(case, args.rows) if execution["status"] == "completed" else "-"
-            results.append(result)
-            print(f"  {result.status} {result.wall_s:.1f} s rss {result.rss_mb} destination {result.verified}",
-                  flush=True)
-            if execution["status"] != "completed":
-                print(f"  error: {execution.get('error')}\n{stack.logs()[-3000:]}", flush=True)
+        for round_no in range(1, args.repeat + 1):  # rounds interleave baselines and cases: drift hits both
+            if args.repeat > 1:
+                print(f"-- round {round_no} of {args.repeat}", flush=True)
+            if args.baselines != "none" and (round_no == 1 or wanted):
+                base_runs.append(run_baselines(args.rows, wanted))
+                wanted = {n for n, (seconds, _) in base_runs[0].items() if seconds is not None}  # no retrying
+            for case in cases:
+                case_runs[case].append(run_one(stack, case, args.rows, source_mb))
     finally:
         stack.stop()
+    base = median_baselines(base_runs)
+    results = [median_result(runs) for runs in case_runs.values() if runs]
 
     print()
     print(render(results, base))
-    meta = {"rows": args.rows, "source_mb": round(source_mb, 1), "label": args.label,
+    meta = {"rows": args.rows, "source_mb": round(source_mb, 1), "label": args.label, "repeat": args.repeat,
             "path": "general" if args.general_path else "fast",
             "python": platform.python_version(), "machine": platform.node()}
     path = write_json(Path(args.out), results, base, meta)

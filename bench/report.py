@@ -30,6 +30,7 @@ class Result:
     rss_mb: dict = field(default_factory=dict)
     error: str = ""
     verified: str = ""
+    samples_s: list = field(default_factory=list)
 
     @classmethod
     def of(cls, case: str, execution: dict, *, rows: int, source_mb: float) -> "Result":
