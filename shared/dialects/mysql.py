@@ -180,6 +180,17 @@ class MySQLDialect(Dialect):
         the general, strict way)."""
         mysql_load_payload(conn, table, columns, payload, kinds=kinds, rows=rows)
 
+    def create_key_table(self, conn: sa.Connection, name: str, target: sa.Table, key: list[str]) -> sa.TableClause:
+        """The sync_delete seen-keys table, indexed on the key: without the index MariaDB runs
+        the end-of-run anti-join as a nested loop (quadratic). The index is declared in the
+        CREATE TEMPORARY TABLE itself, because CREATE INDEX would commit implicitly."""
+        from shared.dialects.loading import build_staging_select, compile_sql, temp_table
+        select = compile_sql(build_staging_select(target, key), conn.dialect)
+        columns = ", ".join(self.quote_identifier(conn.dialect, k) for k in key)
+        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {self.quote_identifier(conn.dialect, name)} "
+                             f"(INDEX ({columns})) AS {select}")
+        return temp_table(name, key)
+
     def start_load_transaction(self, conn: sa.Connection, *, statement_timeout_s: float | None) -> None:
         """UTC, strict mode; the connection is discarded after the load, so nothing leaks."""
         conn.exec_driver_sql("SET time_zone = '+00:00'")
