@@ -8,6 +8,8 @@ from :mod:`shared.dialects`; this module stays engine-neutral.
 """
 from __future__ import annotations
 
+import re
+
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -229,7 +231,7 @@ class Session:
         kind = self.dialect.classify_error(exc)
         if self.ctx.cancelled:
             kind = self.ctx.cancelled
-        text = " ".join(str(exc).split()) or type(exc).__name__
+        text = _user_words(" ".join(str(exc).split()) or type(exc).__name__)
         where = f"{self.label} (project {self.plan.project_id}, {self.dialect.name})"
         if kind == "cancelled":
             return Cancelled(f"{where}: cancelled while {doing}")
@@ -240,3 +242,15 @@ class Session:
         if kind == "read_only":
             return SourceError(f"{where}: {READ_ONLY_HINT}: {text}")
         return SourceError(f"{where}: {doing} failed: {text}")
+
+
+_WRAPPER_CONTEXT = re.compile(r"\s*LINE \d+:.*$")
+
+
+def _user_words(text: str) -> str:
+    """The database's message without the parts that quote our own wrappers (the probe
+    subquery, the server-side cursor): they point at SQL the user never wrote."""
+    if "dm_probe" not in text and "WITHOUT HOLD" not in text:
+        return text
+    text = _WRAPPER_CONTEXT.sub("", text)
+    return text.replace('syntax error at or near ")"', "syntax error at the end of the step's SQL (is it complete?)")
