@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     admin_token: str = Field("", description="Bootstrap bearer token with the editor role (DM_ADMIN_TOKEN).")
     metrics_auth: bool = Field(False, description="Require a token on /metrics too.")
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, description="Largest request body the API accepts.")
+    bulk_text: bool = Field(True, description="Move batches as the destination's bulk text when both ends allow it.")
     demo: bool = Field(False, description="Create the demo databases and job on first start.")
 
     def metadata_url(self) -> str:

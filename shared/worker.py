@@ -187,3 +187,60 @@ class ControlListener:
         if ctx is not None:
             log.info("stopping execution %s: %s", cancel.run, cancel.reason)
             ctx.request_stop(cancel.status, cancel.reason)
+
+
+class RequestWorker:
+    """A worker that takes requests from one queue, one at a time per thread.
+
+    Subclasses set ``service`` and ``request_type`` and implement :meth:`handle`, which
+    must report its own failures as events; a handler that raises anyway is logged and
+    the thread goes on, so a bad request can never stop a worker.
+    """
+
+    service: str = "worker"
+    request_type: type = object
+
+    def __init__(self, transport: Transport, topology: Topology, *, queue: str, concurrency: int) -> None:
+        self._transport, self._topology = transport, topology
+        self._queue, self._concurrency = queue, concurrency
+        self.name = worker_name(self.service)
+        self._control = ControlListener(transport, topology, self.name)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        self._control.start()
+        for i in range(self._concurrency):
+            t = threading.Thread(target=self._loop, name=f"{self.service}-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop taking work; running executions finish (or are cut at ``timeout_s``)."""
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout_s)
+        self._control.stop()
+
+    def handle(self, request: Any) -> None:
+        raise NotImplementedError
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                message = self._transport.get(self._queue, timeout_s=1.0)
+            except Exception:  # noqa: BLE001 - broker trouble: wait and try again
+                log.warning("%s cannot take requests from %s; retrying", self.service, self._queue, exc_info=True)
+                self._stop.wait(2.0)
+                continue
+            if message is None:
+                continue
+            try:
+                request = messages.decode(message.body, expect=self.request_type)
+            except Exception as exc:  # noqa: BLE001 - malformed: dead-letter, keep running
+                self._transport.dead_letter(message, f"{type(exc).__name__}: {exc}")
+                continue
+            try:
+                self.handle(request)
+            except Exception:  # noqa: BLE001 - last line of defence: the worker keeps running
+                log.exception("%s failed to handle execution %s", self.service, getattr(request, "run", "?"))

@@ -10,8 +10,6 @@ the extractor reports the final status itself; afterwards it ends the queue with
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,11 +26,9 @@ from shared.secrets import SecretBox
 from shared.store.projects import spec_from_snapshot
 from shared.topology import BATCH_QUEUE_EXPIRES_S, Topology
 from shared.transport.base import Transport
-from shared.worker import ControlListener, ExecutionContext, error_info, worker_name
+from shared.worker import ExecutionContext, RequestWorker, error_info
 
 log = logging.getLogger("datamig.extractor")
-# The fast path (shared.dialects.bulk): DM_BULK_TEXT=false sends every batch as Python rows.
-BULK_TEXT = os.environ.get("DM_BULK_TEXT", "true").strip().lower() not in ("0", "false", "no", "off")
 
 
 def build_engines(projects: dict, box: SecretBox) -> dict[int, sa.Engine]:
@@ -45,50 +41,18 @@ def _snapshot(projects: dict, project_id: int) -> dict:
     return projects.get(project_id) or projects[str(project_id)]
 
 
-class Extractor:
+class Extractor(RequestWorker):
     """Runs executions one at a time per thread; ``concurrency`` threads per process."""
 
+    service = "extractor"
+    request_type = RunRequest
+
     def __init__(self, transport: Transport, topology: Topology, box: SecretBox, *, batch_rows: int,
-                 batch_queue_max: int, heartbeat_s: float, concurrency: int = 1,
-                 bulk_text: bool = BULK_TEXT) -> None:
-        self._transport, self._topology, self._box = transport, topology, box
+                 batch_queue_max: int, heartbeat_s: float, concurrency: int = 1, bulk_text: bool = True) -> None:
+        super().__init__(transport, topology, queue=topology.runs, concurrency=concurrency)
+        self._box = box
         self._batch_rows, self._queue_max, self._heartbeat_s = batch_rows, batch_queue_max, heartbeat_s
-        self._concurrency, self._bulk_text = concurrency, bulk_text
-        self.name = worker_name("extractor")
-        self._control = ControlListener(transport, topology, self.name)
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-
-    def start(self) -> None:
-        self._control.start()
-        for i in range(self._concurrency):
-            t = threading.Thread(target=self._loop, name=f"extractor-{i}", daemon=True)
-            t.start()
-            self._threads.append(t)
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop taking work; the running executions finish (or are cut at ``timeout_s``)."""
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout_s)
-        self._control.stop()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                message = self._transport.get(self._topology.runs, timeout_s=1.0)
-            except Exception:  # noqa: BLE001 - broker trouble: wait and try again
-                log.warning("cannot take run requests; retrying", exc_info=True)
-                self._stop.wait(2.0)
-                continue
-            if message is None:
-                continue
-            try:
-                request = messages.decode(message.body, expect=RunRequest)
-            except Exception as exc:  # noqa: BLE001 - malformed: dead-letter, keep running
-                self._transport.dead_letter(message, f"{type(exc).__name__}: {exc}")
-                continue
-            self.handle(request)
+        self._bulk_text = bulk_text
 
     def handle(self, request: RunRequest) -> None:
         """Run one execution to the end; never raises (failures become events)."""

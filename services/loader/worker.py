@@ -9,7 +9,6 @@ the destination is exactly as it was.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any
 
@@ -26,7 +25,7 @@ from shared.store.projects import spec_from_snapshot
 from shared.topology import Topology
 from shared.transport.base import Transport
 from shared.types import Column
-from shared.worker import ControlListener, ExecutionContext, error_info, jsonable, worker_name
+from shared.worker import ExecutionContext, RequestWorker, error_info, jsonable
 
 log = logging.getLogger("datamig.loader")
 PROGRESS_EVERY_S = 1.0
@@ -51,47 +50,16 @@ class ExtractionAborted(DatamigError):
         super().__init__(str(error.get("message", "extraction failed")))
 
 
-class Loader:
+class Loader(RequestWorker):
     """Loads executions one at a time per thread; ``concurrency`` threads per process."""
+
+    service = "loader"
+    request_type = LoadRequest
 
     def __init__(self, transport: Transport, topology: Topology, box: SecretBox, *, heartbeat_s: float,
                  concurrency: int = 1) -> None:
-        self._transport, self._topology, self._box = transport, topology, box
-        self._heartbeat_s, self._concurrency = heartbeat_s, concurrency
-        self.name = worker_name("loader")
-        self._control = ControlListener(transport, topology, self.name)
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-
-    def start(self) -> None:
-        self._control.start()
-        for i in range(self._concurrency):
-            t = threading.Thread(target=self._loop, name=f"loader-{i}", daemon=True)
-            t.start()
-            self._threads.append(t)
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout_s)
-        self._control.stop()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                message = self._transport.get(self._topology.loads, timeout_s=1.0)
-            except Exception:  # noqa: BLE001 - broker trouble: wait and retry
-                log.warning("cannot take load requests; retrying", exc_info=True)
-                self._stop.wait(2.0)
-                continue
-            if message is None:
-                continue
-            try:
-                request = messages.decode(message.body, expect=LoadRequest)
-            except Exception as exc:  # noqa: BLE001 - malformed: dead-letter, keep running
-                self._transport.dead_letter(message, f"{type(exc).__name__}: {exc}")
-                continue
-            self.handle(request)
+        super().__init__(transport, topology, queue=topology.loads, concurrency=concurrency)
+        self._box, self._heartbeat_s = box, heartbeat_s
 
     def handle(self, request: LoadRequest) -> None:
         """Load one execution to the end; never raises (the outcome becomes an event)."""
@@ -110,17 +78,18 @@ class Loader:
                                heartbeat_s=self._heartbeat_s, counts=counts)
         token = execution_context.set({"job_id": request.job_id, "execution_id": request.run})
         self._control.register(ctx)
-        engine = create_db_engine(build_url(spec_from_snapshot(request.project, self._box)),
-                                  poolclass=sa.pool.NullPool)
-        session = LoadSession(engine, table=destination.table, columns=columns, mode=Mode(destination.mode),
-                              key_columns=destination.key_columns,
-                              allow_empty_source=destination.allow_empty_source,
-                              max_delete_ratio=destination.max_delete_ratio,
-                              statement_timeout_s=max(1.0, ctx.remaining_s()))
-        state["session"] = session
-        ctx.on_cancel(session.cancel)
         ctx.start()
+        engine: sa.Engine | None = None
         try:
+            engine = create_db_engine(build_url(spec_from_snapshot(request.project, self._box)),
+                                      poolclass=sa.pool.NullPool)
+            session = LoadSession(engine, table=destination.table, columns=columns, mode=Mode(destination.mode),
+                                  key_columns=destination.key_columns,
+                                  allow_empty_source=destination.allow_empty_source,
+                                  max_delete_ratio=destination.max_delete_ratio,
+                                  statement_timeout_s=max(1.0, ctx.remaining_s()))
+            state["session"] = session
+            ctx.on_cancel(session.cancel)
             session.begin()
             self._consume(request, ctx, session, state)
             final = session.finish()
@@ -130,13 +99,16 @@ class Loader:
             ctx.publish("finished", status=status, counts={"rows_read": state["rows_read"], **final.to_dict()})
             log.info("execution %s %s: %s rows read, %s", request.run, status, state["rows_read"], final.to_dict())
         except Exception as exc:  # noqa: BLE001 - every failure rolls back and is reported
-            session.rollback()
+            if state["session"] is not None:
+                state["session"].rollback()
             self._report_failure(request, ctx, exc, state)
         finally:
             ctx.close()
             self._control.unregister(ctx)
-            session.close()
-            engine.dispose()
+            if state["session"] is not None:
+                state["session"].close()
+            if engine is not None:
+                engine.dispose()
             self._transport.delete_queue(request.batch_queue)
             execution_context.reset(token)
 
