@@ -49,42 +49,28 @@ def retried_to_completion(stack, job_id: int, first: int, *, first_status: str =
     return runs
 
 
-@pytest.mark.parametrize("mode", ["truncate_load", "sync_delete"])
-def test_killed_loader_leaves_destination_unchanged_until_the_retry_commits(dbs, tmp_path, queue_prefix,
-                                                                            mode) -> None:
+@pytest.mark.parametrize("victim, progress, mode", [
+    ("loader", "rows_inserted", "truncate_load"),
+    ("loader", "rows_inserted", "sync_delete"),
+    ("extractor", "rows_read", "truncate_load"),
+])
+def test_a_killed_worker_leaves_the_destination_unchanged_until_the_retry_commits(
+        dbs, tmp_path, queue_prefix, victim: str, progress: str, mode: str) -> None:
     metadata, src, dst = dbs
     make_destination(dst, throttle_s=0.05)
     stack = distributed(tmp_path, metadata, queue_prefix)
     try:
         job_id = create_job(stack, src, dst, mode=mode)
         first = execute(stack, job_id)
-        # Given a loader in the middle of writing
-        wait_for(lambda: execution(stack, first)["rows_inserted"] > 0, what="rows written", stack=stack)
+        # Given a worker in the middle of the run (the extractor blocked on the full batch queue)
+        wait_for(lambda: execution(stack, first)[progress] > 0, what=progress, stack=stack)
         assert snapshot(dst) == OLD
         # When it is killed
-        kill9(stack.procs["loader"])
+        kill9(stack.procs[victim])
         wait_for(lambda: execution(stack, first)["status"] == "failed", what="worker lost", stack=stack)
-        # Then nothing of the killed attempt is visible, and a new loader completes the retry
+        # Then nothing of the killed attempt is visible, and a new worker completes the retry
         assert snapshot(dst) == OLD
-        stack.start("loader2", "loader")
-        retried_to_completion(stack, job_id, first)
-        assert snapshot(dst) == NEW
-    finally:
-        stack.stop()
-
-
-def test_killed_extractor_mid_stream_is_retried_and_nothing_doubles(dbs, tmp_path, queue_prefix) -> None:
-    metadata, src, dst = dbs
-    make_destination(dst, throttle_s=0.05)
-    stack = distributed(tmp_path, metadata, queue_prefix)
-    try:
-        job_id = create_job(stack, src, dst, mode="truncate_load")
-        first = execute(stack, job_id)
-        wait_for(lambda: execution(stack, first)["rows_read"] > 0, what="rows read", stack=stack)
-        kill9(stack.procs["extractor"])
-        wait_for(lambda: execution(stack, first)["status"] == "failed", what="worker lost", stack=stack)
-        assert snapshot(dst) == OLD
-        stack.start("extractor2", "extractor")
+        stack.start(f"{victim}2", victim)
         retried_to_completion(stack, job_id, first)
         assert snapshot(dst) == NEW
     finally:
