@@ -91,6 +91,9 @@ def create_project(web: Page, *, name: str, engine_label: str, url: str) -> None
     page.get_by_label("Username").fill(u.username or "")
     if u.password:
         page.get_by_label("Password").fill(u.password)
+    # the settings can be tried before they are saved
+    page.get_by_role("button", name="Test connection").click()
+    page.locator(".project-form .test-result", has_text="Connected").wait_for()
     page.get_by_role("button", name="Save").click()
     page.locator("tr.project-row", has_text=name).wait_for()
 

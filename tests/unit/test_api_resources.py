@@ -158,3 +158,11 @@ def test_manual_execution_never_shifts_the_schedule(api: TestClient, tmp_path) -
     job = api.post("/api/jobs", json=job_body(src, dst, schedule="0 2 * * *", enabled=True)).json()
     assert api.post(f"/api/jobs/{job['id']}/execute").status_code == 202
     assert api.get(f"/api/jobs/{job['id']}").json()["next_run_at"] == job["next_run_at"]
+
+
+def test_unsaved_settings_can_be_tested_before_saving(api: TestClient, tmp_path) -> None:
+    good = api.post("/api/projects/test", json={"name": "new", "engine": "sqlite", "database": str(tmp_path / "n.db")})
+    assert good.status_code == 200 and good.json()["ok"] is True
+    bad = api.post("/api/projects/test", json={"name": "new", "url": f"postgresql://u:{SECRET}@127.0.0.1:1/x"})
+    assert bad.status_code == 200 and bad.json()["ok"] is False and SECRET not in bad.text
+    assert api.post("/api/projects/test", json={"name": ""}).status_code == 422

@@ -5,6 +5,7 @@ import time
 
 import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, status
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from services.api.deps import IdPath, IdQuery, RuntimeDep, SessionDep
@@ -79,10 +80,26 @@ def delete_project(project_id: IdPath, session: SessionDep, who: PrincipalDep) -
     session.commit()
 
 
+@router.post("/test", response_model=ConnectionTestOut)
+def test_unsaved_connection(spec: ProjectSpec, session: SessionDep, rt: RuntimeDep,
+                            project_id: IdQuery = None) -> dict:
+    """Test settings before saving them. With ``project_id`` and no password given, the
+    stored password of that project is used (the edit form never shows it)."""
+    if spec.password is None and project_id is not None:
+        stored = spec_from_snapshot(project_snapshot(_get(session, project_id)), rt.box).password
+        if stored is not None and not (spec.url and make_url(spec.url).password):
+            spec = spec.model_copy(update={"password": stored})
+    return _try_connect(spec)
+
+
 @router.post("/{project_id}/test", response_model=ConnectionTestOut)
 def test_connection(project_id: IdPath, session: SessionDep, rt: RuntimeDep) -> dict:
-    """Connect and run a trivial query; the answer never contains the password."""
-    spec = spec_from_snapshot(project_snapshot(_get(session, project_id)), rt.box)
+    """Connect with the saved settings and run a trivial query."""
+    return _try_connect(spec_from_snapshot(project_snapshot(_get(session, project_id)), rt.box))
+
+
+def _try_connect(spec: ProjectSpec) -> dict:
+    """Connect and run ``SELECT 1``; the answer never contains the password."""
     started = time.perf_counter()
     engine = create_db_engine(build_url(spec), poolclass=sa.pool.NullPool)
     try:

@@ -36,11 +36,11 @@ function row(p) {
     h("td", { dataset: { label: "Connection test" } }, result));
 }
 
-export async function testConnection(project, button, out) {
+export async function testConnection(project, button, out, call = () => api.post(`/api/projects/${project.id}/test`)) {
   button.disabled = true;
   clear(out, "Testing…");
   try {
-    const r = await api.post(`/api/projects/${project.id}/test`);
+    const r = await call();
     out.className = `test-result ${r.ok ? "text-ok" : "text-bad"}`;
     clear(out, r.ok ? `✓ Connected (${r.elapsed_ms} ms)` : `✕ Failed: ${r.message}`);
   } catch (err) {
@@ -111,6 +111,8 @@ async function renderForm(main, params, ctx) {
     if (els.password.value) out.password = els.password.value;
     return out;
   };
+  const testDraft = (button) => testConnection(project, button, testOut,
+    () => api.post(project ? `/api/projects/test?project_id=${project.id}` : "/api/projects/test", body()));
   const form = h("form", { class: "card project-form", novalidate: true, onsubmit: async (e) => {
     e.preventDefault();
     const button = form.querySelector("#save-project");
@@ -137,10 +139,10 @@ async function renderForm(main, params, ctx) {
   field({ label: "Options (one key=value a line)", field: "options", input: els.options }),
   h("div", { class: "action-bar" },
     h("button", { type: "submit", class: "btn primary", id: "save-project", text: "Save" }),
-    project ? h("button", { type: "button", class: "btn", onclick: (e) => testConnection(project, e.currentTarget, testOut) }, "Test connection") : null,
-    project ? testOut : null,
+    h("button", { type: "button", class: "btn", onclick: (e) => testDraft(e.currentTarget) }, "Test connection"),
+    testOut,
     h("a", { class: "btn link", href: "#/projects", text: "Cancel" })),
-  project ? h("p", { class: "muted small", text: "Test connection uses the saved settings: save your changes first." }) : null);
+  project ? h("p", { class: "muted small", text: "Test connection tries the settings in this form; an empty password field uses the stored password." }) : null);
   clear(main, pageHeader(project ? `Edit project: ${project.name}` : "New project"), form);
   sync();
 }
