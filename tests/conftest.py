@@ -7,6 +7,8 @@ skips the test locally and FAILS it when CI=true.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import socket
 import uuid
 from collections.abc import Callable, Iterator
@@ -100,7 +102,38 @@ def amqp_url() -> str:
     return AMQP_URL
 
 
+BROKER_PREFIXES: set[str] = set()
+
+
 @pytest.fixture
 def queue_prefix() -> str:
     """A queue/exchange prefix of its own, so runs never see each other's messages."""
-    return unique_name("dmtest")
+    prefix = unique_name("dmtest")
+    BROKER_PREFIXES.add(prefix)
+    return prefix
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_test_queues() -> Iterator[None]:
+    """At the end of the run, delete the queues and exchanges this run's prefixes created,
+    so the shared broker does not collect them run after run (best effort)."""
+    yield
+    if not BROKER_PREFIXES or shutil.which("rabbitmqctl") is None or not _reachable(AMQP_URL):
+        return
+    import pika
+
+    names: dict[str, list[str]] = {}
+    for kind in ("queues", "exchanges"):
+        listed = subprocess.run(["rabbitmqctl", "-q", f"list_{kind}", "name"], capture_output=True, text=True,
+                                timeout=60)
+        names[kind] = [n for n in listed.stdout.split() if n.split(".", 1)[0] in BROKER_PREFIXES]
+    try:
+        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        channel = connection.channel()
+        for queue in names["queues"]:
+            channel.queue_delete(queue)
+        for exchange in names["exchanges"]:
+            channel.exchange_delete(exchange)
+        connection.close()
+    except Exception:  # noqa: BLE001 - cleanup must never fail a green run
+        pass

@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 from cryptography.fernet import Fernet
 
+from tests.conftest import BROKER_PREFIXES
+
 REPO = Path(__file__).resolve().parents[2]
 FINISHED = {"completed", "partial_success", "failed", "cancelled", "timed_out", "skipped"}
 
@@ -90,6 +92,8 @@ class Stack:
 
 
 def stack_env(tmp_path: Path, *, database_url: str, amqp_url: str, prefix: str, **extra: str) -> dict:
+    if amqp_url.startswith("amqp"):
+        BROKER_PREFIXES.add(prefix)  # removed from the broker at the end of the test run
     env = {k: v for k, v in os.environ.items() if not k.startswith("DM_")}
     env.update({
         "DM_DATABASE_URL": database_url, "DM_AMQP_URL": amqp_url, "DM_QUEUE_PREFIX": prefix,
