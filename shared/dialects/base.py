@@ -204,8 +204,14 @@ class Dialect:
 
     def bulk_insert(self, conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str],
                     rows: list[Any]) -> None:
-        """Send encoded ``rows`` into ``table`` in bulk. Raises the driver's error as DBAPIError."""
-        raise NotImplementedError
+        """Send encoded ``rows`` into ``table`` in bulk: by default one INSERT through the driver's
+        ``executemany`` (PyMySQL rewrites it into multi-row statements; sqlite3 loops in C).
+        Engines with a faster way override it. Raises the driver's error as DBAPIError."""
+        prep = conn.dialect.identifier_preparer
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        sql = (f"INSERT INTO {prep.format_table(table)} ({', '.join(prep.quote(c) for c in columns)}) "
+               f"VALUES ({', '.join([mark] * len(columns))})")
+        conn.exec_driver_sql(sql, rows)
 
     def insert_new(self, conn: sa.Connection, target: sa.Table, staging: sa.TableClause, columns: list[str],
                    key: list[str], staged: int) -> tuple[int, int]:

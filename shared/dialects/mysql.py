@@ -212,14 +212,6 @@ class MySQLDialect(Dialect):
         """Driver tuples: bool as 1/0, aware timestamps as UTC, UUID as text or 16 bytes."""
         return mysql_row_encoder(target_columns, source_columns)
 
-    def bulk_insert(self, conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str],
-                    rows: list[Any]) -> None:
-        """Multi-row ``INSERT`` through PyMySQL's executemany (values escaped by the driver)."""
-        prep = conn.dialect.identifier_preparer
-        sql = (f"INSERT INTO {prep.format_table(table)} ({', '.join(prep.quote(c) for c in columns)}) "
-               f"VALUES ({', '.join(['%s'] * len(columns))})")
-        conn.exec_driver_sql(sql, rows)
-
     def upsert(self, conn: sa.Connection, target: sa.Table, staging: sa.TableClause, columns: list[str],
                key: list[str], staged: int) -> tuple[int, int, int]:
         """Counts from one stats query and the affected-rows arithmetic of ON DUPLICATE KEY UPDATE

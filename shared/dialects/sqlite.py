@@ -98,14 +98,6 @@ class SQLiteDialect(Dialect):
         """Bindable tuples: SQLAlchemy's text formats for dates, UUID text, exact-or-refused decimals."""
         return sqlite_row_encoder(target_columns)
 
-    def bulk_insert(self, conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str],
-                    rows: list[Any]) -> None:
-        """``executemany`` of one INSERT."""
-        prep = conn.dialect.identifier_preparer
-        sql = (f"INSERT INTO {prep.format_table(table)} ({', '.join(prep.quote(c) for c in columns)}) "
-               f"VALUES ({', '.join(['?'] * len(columns))})")
-        conn.exec_driver_sql(sql, rows)
-
     def upsert(self, conn: sa.Connection, target: sa.Table, staging: sa.TableClause, columns: list[str],
                key: list[str], staged: int) -> tuple[int, int, int]:
         """changes() counts inserted and changed rows; matched rows come from one stats query.
