@@ -96,6 +96,8 @@ class Event(_Msg):
 
     ``kind``: started | progress | heartbeat | finished. ``counts`` holds any of
     rows_read, rows_inserted, rows_updated, rows_skipped, rows_deleted, rows_failed.
+    ``warnings`` counts what was done on purpose but deserves a look, by kind (cumulative
+    per sending service, like ``counts``), e.g. ``{"zero_dates": 3, "duplicate_keys": 2}``.
     """
 
     TYPE: ClassVar[str] = "event"
@@ -107,6 +109,7 @@ class Event(_Msg):
     ts: float = field(default_factory=time.time)
     status: str = ""
     counts: dict = field(default_factory=dict)
+    warnings: dict = field(default_factory=dict)
     error: dict = field(default_factory=dict)
     failed_rows: list = field(default_factory=list)
     report: list = field(default_factory=list)

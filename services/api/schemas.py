@@ -99,6 +99,7 @@ class ExecutionOut(BaseModel):
     rows_per_second: float | None
     error: ErrorOut | None
     report: list[dict[str, Any]] | None = None
+    warnings: dict[str, int] = Field(default_factory=dict, description="counts by kind of what was done on purpose but deserves a look")
     cancel_requested: bool = False
 
 

@@ -57,7 +57,8 @@ def execution_out(row: ExecutionRow, *, job_name: str | None = None, now: dateti
         **{f: getattr(row, f) for f in COUNT_FIELDS},
         "rows_written": written,
         "rows_per_second": round(rate, 1) if rate is not None else None,
-        "error": error, "report": row.report, "cancel_requested": row.cancel_requested,
+        "error": error, "report": row.report, "warnings": dict(row.warnings or {}),
+        "cancel_requested": row.cancel_requested,
     }
 
 
@@ -75,6 +76,19 @@ def has_active_execution(session: Session, job_id: int) -> bool:
     q = sa.select(sa.func.count()).select_from(ExecutionRow).where(
         ExecutionRow.job_id == job_id, ExecutionRow.status.in_(ACTIVE_STATUSES))
     return bool(session.scalar(q))
+
+
+def _merge_warnings(row: ExecutionRow, ev: Event) -> None:
+    """Warning counts are cumulative per sender: keep the largest seen for each kind."""
+    if not ev.warnings:
+        return
+    merged = dict(row.warnings or {})
+    for kind, count in ev.warnings.items():
+        try:
+            merged[str(kind)[:50]] = max(int(merged.get(str(kind)[:50], 0)), int(count))
+        except (TypeError, ValueError):
+            continue
+    row.warnings = merged
 
 
 def _ts(ev: Event) -> datetime:
@@ -138,6 +152,7 @@ def record_event(session: Session, ev: Event, *, retry_base_s: float, retry_max_
         for name, value in ev.counts.items():
             if name in COUNT_FIELDS:
                 setattr(row, name, max(getattr(row, name) or 0, int(value)))
+        _merge_warnings(row, ev)
         _add_failed_rows(session, row.id, ev.failed_rows)
         return Recorded(started=started)
     retry = _finish(session, row, ev, ts, retry_base_s=retry_base_s, retry_max_s=retry_max_s)
@@ -158,6 +173,7 @@ def _finish(session: Session, row: ExecutionRow, ev: Event, ts: datetime, *,
         row.error_trace = mask_secrets_in_text(str(ev.error.get("trace", "") or ""))[:100000] or None
     if ev.report:
         row.report = ev.report
+    _merge_warnings(row, ev)
     _add_failed_rows(session, row.id, ev.failed_rows)
     job = session.get(JobRow, row.job_id)
     transient = bool(ev.error.get("transient")) if ev.error else False

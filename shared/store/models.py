@@ -110,6 +110,7 @@ class ExecutionRow(Base):
     error_kind: Mapped[str | None] = mapped_column(sa.String(50))
     error_trace: Mapped[str | None] = mapped_column(sa.Text)
     report: Mapped[list | None] = mapped_column(sa.JSON)
+    warnings: Mapped[dict | None] = mapped_column(sa.JSON)  # counts by kind, e.g. {"zero_dates": 3}
     cancel_requested: Mapped[bool] = mapped_column(sa.Boolean, default=False)
 
 

@@ -104,3 +104,13 @@ def test_secrets_in_error_messages_are_masked(setup) -> None:
 @pytest.mark.parametrize("seconds, text", [(0.42, "0.4s"), (65, "1m 5s"), (5025, "1h 23m 45s"), (None, "")])
 def test_duration_format(seconds, text) -> None:
     assert format_duration(seconds) == text
+
+
+def test_warning_counts_are_kept_by_kind_and_never_lowered_by_a_late_event(setup) -> None:
+    sessions, eid = setup
+    apply(sessions, Event(run=eid, kind="started", ts=100.0))
+    apply(sessions, Event(run=eid, kind="progress", warnings={"zero_dates": 3}, ts=101.0))
+    apply(sessions, Event(run=eid, kind="progress", warnings={"zero_dates": 1, "duplicate_keys": 2}, ts=100.5))
+    assert state(sessions, eid)["warnings"] == {"zero_dates": 3, "duplicate_keys": 2}
+    apply(sessions, Event(run=eid, kind="finished", status="completed", warnings={"zero_dates": 4}, ts=110.0))
+    assert state(sessions, eid)["warnings"] == {"zero_dates": 4, "duplicate_keys": 2}
