@@ -1,7 +1,7 @@
 """SQL Server: engine facts and engine-specific operations (see ``base.py``)."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
 
@@ -20,18 +20,26 @@ class MSSQLDialect(Dialect):
     # --- EXTRACTION ---
     # (owned by shared/extract; methods added here by the extract engineer)
     # pyodbc is imported lazily (it needs libodbc). SQL Server has no read-only session
-    # switch: steps run in a transaction that is always rolled back, and the login should
-    # hold db_datareader only. Temporary tables are ``#local`` tables of the session.
+    # switch: steps run in a transaction that is always rolled back (the connection is
+    # closed, not pooled), under SNAPSHOT isolation when the database and tempdb allow it,
+    # and the login should hold db_datareader only (ApplicationIntent=ReadOnly in the
+    # project's options routes to a readable secondary of an availability group).
+    # Temporary tables are ``#local`` tables of the session: created by a direct batch (not
+    # a prepared statement, whose scope would drop them at once), gone when it closes.
     sql_flavor = "mssql"
     VALUE_TYPES = {"bool": "bool", "int": "bigint", "float": "float", "Decimal": "decimal", "str": "text",
                    "bytes": "bytes", "bytearray": "bytes", "date": "date", "time": "time",
                    "datetime": "timestamp", "UUID": "uuid"}
 
     def begin_read_only(self, dbapi_conn: Any, *, timeout_s: float | None) -> None:
-        """Best effort: READ COMMITTED, a query timeout (``pyodbc`` ``timeout``), rolled back at the end."""
+        """SNAPSHOT (one consistent view for the whole read) where allowed, else READ COMMITTED;
+        a query timeout (``pyodbc`` ``timeout``); the transaction is rolled back at the end."""
         dbapi_conn.commit()
         cur = dbapi_conn.cursor()
-        cur.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        cur.execute(SNAPSHOT_ALLOWED_SQL)
+        row = cur.fetchone()
+        dbapi_conn.commit()  # SNAPSHOT must be set before the transaction starts
+        cur.execute(f"SET TRANSACTION ISOLATION LEVEL {read_isolation_level(row[0] if row else None)}")
         cur.close()
         if timeout_s:
             dbapi_conn.timeout = max(1, int(timeout_s + 0.999))
@@ -39,10 +47,12 @@ class MSSQLDialect(Dialect):
     def describe_result(self, cursor_description: list, sample_rows: list[tuple]) -> list[Column]:
         """pyodbc describes a column by its Python type; DECIMAL carries precision and scale."""
         cols = []
-        for d in cursor_description:
-            kind = self.VALUE_TYPES.get(getattr(d[1], "__name__", ""), "unknown")
+        for i, d in enumerate(cursor_description):
+            kind = refine_kind(self.VALUE_TYPES.get(getattr(d[1], "__name__", ""), "unknown"), i, sample_rows)
             if kind == "decimal" and d[4]:
                 cols.append(Column(d[0], kind, precision=d[4], scale=d[5] or 0))
+            elif kind == "text" and d[3] and 0 < d[3] <= 4000:  # nvarchar(n): its length, for the #temp column
+                cols.append(Column(d[0], kind, length=d[3]))
             else:
                 cols.append(Column(d[0], kind))
         return cols
@@ -66,6 +76,14 @@ class MSSQLDialect(Dialect):
     def temp_table_name(self, step: int, token: str) -> str:
         """A ``#local`` temporary table, dropped with the session."""
         return f"#dm_result{step}_{token}"
+
+    def temp_column_type(self, col: Column) -> sa.types.TypeEngine:
+        """NVARCHAR, DATETIME2(7), DATETIMEOFFSET(7), VARBINARY(max), DECIMAL(<=38, s): values stay exact."""
+        return temp_column_type(col)
+
+    def load_converters(self, columns: list[Column]) -> list[Callable[[Any], Any] | None]:
+        """Aware timestamps as DATETIMEOFFSET text, UUIDs as text; decimals that a DECIMAL(38, s) would round fail."""
+        return [temp_converter(c) for c in columns]
 
     def create_temp_table_sql(self, sa_dialect: sa.Dialect, name: str, columns: list[Column]) -> str:
         """``CREATE TABLE [#name] (...)``: the ``#`` makes it temporary."""
@@ -152,7 +170,15 @@ class MSSQLDialect(Dialect):
         return state.startswith("22") or state == "23000" or any(c in message for c in MSSQL_ROW_CODES)
 
 
-# --- LOADING (module helpers) ---
+def read_isolation_level(snapshot_state: Any) -> str:
+    """SNAPSHOT when ``sys.databases.snapshot_isolation_state`` is 1 (ON) for the database and tempdb."""
+    return "SNAPSHOT" if snapshot_state == 1 else "READ COMMITTED"
+
+
+# --- EXTRACTION and LOADING (module helpers) ---
+from shared.dialects.mssql_extract import (  # noqa: E402
+    SNAPSHOT_ALLOWED_SQL, refine_kind, temp_column_type, temp_converter,
+)
 from shared.dialects.mssql_load import (  # noqa: E402
     MSSQL_TRANSIENT_CODES, MSSQL_TRANSIENT_STATES, MSSQL_ROW_CODES, build_mssql_merge, build_mssql_staging,
     mssql_error_text, mssql_row_encoder,

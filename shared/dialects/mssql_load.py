@@ -6,7 +6,7 @@ so these builders compile and are unit-tested where no ODBC driver exists.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Callable
 
@@ -30,7 +30,7 @@ def mssql_converter(kind: str) -> Callable[[Any], Any]:
         if isinstance(value, Decimal) and not value.is_finite():
             raise ValueError(f"SQL Server cannot store the decimal {value}")
         if isinstance(value, datetime):
-            return value if kind == "timestamptz" else to_utc_naive(value)
+            return datetimeoffset_text(value) if kind == "timestamptz" else to_utc_naive(value)
         if isinstance(value, uuid.UUID):
             return value.bytes_le if kind == "bytes" else str(value)
         if isinstance(value, (list, dict)):
@@ -39,6 +39,22 @@ def mssql_converter(kind: str) -> Callable[[Any], Any]:
             return bytes(value)
         return value
     return convert
+
+
+def datetimeoffset_text(value: datetime) -> str:
+    """A datetime as the text SQL Server reads into DATETIMEOFFSET exactly (naive = UTC).
+
+    pyodbc drops ``tzinfo`` when it binds a datetime (the instant would move by the
+    offset), so aware values travel as ``2024-01-01 12:00:00.000000+02:00``, the form
+    SQLAlchemy's own pyodbc dialect sends. Offsets with seconds (old local mean times)
+    are not accepted by SQL Server: such values are sent in UTC.
+    """
+    offset = value.utcoffset()
+    if offset is None:
+        value = value.replace(tzinfo=UTC)
+    elif offset % timedelta(minutes=1):
+        value = value.astimezone(UTC)
+    return value.isoformat(sep=" ", timespec="microseconds")
 
 
 def mssql_row_encoder(target_columns: list[sa.Column]) -> Callable[[tuple], tuple]:
