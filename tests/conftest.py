@@ -1,8 +1,10 @@
 """Shared fixtures: real PostgreSQL, MariaDB and RabbitMQ, isolated per test.
 
 Addresses come from environment variables with the build machines' defaults:
-DM_TEST_PG_URL, DM_TEST_MYSQL_URL, DM_TEST_AMQP_URL. A service that is unreachable
-skips the test locally and FAILS it when CI=true.
+DM_TEST_PG_URL, DM_TEST_MYSQL_URL, DM_TEST_AMQP_URL. When no address was given and
+nothing answers at the default, a Docker engine (if any) starts the service with
+testcontainers (tests/fixtures/services.py). A service still unreachable skips the test
+locally and FAILS it when CI=true. SQL Server: tests/fixtures/mssql.py.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ PG_URL = os.environ.get("DM_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.
 MYSQL_URL = os.environ.get("DM_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 AMQP_URL = os.environ.get("DM_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+pytest_plugins = ["tests.fixtures.mssql"]
 
 
 def _reachable(url: str) -> bool:
@@ -34,9 +37,14 @@ def _reachable(url: str) -> bool:
 
 
 def require_service(name: str, url: str) -> None:
-    """Skip (locally) or fail (CI=true) when a service is not reachable."""
+    """Skip (locally) or fail (CI=true) when a service is not reachable (and no container could serve it)."""
     if not _reachable(url):
-        message = f"{name} is not reachable at {url}"
+        from tests.fixtures import services
+
+        problem = services.start_for_default(name, url, services.READY[name])
+        if problem is None:
+            return
+        message = f"{name} is not reachable at {url}; {problem}"
         if IN_CI:
             pytest.fail(message + " (CI=true: a missing service is a failure)")
         pytest.skip(message)

@@ -9,6 +9,9 @@ from shared.dialects.base import Dialect
 from shared.types import Column
 
 
+_RUNNING: dict[int, Any] = {}  # id(DB-API connection) -> the cursor executing a source statement
+
+
 class MSSQLDialect(Dialect):
     """SQL Server."""
 
@@ -57,8 +60,20 @@ class MSSQLDialect(Dialect):
                 cols.append(Column(d[0], kind))
         return cols
 
+    def open_stream(self, dbapi_conn: Any, sql: str) -> Any:
+        """Execute ``sql``; while it runs, :meth:`cancel_statement` can reach its cursor."""
+        cursor = dbapi_conn.cursor()
+        _RUNNING[id(dbapi_conn)] = cursor
+        try:
+            cursor.execute(sql)
+        finally:
+            _RUNNING.pop(id(dbapi_conn), None)
+        return cursor
+
     def cancel_statement(self, dbapi_conn: Any, cursor: Any, engine: sa.Engine) -> None:
-        """``SQLCancel`` on the running cursor."""
+        """``SQLCancel`` on the running cursor: the session's, or the one still executing its statement
+        (the session learns its cursor only when ``execute`` returns)."""
+        cursor = cursor if cursor is not None else _RUNNING.get(id(dbapi_conn))
         if cursor is not None:
             cursor.cancel()
 

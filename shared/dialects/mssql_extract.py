@@ -99,9 +99,10 @@ def _encode(value: Any) -> Any:
 
 
 def refine_kind(kind: str, column_index: int, sample_rows: list[tuple]) -> str:
-    """The kind of a column pyodbc describes as text although its values are datetimes
-    (DATETIMEOFFSET, read through SQLAlchemy's output converter): from the first non-NULL value."""
-    if kind not in ("text", "unknown"):
+    """The kind of a column whose values say more than pyodbc's description: DATETIMEOFFSET,
+    read through SQLAlchemy's output converter, gives aware datetimes (timestamptz) although
+    pyodbc describes it as text or datetime. From the first non-NULL value of the sample."""
+    if kind not in ("text", "unknown", "timestamp"):
         return kind
     for row in sample_rows:
         value = row[column_index]

@@ -137,3 +137,41 @@ def test_result_columns_from_a_pyodbc_description() -> None:
         ("at_tz", "timestamptz", None, None, None),  # DATETIMEOFFSET: pyodbc says str, the values say otherwise
         ("u", "text", None, None, 36), ("ok", "bool", None, None, None), ("blob", "bytes", None, None, None),
         ("at", "timestamp", None, None, None)]
+
+
+def test_cancel_reaches_a_statement_that_is_still_executing() -> None:
+    # The extractor learns a statement's cursor only when execute() returns; a cancel must not wait for that
+    import threading
+
+    started, cancelled = threading.Event(), threading.Event()
+
+    class Cursor:
+        def execute(self, sql: str) -> None:
+            started.set()
+            if not cancelled.wait(10):
+                raise AssertionError("never cancelled")
+            raise RuntimeError("HY008", "[HY008] Operation canceled")
+
+        def cancel(self) -> None:
+            cancelled.set()
+
+    class Connection:
+        def cursor(self) -> Cursor:
+            return Cursor()
+
+    conn = Connection()
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            D.open_stream(conn, "SELECT COUNT_BIG(*) FROM big")
+        except RuntimeError as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    assert started.wait(10)
+    D.cancel_statement(conn, None, None)  # type: ignore[arg-type]
+    worker.join(10)
+    assert cancelled.is_set() and len(outcome) == 1 and D.classify_error(outcome[0]) == "cancelled"
+    D.cancel_statement(conn, None, None)  # type: ignore[arg-type] - nothing running: nothing to do
