@@ -44,7 +44,7 @@ EXPECTED = {  # destination rows and counts after loading SOURCE over DEST_BEFOR
 
 
 @pytest.mark.parametrize("mode", list(Mode), ids=lambda m: m.value)
-def test_every_mode_from_postgresql_into_sql_server(mode: Mode, pg_url, ms, engines) -> None:
+def test_every_mode_from_postgresql_into_sql_server(mode: Mode, ms, pg_url, engines) -> None:
     # Given a PostgreSQL source and a SQL Server destination that already holds rows 1, 2, 9
     pg = engines(pg_url)
     with pg.begin() as c:
