@@ -127,16 +127,18 @@ def test_result_columns_from_a_pyodbc_description() -> None:
                    ("price", Decimal, None, 19, 19, 4, True), ("name", str, None, 0, 0, 0, True),
                    ("code", str, None, 12, 12, 0, True), ("at_tz", str, None, 34, 34, 7, True),
                    ("u", str, None, 36, 36, 0, True), ("ok", bool, None, 1, 1, 0, True),
-                   ("blob", bytes, None, 0, 0, 0, True), ("at", datetime, None, 27, 27, 7, True)]
-    sample = [(1, None, None, "x", "y", None, "D5E2", True, b"", None),
-              (2, None, None, "x", "y", datetime(2024, 1, 1, tzinfo=timezone.utc), "D5E3", None, None, None)]
+                   ("blob", bytes, None, 0, 0, 0, True), ("at", datetime, None, 27, 27, 7, True),
+                   ("at_dto", datetime, None, 34, 34, 7, True)]
+    aware = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    sample = [(1, None, None, "x", "y", None, "D5E2", True, b"", None, aware),
+              (2, None, None, "x", "y", aware, "D5E3", None, None, None, None)]
     cols = D.describe_result(description, sample)
     assert [(c.name, c.type, c.precision, c.scale, c.length) for c in cols] == [
         ("id", "bigint", None, None, None), ("total", "decimal", 38, 6, None), ("price", "decimal", 19, 4, None),
         ("name", "text", None, None, None), ("code", "text", None, None, 12),
         ("at_tz", "timestamptz", None, None, None),  # DATETIMEOFFSET: pyodbc says str, the values say otherwise
         ("u", "text", None, None, 36), ("ok", "bool", None, None, None), ("blob", "bytes", None, None, None),
-        ("at", "timestamp", None, None, None)]
+        ("at", "timestamp", None, None, None), ("at_dto", "timestamptz", None, None, None)]
 
 
 def test_cancel_reaches_a_statement_that_is_still_executing() -> None:
