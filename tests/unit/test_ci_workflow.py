@@ -62,6 +62,7 @@ def test_make_test_runs_against_the_three_services_with_ci_true() -> None:
     job = workflow()["jobs"]["test"]
     assert _services(job) == {"postgres": "postgres:15", "mariadb": "mariadb:10.11", "rabbitmq": "rabbitmq:3"}
     assert job["env"]["CI"] == "true" and "make test" in _runs(job).splitlines()
+    assert job["env"]["DM_TEST_CONTAINERS"] == "off"  # SQL Server is the other job's: no second server here
     ports = {name: s["ports"] for name, s in job["services"].items()}
     for variable, service, port in [("DM_TEST_PG_URL", "postgres", 5432), ("DM_TEST_MYSQL_URL", "mariadb", 3306),
                                     ("DM_TEST_AMQP_URL", "rabbitmq", 5672)]:
@@ -76,7 +77,7 @@ def test_the_sql_server_suite_runs_against_a_sql_server_service_with_the_odbc_dr
     assert {services["postgres"], services["mariadb"]} == {"postgres:15", "mariadb:10.11"}  # PG/MariaDB ends
     runs = _runs(job)
     assert "ACCEPT_EULA=Y apt-get install" in runs and "msodbcsql18" in runs
-    assert "pytest -m mssql tests/integration/mssql" in runs and job["env"]["CI"] == "true"
+    assert ".venv/bin/python -m pytest -m mssql" in runs.splitlines() and job["env"]["CI"] == "true"
     # the suite's address names the service's port and the password the container was started with
     url = make_url(job["env"]["DM_TEST_MSSQL_URL"])
     server = job["services"]["mssql"]

@@ -97,7 +97,7 @@ def test_sql_server_temp_tables_probe_and_types() -> None:
     name = d.temp_table_name(2, "ab12")
     assert name == "#dm_result2_ab12"
     ddl = d.create_temp_table_sql(mssql.dialect(), name, COLUMNS)
-    assert ddl.startswith("CREATE TABLE [#dm_result2_ab12] (") and "amount NUMERIC(12, 2)" in ddl
+    assert ddl.startswith("CREATE TABLE [#dm_result2_ab12] (") and "amount DECIMAL(12, 2)" in ddl and "[Name] NVARCHAR(max)" in ddl
     assert d.probe_sql("select 1 as a") == "SELECT TOP 0 * FROM (\nselect 1 as a\n) AS dm_probe"
     cols = d.describe_result([("a", int, None, 10, 10, 0, True), ("b", Decimal, None, 12, 12, 2, True),
                               ("c", dt.datetime, None, 23, 23, 3, True)], [])
