@@ -43,6 +43,7 @@ class JobOut(BaseModel):
     timeout_minutes: int
     enabled: bool
     validate_before_execution: bool
+    zero_dates: str | None = None
     next_run_at: datetime | None
     archived: bool
     created_at: datetime | None = None

@@ -60,6 +60,13 @@ class Dialect:
         """End the setup transaction and start a read-only one with a statement timeout."""
         raise NotImplementedError
 
+    # rewrites_reads: the general path describes a statement first and runs read_sql's rewrite
+    rewrites_reads: ClassVar[bool] = False
+
+    def read_sql(self, dbapi_conn: Any, sql: str, columns: list[Column]) -> str | None:
+        """The statement the general path runs for ``sql`` whose result has ``columns`` (None: ``sql``)."""
+        return None
+
     def open_stream(self, dbapi_conn: Any, sql: str) -> Any:
         """Execute ``sql`` on a streaming (server-side) cursor; rows come with ``fetchmany``."""
         cursor = dbapi_conn.cursor()
