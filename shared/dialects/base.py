@@ -73,6 +73,13 @@ class Dialect:
         cursor.execute(sql)
         return cursor
 
+    def abandon_stream(self, cursor: Any) -> None:
+        """Let go of a streaming cursor whose session is being discarded (nothing more is read)."""
+        try:
+            cursor.close()
+        except Exception:  # noqa: BLE001 - its connection is closed already
+            pass
+
     def cancel_statement(self, dbapi_conn: Any, cursor: Any, engine: sa.Engine) -> None:
         """Cancel the statement running on ``dbapi_conn`` (called from another thread)."""
         raise NotImplementedError

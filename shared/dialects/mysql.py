@@ -116,6 +116,10 @@ class MySQLDialect(Dialect):
 
         return [time_of_day if c.type == "time" else None for c in columns]
 
+    def abandon_stream(self, cursor: Any) -> None:
+        """Never read the rest of an unbuffered result (pymysql would, on close)."""
+        abandon_stream(cursor)
+
     def cancel_statement(self, dbapi_conn: Any, cursor: Any, engine: sa.Engine) -> None:
         """``KILL QUERY`` for the session's thread id, from a second connection."""
         with engine.connect() as conn:
@@ -271,7 +275,9 @@ import re  # noqa: E402
 from pymysql.constants.CLIENT import FOUND_ROWS as _FOUND_ROWS  # noqa: E402
 
 from shared.dialects.loading import DuplicateKeysInBatch  # noqa: E402
-from shared.dialects.mysql_bulk import mysql_export_chunks, mysql_export_sql, mysql_load_payload  # noqa: E402
+from shared.dialects.mysql_bulk import (  # noqa: E402
+    abandon_stream, mysql_export_chunks, mysql_export_sql, mysql_load_payload,
+)
 from shared.dialects.mysql_load import (  # noqa: E402
     MYSQL_TRANSIENT, MYSQL_FATAL, build_mysql_batch_stats, build_mysql_upsert, mysql_error_code, mysql_row_encoder,
 )

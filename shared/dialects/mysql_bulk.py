@@ -129,18 +129,30 @@ def mysql_export_chunks(dbapi_conn: Any, sql: str, chunk_bytes: int, max_rows: i
         dbapi_conn.use_unicode = True
     parts: list[bytes] = []
     size = rows = 0
-    while True:
-        fetched = cursor.fetchmany(max(1, min(FETCH_ROWS, max_rows - rows)))
-        if fetched:
-            part = _lines(fetched)
-            parts.append(part)
-            size += len(part)
-            rows += len(fetched)
-        if parts and (size >= chunk_bytes or rows >= max_rows or not fetched):
-            yield b"".join(parts), rows
-            parts, size, rows = [], 0, 0
-        if not fetched:
-            return
+    try:
+        while True:
+            fetched = cursor.fetchmany(max(1, min(FETCH_ROWS, max_rows - rows)))
+            if fetched:
+                part = _lines(fetched)
+                parts.append(part)
+                size += len(part)
+                rows += len(fetched)
+            if parts and (size >= chunk_bytes or rows >= max_rows or not fetched):
+                yield b"".join(parts), rows
+                parts, size, rows = [], 0, 0
+            if not fetched:
+                return
+    finally:
+        abandon_stream(cursor)
+
+
+def abandon_stream(cursor: Any) -> None:
+    """Forget an unbuffered result without reading the rest of it (pymysql would, on close or
+    garbage collection): the session stops the statement (KILL QUERY) and is discarded."""
+    result = getattr(cursor, "_result", None)
+    if result is not None:
+        result.unbuffered_active = False
+    cursor.connection = None
 
 
 def mysql_load_payload(conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str], payload: bytes,

@@ -186,11 +186,13 @@ class Session:
         if self.raw is not None and self._streaming and not self.ctx.cancelled:
             self.cancel_statement()  # stopped early: the server must not go on computing rows
         self._streaming = False
-        raw, self.raw, self.cursor = self.raw, None, None
+        raw, cursor, self.raw, self.cursor = self.raw, self.cursor, None, None
         if raw is None:
             return
         try:
             if self.dialect.discard_source_sessions:
+                if cursor is not None:
+                    self.dialect.abandon_stream(cursor)  # an unread result goes with the session
                 raw.invalidate()  # closes the DB session: temp tables and settings vanish
                 return
             raw.rollback()
