@@ -68,7 +68,7 @@ def _time_check(column: str, engine: str, *, allow_24h: bool) -> Callable[[Any],
         if allow_24h and value == ONE_DAY:
             return "24:00:00"
         top = "24:00:00" if allow_24h else "23:59:59.999999"
-        raise ValueError(f"column {column!r}: the MariaDB/MySQL TIME '{mysql_time_text(value)}' does not fit an "
+        raise ValueError(f"column {column!r}: the MariaDB/MySQL TIME '{mysql_time_text(value)}' does not fit a "
                          f"{engine} time column, which holds a time of day from 00:00:00 to {top} (a TIME "
                          "beyond a day or negative is a duration: load it into an interval or text column)")
     return check
