@@ -85,6 +85,11 @@ def test_postgresql_time_24_00_into_mariadb_time(bulk: bool, pg_database: Callab
     execute(dst, "CREATE TABLE dst (id INT PRIMARY KEY, tm TIME(6))")
     _, failed, _ = move(src, "SELECT * FROM src", dst, "dst", bulk=bulk)
     assert not failed
+    if bulk:  # COPY writes PostgreSQL's 24:00:00 as it is
+        _, failed, _ = move(src, "SELECT 6 AS id, '24:00:00'::time AS tm", dst, "dst", bulk=True,
+                            mode=Mode.insert_only)
+        assert not failed and rows_of(dst, "SELECT CAST(tm AS CHAR) FROM dst WHERE id = 6") == [("24:00:00.000000",)]
+        execute(dst, "DELETE FROM dst WHERE id = 6")
     # the value as the general path carries it (a day, or PostgreSQL's text), through the MariaDB loader
     engine = create_db_engine(dst, poolclass=sa.pool.NullPool)
     session = LoadSession(engine, table="dst", columns=[Column("id", "int"), Column("tm", "time")], mode=Mode.upsert,
