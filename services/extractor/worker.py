@@ -138,11 +138,13 @@ class Extractor(RequestWorker):
     def _end_stream(self, request: RunRequest, ctx: ExecutionContext, queue: str, seq: int,
                     state: dict[str, Any]) -> None:
         ctx.check()
+        extraction = state.get("extraction")
+        warnings = extraction.warnings if extraction is not None else {}
+        if warnings:  # recorded before the loader can finish the execution (it ignores later events)
+            ctx.publish("heartbeat", counts={"rows_read": state["rows_read"]}, warnings=warnings)
         end = EndOfBatches(run=request.run, seq=seq + 1, rows_read=state["rows_read"], ok=True)
         self._transport.publish(end.encode(), queue=queue, persistent=False, timeout_s=max(1.0, ctx.remaining_s()))
-        extraction = state.get("extraction")
-        ctx.publish("extracted", counts={"rows_read": state["rows_read"]},
-                    warnings=extraction.warnings if extraction is not None else {})
+        ctx.publish("extracted", counts={"rows_read": state["rows_read"]}, warnings=warnings)
 
     def _bulk_format(self, request: RunRequest, destination: DestinationSpec) -> str | None:
         """The destination's bulk text (shared.dialects.bulk), when the fast path is on."""
