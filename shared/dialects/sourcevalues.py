@@ -108,7 +108,7 @@ def pg_bit_formatter(target: sa.Column, source: Column) -> Callable[[Any], str] 
         return None
     varying = bool(target.type.varying)
     fixed = None if varying else (target.type.length or 1)
-    name = f"varbit({target.type.length})" if varying and target.type.length else ("varbit" if varying else f"bit({fixed})")
+    name = (f"varbit({target.type.length})" if target.type.length else "varbit") if varying else f"bit({fixed})"
 
     def fmt(value: Any) -> str:
         if isinstance(value, str):

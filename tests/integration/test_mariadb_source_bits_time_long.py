@@ -81,7 +81,8 @@ def test_mariadb_time_that_is_no_time_of_day_fails_its_postgresql_row_clearly(
 def test_postgresql_time_24_00_into_mariadb_time(bulk: bool, pg_database: Callable[[], str],
                                                  mysql_database: Callable[[], str]) -> None:
     src, dst = pg_database(), mysql_database()
-    execute(src, ["CREATE TABLE src (id int PRIMARY KEY, tm time)", "INSERT INTO src VALUES (1, '23:59:59'), (2, NULL)"])
+    execute(src, ["CREATE TABLE src (id int PRIMARY KEY, tm time)",
+                  "INSERT INTO src VALUES (1, '23:59:59'), (2, NULL)"])
     execute(dst, "CREATE TABLE dst (id INT PRIMARY KEY, tm TIME(6))")
     _, failed, _ = move(src, "SELECT * FROM src", dst, "dst", bulk=bulk)
     assert not failed
