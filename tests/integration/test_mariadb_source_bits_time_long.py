@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from shared.connections import create_db_engine
-from shared.errors import Cancelled
+from shared.errors import Cancelled, TimedOut
 from shared.extract import Extraction
 from shared.jobspec import Mode, StepSpec
 from shared.load import LoadSession
@@ -127,7 +127,7 @@ def _thread_alive(url: str, thread_id: int) -> bool:
 
 
 @PATHS
-@pytest.mark.parametrize("stop", ["cancel", "close"])
+@pytest.mark.parametrize("stop", ["cancel", "timeout", "close"])
 def test_cancelling_a_mariadb_read_stops_the_server_thread(stop: str, bulk: bool,
                                                           mysql_database: Callable[[], str]) -> None:
     url = mysql_database()
@@ -140,9 +140,9 @@ def test_cancelling_a_mariadb_read_stops_the_server_thread(stop: str, bulk: bool
         thread_id = ext._session.raw.driver_connection.thread_id()  # noqa: SLF001 - the server thread to watch
         stream = iter(ext.bulk_batches(1 << 16) if bulk else ext.batches())
         assert next(stream) and _thread_alive(url, thread_id)
-        if stop == "cancel":
-            ext.cancel()
-            with pytest.raises(Cancelled):
+        if stop != "close":  # the API's cancel, or the job's time limit
+            ext.cancel(stop if stop == "timeout" else "cancelled")
+            with pytest.raises(TimedOut if stop == "timeout" else Cancelled):
                 for _ in stream:
                     pass
     for _ in range(100):  # the thread ends soon after KILL QUERY and the close; not a timing assertion

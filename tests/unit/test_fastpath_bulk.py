@@ -89,6 +89,7 @@ def test_a_framed_long_mariadb_row_becomes_its_copy_text_line() -> None:
 
     framed = b"\\ZE6:a\tb\\\n\rR3:1.5N"
     assert _lines([(b"1\tx",), (framed,)]) == b"1\tx\na\\tb\\\\\\n\\r\t1.5\t\\N\n"
+    assert _lines([(b"\\\\Zx",)]) == b"\\\\Zx\n"  # an escaped backslash before Z is not a frame
 
 
 def test_copy_out_chunks_end_at_row_boundaries_and_count_rows() -> None:
