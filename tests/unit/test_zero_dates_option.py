@@ -20,6 +20,9 @@ def test_job_zero_dates_round_trips_and_travels_with_the_destination(api: TestCl
     assert job["zero_dates"] == "null" and job["destination"]["zero_dates"] == "null"
     plain = api.post("/api/jobs", json=job_body(src, dst, name="plain")).json()
     assert plain["zero_dates"] is None and plain["destination"].get("zero_dates") is None
+    patched = api.patch(f"/api/jobs/{plain['id']}", json={"zero_dates": "null"})
+    assert patched.status_code == 200 and patched.json()["zero_dates"] == "null", patched.text
+    assert api.patch(f"/api/jobs/{plain['id']}", json={"enabled": False}).json()["zero_dates"] == "null"
 
 
 def test_a_bad_zero_dates_value_is_a_422_naming_the_field(api: TestClient, tmp_path) -> None:  # noqa: F811
