@@ -24,6 +24,8 @@ DRIVERS = {
 DEFAULT_PORTS = {Engine.postgresql: 5432, Engine.mysql: 3306, Engine.mssql: 1433}
 DEFAULT_MSSQL_ODBC_DRIVER = "ODBC Driver 18 for SQL Server"
 MASK = "***"
+ZERO_DATES_OPTION = "zero_dates"  # read by the extractor (see project_zero_dates), never sent to the driver
+OWN_OPTIONS = frozenset({ZERO_DATES_OPTION})
 _URL_PASSWORD_RE = re.compile(r"(?P<pre>[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<post>@)", re.I)
 
 
@@ -51,6 +53,13 @@ class ProjectSpec(BaseModel):
     username: str | None = Field(None, max_length=255)
     password: str | None = Field(None, max_length=1000, json_schema_extra={"writeOnly": True})
     options: dict[str, str] = Field(default_factory=dict, description="Extra URL query options (e.g. sslmode)")
+
+    @model_validator(mode="after")
+    def _own_options(self) -> "ProjectSpec":
+        value = self.options.get(ZERO_DATES_OPTION)
+        if value is not None and value not in ("keep", "null"):
+            raise ValueError(f"options.{ZERO_DATES_OPTION} must be 'keep' or 'null', not {value!r}")
+        return self
 
     @model_validator(mode="after")
     def _one_form(self) -> "ProjectSpec":
@@ -98,8 +107,9 @@ def build_url(spec: ProjectSpec | dict[str, Any]) -> URL:
             port=spec.port or DEFAULT_PORTS.get(spec.engine),
             database=spec.database,
         )
-    if spec.options:
-        url = url.update_query_dict(spec.options)
+    driver_options = {k: v for k, v in spec.options.items() if k not in OWN_OPTIONS}
+    if driver_options:
+        url = url.update_query_dict(driver_options)
     if url.get_backend_name() == "mssql" and "driver" not in url.query and "odbc_connect" not in url.query:
         url = url.update_query_dict({"driver": DEFAULT_MSSQL_ODBC_DRIVER})
     return url
@@ -137,3 +147,8 @@ def create_db_engine(url: URL | str, **kwargs: Any) -> sa.Engine:
         connect_args.setdefault("check_same_thread", False)
     kwargs.setdefault("pool_pre_ping", True)
     return sa.create_engine(url, connect_args=connect_args, **kwargs)
+
+
+def project_zero_dates(spec: ProjectSpec) -> str | None:
+    """The project's ``zero_dates`` option ("keep" or "null"), if set."""
+    return spec.options.get(ZERO_DATES_OPTION)

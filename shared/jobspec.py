@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
@@ -25,6 +25,10 @@ DEFAULT_MAX_RETRIES = 3
 DEFAULT_TIMEOUT_MINUTES = 30
 
 NonEmptyName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ZeroDates = Literal["keep", "null"]
+ZERO_DATES_HELP = ('MariaDB/MySQL zero and invalid dates (0000-00-00, 2021-02-30): "keep" copies them as they are '
+                   'where the destination can hold them and fails the row elsewhere; "null" loads them as NULL, '
+                   'counted in the execution\'s warnings (zero_dates)')
 
 
 class Engine(str, Enum):
@@ -100,6 +104,7 @@ class DestinationSpec(_Strict):
     max_delete_ratio: float | None = Field(
         None, ge=0, le=1, description="sync_delete: stop (rolled back) if a run would delete more than this share"
     )
+    zero_dates: ZeroDates | None = Field(None, description="the job's zero_dates option (set at the job's top level)")
 
     @field_validator("table")
     @classmethod
@@ -131,6 +136,8 @@ class JobOptions(_Strict):
     timeout_minutes: int = Field(DEFAULT_TIMEOUT_MINUTES, ge=1, le=1440)
     enabled: bool = False
     validate_before_execution: bool = True
+    zero_dates: ZeroDates | None = Field(None, description=ZERO_DATES_HELP + "; default: the source project's "
+                                         "option zero_dates, else keep")
 
     @field_validator("schedule")
     @classmethod
@@ -166,6 +173,11 @@ class JobSpec(JobOptions):
         names = [s.name for s in self.steps]
         if len(set(names)) != len(names):
             raise ValueError("step names must be unique within a job")
+        # stored and sent with the destination (one JSON document), shown at the top level
+        if self.zero_dates is not None:
+            self.destination.zero_dates = self.zero_dates
+        else:
+            self.zero_dates = self.destination.zero_dates
         return self
 
 

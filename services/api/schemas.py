@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.jobspec import DestinationSpec, StepSpec
+from shared.jobspec import DestinationSpec, StepSpec, ZeroDates
 
 
 class ProjectOut(BaseModel):
@@ -43,6 +43,7 @@ class JobOut(BaseModel):
     timeout_minutes: int
     enabled: bool
     validate_before_execution: bool
+    zero_dates: str | None = None
     next_run_at: datetime | None
     archived: bool
     created_at: datetime | None = None
@@ -64,6 +65,7 @@ class JobPatch(BaseModel):
     timeout_minutes: int | None = Field(None, ge=1, le=1440)
     enabled: bool | None = None
     validate_before_execution: bool | None = None
+    zero_dates: ZeroDates | None = None
 
 
 class ExecuteOut(BaseModel):

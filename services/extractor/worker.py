@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from shared import messages, metrics
-from shared.connections import build_url, create_db_engine
+from shared.connections import ZERO_DATES_OPTION, build_url, create_db_engine
 from shared.dialects import get_dialect
 from shared.dialects.bulk import BULK_CHUNK_BYTES
 from shared.errors import ValidationFailed
@@ -34,6 +34,14 @@ log = logging.getLogger("datamig.extractor")
 def build_engines(projects: dict, box: SecretBox) -> dict[int, sa.Engine]:
     """One engine per project of the snapshot (passwords decrypted here, in memory only)."""
     return {int(pid): create_db_engine(build_url(spec_from_snapshot(snap, box)), poolclass=sa.pool.NullPool)
+            for pid, snap in projects.items()}
+
+
+def zero_dates_by_project(job: dict, projects: dict) -> dict[int, str]:
+    """Project id → "keep" | "null": the job's option (top level or with its destination), else the
+    project's ``options.zero_dates``, else keep."""
+    job_choice = job.get("zero_dates") or (job.get("destination") or {}).get("zero_dates")
+    return {int(pid): job_choice or (snap.get("options") or {}).get(ZERO_DATES_OPTION) or "keep"
             for pid, snap in projects.items()}
 
 
@@ -88,7 +96,9 @@ class Extractor(RequestWorker):
             self._validate(steps, destination, engines, ctx)
         ctx.check()
         extraction = Extraction(steps, engines, batch_rows=request.batch_rows or self._batch_rows,
-                                statement_timeout_s=max(1.0, ctx.remaining_s()))
+                                statement_timeout_s=max(1.0, ctx.remaining_s()),
+                                zero_dates=zero_dates_by_project(job, request.projects))
+        state["extraction"] = extraction
         ctx.on_cancel(extraction.cancel)
         try:
             fmt = self._bulk_format(request, destination)
@@ -128,9 +138,13 @@ class Extractor(RequestWorker):
     def _end_stream(self, request: RunRequest, ctx: ExecutionContext, queue: str, seq: int,
                     state: dict[str, Any]) -> None:
         ctx.check()
+        extraction = state.get("extraction")
+        warnings = extraction.warnings if extraction is not None else {}
+        if warnings:  # recorded before the loader can finish the execution (it ignores later events)
+            ctx.publish("heartbeat", counts={"rows_read": state["rows_read"]}, warnings=warnings)
         end = EndOfBatches(run=request.run, seq=seq + 1, rows_read=state["rows_read"], ok=True)
         self._transport.publish(end.encode(), queue=queue, persistent=False, timeout_s=max(1.0, ctx.remaining_s()))
-        ctx.publish("extracted", counts={"rows_read": state["rows_read"]})
+        ctx.publish("extracted", counts={"rows_read": state["rows_read"]}, warnings=warnings)
 
     def _bulk_format(self, request: RunRequest, destination: DestinationSpec) -> str | None:
         """The destination's bulk text (shared.dialects.bulk), when the fast path is on."""
@@ -189,5 +203,7 @@ class Extractor(RequestWorker):
                 return
         except Exception:  # noqa: BLE001 - the loader may be gone; report directly below
             log.warning("could not tell the loader to abort execution %s", request.run, exc_info=True)
+        extraction = state.get("extraction")
         ctx.publish("finished", status=status, error=info, report=report or [],
-                    counts={"rows_read": state["rows_read"]})
+                    counts={"rows_read": state["rows_read"]},
+                    warnings=extraction.warnings if extraction is not None else {})

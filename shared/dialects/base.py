@@ -60,11 +60,25 @@ class Dialect:
         """End the setup transaction and start a read-only one with a statement timeout."""
         raise NotImplementedError
 
+    # rewrites_reads: the general path describes a statement first and runs read_sql's rewrite
+    rewrites_reads: ClassVar[bool] = False
+
+    def read_sql(self, dbapi_conn: Any, sql: str, columns: list[Column]) -> str | None:
+        """The statement the general path runs for ``sql`` whose result has ``columns`` (None: ``sql``)."""
+        return None
+
     def open_stream(self, dbapi_conn: Any, sql: str) -> Any:
         """Execute ``sql`` on a streaming (server-side) cursor; rows come with ``fetchmany``."""
         cursor = dbapi_conn.cursor()
         cursor.execute(sql)
         return cursor
+
+    def abandon_stream(self, cursor: Any) -> None:
+        """Let go of a streaming cursor whose session is being discarded (nothing more is read)."""
+        try:
+            cursor.close()
+        except Exception:  # noqa: BLE001 - its connection is closed already
+            pass
 
     def cancel_statement(self, dbapi_conn: Any, cursor: Any, engine: sa.Engine) -> None:
         """Cancel the statement running on ``dbapi_conn`` (called from another thread)."""

@@ -142,7 +142,8 @@ class MSSQLDialect(Dialect):
 
     def row_encoder(self, target_columns: list[sa.Column], source_columns: list[Column]) -> Any:
         """pyodbc tuples: aware timestamps kept for DATETIMEOFFSET, else UTC; UUID as text."""
-        return mssql_row_encoder(target_columns)
+        return with_source_checks(mssql_row_encoder(target_columns), target_columns, source_columns,
+                                  engine="SQL Server")
 
     def create_staging(self, conn: sa.Connection, name: str, target: sa.Table, columns: list[str]) -> sa.TableClause:
         """A ``#temp`` table (session-scoped) with the target's column types, without IDENTITY."""
@@ -198,3 +199,4 @@ from shared.dialects.mssql_load import (  # noqa: E402
     MSSQL_TRANSIENT_CODES, MSSQL_TRANSIENT_STATES, MSSQL_ROW_CODES, build_mssql_merge, build_mssql_staging,
     mssql_error_text, mssql_row_encoder,
 )
+from shared.dialects.sourcevalues import with_source_checks  # noqa: E402

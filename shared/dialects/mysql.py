@@ -6,6 +6,7 @@ from typing import Any, Callable, Iterable
 import sqlalchemy as sa
 
 from shared.dialects.base import Dialect
+from shared.dialects.mysql_read import FLOAT4_PRECISION, float_read_sql, session_modes, setup_source_session
 from shared.types import Column
 
 
@@ -21,7 +22,8 @@ class MySQLDialect(Dialect):
     # (owned by shared/extract; methods added here by the extract engineer)
     # Values: JSON as text; TINYINT(1)/BOOLEAN stays an int (MySQL cannot tell it from a
     # small number); TIME becomes ``datetime.time`` when within 00:00..24:00, otherwise it
-    # stays a ``timedelta``; SET as its text; zero dates ('0000-00-00') as None.
+    # stays a ``timedelta``; SET as its text; zero and invalid dates as their text ('0000-00-00');
+    # FLOAT read as DOUBLE (exact); BIT(n) as bytes; sessions in UTC (mysql_read.py).
     sql_flavor = "mysql"
     EXTRACT_TYPES = {
         0: "decimal", 246: "decimal", 1: "smallint", 2: "smallint", 9: "int", 3: "int", 8: "bigint",
@@ -34,17 +36,26 @@ class MySQLDialect(Dialect):
     CONNECTION_CODES = (2003, 2006, 2013, 2055, 1053, 1152, 1927)
 
     def prepare_source_session(self, dbapi_conn: Any) -> None:
-        """SET columns as text, zero dates as None (pymysql would return sets and strings)."""
+        """SET columns as text; zero and invalid dates stay the text the server sent
+        ('0000-00-00'); dates storable in temporary tables; UTC, set last (see mysql_read)."""
         from pymysql.constants import FIELD_TYPE
-
-        def no_zero_date(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
-            return lambda raw: None if isinstance(value := convert(raw), str) else value
 
         dec = dbapi_conn.decoders
         dec[FIELD_TYPE.SET] = lambda raw: raw.decode() if isinstance(raw, bytes) else raw
-        for code in (FIELD_TYPE.DATE, FIELD_TYPE.NEWDATE, FIELD_TYPE.DATETIME, FIELD_TYPE.TIMESTAMP):
-            if code in dec:
-                dec[code] = no_zero_date(dec[code])
+        setup_source_session(dbapi_conn)
+
+    rewrites_reads = True
+
+    def read_sql(self, dbapi_conn: Any, sql: str, columns: list[Column]) -> str | None:
+        """FLOAT columns read as DOUBLE, exactly (see :func:`float_read_sql`); None: run ``sql`` as it is."""
+        wrapped = float_read_sql(sql, columns)
+        if wrapped is None:
+            return None
+        if wrapped[1]:  # keep an ORDER BY: materialise the derived table instead of merging it
+            cur = dbapi_conn.cursor()
+            cur.execute("SET SESSION optimizer_switch = 'derived_merge=off'")
+            cur.close()
+        return wrapped[0]
 
     def begin_read_only(self, dbapi_conn: Any, *, timeout_s: float | None) -> None:
         """Session default and this transaction read-only; a per-statement time limit."""
@@ -75,6 +86,10 @@ class MySQLDialect(Dialect):
     def _column(self, f: Any) -> Column:
         kind = self.EXTRACT_TYPES.get(f.type_code)
         unsigned = bool(f.flags & self.UNSIGNED_FLAG)
+        if f.type_code == 4:  # FLOAT: float4, read exactly through read_sql / the bulk export
+            return Column(f.name, "float", precision=FLOAT4_PRECISION)
+        if f.type_code == 16:  # BIT(n): bytes; length = n bits
+            return Column(f.name, "bytes", length=f.length or None)
         if kind is None:  # strings, blobs, enum, set
             kind = "bytes" if f.charsetnr == self.BINARY_CHARSET else "text"
         elif unsigned and kind in ("smallint", "int", "bigint"):
@@ -100,6 +115,10 @@ class MySQLDialect(Dialect):
             return td
 
         return [time_of_day if c.type == "time" else None for c in columns]
+
+    def abandon_stream(self, cursor: Any) -> None:
+        """Never read the rest of an unbuffered result (pymysql would, on close)."""
+        abandon_stream(cursor)
 
     def cancel_statement(self, dbapi_conn: Any, cursor: Any, engine: sa.Engine) -> None:
         """``KILL QUERY`` for the session's thread id, from a second connection."""
@@ -194,8 +213,9 @@ class MySQLDialect(Dialect):
     def start_load_transaction(self, conn: sa.Connection, *, statement_timeout_s: float | None) -> None:
         """UTC, strict mode; the connection is discarded after the load, so nothing leaks."""
         conn.exec_driver_sql("SET time_zone = '+00:00'")
-        conn.exec_driver_sql("SET SESSION sql_mode = IF(@@SESSION.sql_mode = '', 'STRICT_ALL_TABLES', "
-                             "CONCAT(@@SESSION.sql_mode, ',STRICT_ALL_TABLES'))")
+        current = conn.exec_driver_sql("SELECT @@SESSION.sql_mode").scalar_one()
+        # strict, but zero and invalid dates (from a MariaDB/MySQL source) are written as they are
+        conn.execute(sa.text("SET SESSION sql_mode = :m"), {"m": session_modes(current, add=("STRICT_ALL_TABLES",))})
         if statement_timeout_s and getattr(conn.dialect, "is_mariadb", False):
             conn.execute(sa.text("SET SESSION max_statement_time = :s"), {"s": float(statement_timeout_s)})
 
@@ -255,7 +275,9 @@ import re  # noqa: E402
 from pymysql.constants.CLIENT import FOUND_ROWS as _FOUND_ROWS  # noqa: E402
 
 from shared.dialects.loading import DuplicateKeysInBatch  # noqa: E402
-from shared.dialects.mysql_bulk import mysql_export_chunks, mysql_export_sql, mysql_load_payload  # noqa: E402
+from shared.dialects.mysql_bulk import (  # noqa: E402
+    abandon_stream, mysql_export_chunks, mysql_export_sql, mysql_load_payload,
+)
 from shared.dialects.mysql_load import (  # noqa: E402
     MYSQL_TRANSIENT, MYSQL_FATAL, build_mysql_batch_stats, build_mysql_upsert, mysql_error_code, mysql_row_encoder,
 )

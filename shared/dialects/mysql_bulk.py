@@ -11,6 +11,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from shared.dialects.loading import BulkRefused
+from shared.dialects.mysql_read import FLOAT4_PRECISION
+from shared.errors import SourceError
 from shared.types import Column
 
 FETCH_ROWS = 5_000
@@ -23,6 +25,9 @@ def _chars(*codes: int) -> str:
 
 _BACKSLASH, _TAB, _LF, _CR = 92, 9, 10, 13
 _NULL = _chars(_BACKSLASH, ord("N"))
+_FRAMED = (_BACKSLASH, ord("Z"))  # starts a framed long row: an escaped line never starts with it
+MARK = bytes(_FRAMED)
+LONG_ROW_BYTES = 4096  # REPLACE's cost per value is bounded by this squared
 
 
 def _text(expr: str) -> str:
@@ -33,22 +38,83 @@ def _text(expr: str) -> str:
     return out
 
 
-def _pg_field(expr: str, col: Column) -> str:
+_PLAIN = ("smallint", "int", "bigint", "decimal", "float", "date", "timestamp")
+
+
+def _plain(expr: str, col: Column) -> str:
+    """The field's text when it needs no escaping (numbers, dates, bytes as ``\\x`` hex)."""
     if col.type == "bytes":
-        value = f"CONCAT({_chars(_BACKSLASH, _BACKSLASH, ord('x'))}, HEX(CAST({expr} AS BINARY)))"
-    elif col.type in ("smallint", "int", "bigint", "decimal", "float", "date", "timestamp"):
-        value = f"CAST({expr} AS CHAR CHARACTER SET utf8mb4)"
-    else:
-        value = _text(expr)
+        return f"CONCAT({_chars(_BACKSLASH, _BACKSLASH, ord('x'))}, HEX(CAST({expr} AS BINARY)))"
+    if col.type == "float" and col.precision == FLOAT4_PRECISION:  # FLOAT's own text has 6 digits
+        expr = f"CAST({expr} AS DOUBLE)"
+    return f"CAST({expr} AS CHAR CHARACTER SET utf8mb4)"
+
+
+def _pg_field(expr: str, col: Column) -> str:
+    value = _plain(expr, col) if col.type in _PLAIN or col.type == "bytes" else _text(expr)
     return f"IFNULL({value}, {_NULL})"
 
 
+def _frame(expr: str, col: Column) -> str:
+    """``E<len>:<text to escape>``, ``R<len>:<final text>`` or ``N`` (NULL), for a long row."""
+    escape = col.type not in _PLAIN and col.type != "bytes"
+    value = f"CONVERT({expr} USING utf8mb4)" if escape else _plain(expr, col)
+    return f"IFNULL(CONCAT({_chars(ord('E' if escape else 'R'))}, LENGTH({value}), ':', {value}), 'N')"
+
+
 def mysql_export_sql(sql: str, columns: list[Column], fmt: str) -> str | None:
-    """``SELECT CONCAT_WS(tab, …) FROM (sql) dm_q``: each row as one COPY text line (pg_text only)."""
+    """``SELECT CONCAT_WS(tab, …) FROM (sql) dm_q``: each row as one COPY text line (pg_text only).
+
+    The server escapes with REPLACE, which costs (length × matches): a row whose text and
+    binary values exceed LONG_ROW_BYTES comes instead as ``\\Z`` + length-prefixed raw fields
+    (:func:`_frame`), escaped here in linear time (:func:`_unframe`).
+    """
     if fmt != "pg_text" or "order" in sql.lower() or any(c.type in ("interval", "time") for c in columns):
         return None
-    fields = ", ".join(_pg_field("dm_q.`" + c.name.replace("`", "``") + "`", c) for c in columns)
-    return f"SELECT CONCAT_WS({_chars(_TAB)}, {fields}) FROM (\n{sql}\n) dm_q"
+    refs = ["dm_q.`" + c.name.replace("`", "``") + "`" for c in columns]
+    line = f"CONCAT_WS({_chars(_TAB)}, {', '.join(_pg_field(r, c) for r, c in zip(refs, columns))})"
+    long_refs = [r for r, c in zip(refs, columns) if c.type not in _PLAIN]
+    if long_refs:
+        size = " + ".join(f"IFNULL(LENGTH({r}), 0)" for r in long_refs)
+        framed = f"CONCAT({_chars(*_FRAMED)}, {', '.join(_frame(r, c) for r, c in zip(refs, columns))})"
+        line = f"IF({size} > {LONG_ROW_BYTES}, {framed}, {line})"
+    return f"SELECT {line} FROM (\n{sql}\n) dm_q"
+
+
+def _unframe(line: bytes) -> bytes:
+    """A framed long row (see :func:`_frame`) as its COPY text line."""
+    fields, pos, end = [], len(_FRAMED), len(line)
+    while pos < end:
+        tag = line[pos]
+        if tag == 78:  # N
+            fields.append(b"\\N")
+            pos += 1
+            continue
+        colon = line.index(b":", pos)
+        start = colon + 1
+        pos = start + int(line[pos + 1:colon])
+        value = line[start:pos]
+        if tag == 69:  # E
+            value = (value.replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\n", b"\\n")
+                     .replace(b"\r", b"\\r"))
+        fields.append(value)
+    return b"\t".join(fields)
+
+
+def _lines(rows: list[tuple]) -> bytes:
+    try:
+        part = b"\n".join([r[0] for r in rows]) + b"\n"
+        if MARK not in part:
+            return part
+    except TypeError:  # a NULL line
+        pass
+    out = []
+    for (line,) in rows:
+        if line is None:
+            raise SourceError("a row is longer than the server's max_allowed_packet once written as COPY text; "
+                              "raise max_allowed_packet or run with DM_BULK_TEXT=false")
+        out.append(_unframe(line) if line.startswith(MARK) else line)
+    return b"\n".join(out) + b"\n"
 
 
 def mysql_export_chunks(dbapi_conn: Any, sql: str, chunk_bytes: int, max_rows: int) -> Iterator[tuple[bytes, int]]:
@@ -63,18 +129,30 @@ def mysql_export_chunks(dbapi_conn: Any, sql: str, chunk_bytes: int, max_rows: i
         dbapi_conn.use_unicode = True
     parts: list[bytes] = []
     size = rows = 0
-    while True:
-        fetched = cursor.fetchmany(max(1, min(FETCH_ROWS, max_rows - rows)))
-        if fetched:
-            part = b"\n".join([r[0] for r in fetched]) + b"\n"
-            parts.append(part)
-            size += len(part)
-            rows += len(fetched)
-        if parts and (size >= chunk_bytes or rows >= max_rows or not fetched):
-            yield b"".join(parts), rows
-            parts, size, rows = [], 0, 0
-        if not fetched:
-            return
+    try:
+        while True:
+            fetched = cursor.fetchmany(max(1, min(FETCH_ROWS, max_rows - rows)))
+            if fetched:
+                part = _lines(fetched)
+                parts.append(part)
+                size += len(part)
+                rows += len(fetched)
+            if parts and (size >= chunk_bytes or rows >= max_rows or not fetched):
+                yield b"".join(parts), rows
+                parts, size, rows = [], 0, 0
+            if not fetched:
+                return
+    finally:
+        abandon_stream(cursor)
+
+
+def abandon_stream(cursor: Any) -> None:
+    """Forget an unbuffered result without reading the rest of it (pymysql would, on close or
+    garbage collection): the session stops the statement (KILL QUERY) and is discarded."""
+    result = getattr(cursor, "_result", None)
+    if result is not None:
+        result.unbuffered_active = False
+    cursor.connection = None
 
 
 def mysql_load_payload(conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str], payload: bytes,

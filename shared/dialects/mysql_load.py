@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from shared.dialects.loading import json_text, key_match, kind_of, to_utc_naive
+from shared.dialects.sourcevalues import mysql_bit_converter
 from shared.types import Column
 
 # lock wait timeout, deadlock, query interrupted (KILL QUERY), statement timeout (MariaDB 1969,
@@ -54,7 +55,8 @@ def mysql_converter(kind: str, length: int | None = None) -> Callable[[Any], Any
 
 def mysql_row_encoder(target_columns: list[sa.Column], source_columns: list[Column]) -> Callable[[tuple], tuple]:
     """Rows as driver tuples; only columns whose values may need converting pay for it."""
-    convs = [None if s.type in _SAFE_SOURCE_TYPES else mysql_converter(kind_of(t.type), getattr(t.type, "length", None))
+    convs = [mysql_bit_converter(t) or (None if s.type in _SAFE_SOURCE_TYPES
+                                        else mysql_converter(kind_of(t.type), getattr(t.type, "length", None)))
              for t, s in zip(target_columns, source_columns)]
     if not any(convs):
         return tuple

@@ -164,11 +164,11 @@ class PostgresDialect(Dialect):
 
     def row_encoder(self, target_columns: list[sa.Column], source_columns: list[Column]) -> Callable[[tuple], Any]:
         """Rows as COPY text lines (tab-separated, ``\\N`` for NULL, escaped)."""
-        fmts = [pg_formatter(kind_of(c.type)) for c in target_columns]
+        fmts = [pg_bit_formatter(t, s) or pg_formatter(kind_of(t.type)) for t, s in zip(target_columns, source_columns)]
 
         def encode(row: tuple) -> str:
             return "\t".join([PG_NULL if v is None else f(v) for v, f in zip(row, fmts)])
-        return encode
+        return with_source_checks(encode, target_columns, source_columns, engine="PostgreSQL", time_24h=True)
 
     def clear_staging(self, conn: sa.Connection, staging: sa.TableClause) -> None:
         """TRUNCATE: temporary tables are not vacuumed, so DELETE would bloat them."""
@@ -225,6 +225,7 @@ class PostgresDialect(Dialect):
 
 # --- LOADING (module helpers) ---
 from shared.dialects.loading import kind_of  # noqa: E402
+from shared.dialects.sourcevalues import pg_bit_formatter, with_source_checks  # noqa: E402
 from shared.dialects.postgresql_load import (  # noqa: E402
     COPY_COLUMN_RE, PG_NULL, PG_TRANSIENT, pg_formatter, build_pg_insert_new, build_pg_upsert, copy_payload,
     copy_rows, pg_export_sql,

@@ -96,7 +96,7 @@ class SQLiteDialect(Dialect):
 
     def row_encoder(self, target_columns: list[sa.Column], source_columns: list[Column]) -> Callable[[tuple], Any]:
         """Bindable tuples: SQLAlchemy's text formats for dates, UUID text, exact-or-refused decimals."""
-        return sqlite_row_encoder(target_columns)
+        return with_source_checks(sqlite_row_encoder(target_columns), target_columns, source_columns, engine="SQLite")
 
     def upsert(self, conn: sa.Connection, target: sa.Table, staging: sa.TableClause, columns: list[str],
                key: list[str], staged: int) -> tuple[int, int, int]:
@@ -128,3 +128,4 @@ from shared.dialects.loading import DuplicateKeysInBatch, build_batch_stats  # n
 from shared.dialects.sqlite_load import (  # noqa: E402
     build_sqlite_upsert, sqlite_is_row_error, sqlite_is_transient, sqlite_row_encoder,
 )
+from shared.dialects.sourcevalues import with_source_checks  # noqa: E402

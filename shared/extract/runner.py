@@ -57,18 +57,22 @@ class Extraction:
     projects) and starts the final statement on a server-side cursor; ``batches()``
     yields ``batch_rows`` rows at a time; ``cancel()`` may be called from any thread;
     ``close()`` ends every session. Steps the final step does not reference (even
-    transitively) are not run: they cannot change the result.
+    transitively) are not run: they cannot change the result. ``zero_dates`` (project id →
+    ``"keep"`` or ``"null"``): MariaDB/MySQL zero and invalid dates of that project's steps kept
+    as their text (the default) or read as NULL, counted in :attr:`warnings`.
     """
 
     def __init__(self, steps: list[StepSpec], engines: Mapping[int, sa.Engine], *, batch_rows: int = DEFAULT_BATCH_ROWS,
-                 statement_timeout_s: float | None = None, probe: bool = False) -> None:
+                 statement_timeout_s: float | None = None, probe: bool = False,
+                 zero_dates: Mapping[int, str] | None = None) -> None:
         if not steps:
             raise ConfigError("a job needs at least one step")
         if batch_rows < 1:
             raise ConfigError("batch_rows must be at least 1")
         self.steps = list(steps)
         self.rows_read = 0
-        self._ctx = Context(self.steps, engines, batch_rows, statement_timeout_s, probe=probe)
+        self._ctx = Context(self.steps, engines, batch_rows, statement_timeout_s, probe=probe,
+                            zero_dates=dict(zero_dates or {}))
         self._session: Session | None = None
         self.plan: SessionPlan | None = None
 
@@ -121,6 +125,11 @@ class Extraction:
         for payload, rows in self._session.bulk_batches(chunk_bytes):
             self.rows_read += rows
             yield payload, rows
+
+    @property
+    def warnings(self) -> dict[str, int]:
+        """Counts by kind of what was changed on purpose (``zero_dates`` mapped to NULL)."""
+        return dict(self._ctx.warnings)
 
     def cancel(self, reason: str = "cancelled") -> None:
         """Cancel the running statement from any thread; ``open``/``batches`` then raise Cancelled."""

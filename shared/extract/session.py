@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from shared.dialects import Dialect, get_dialect
 from shared.errors import Cancelled, ConnectionLost, DatamigError, SourceError, TimedOut
+from shared.dialects.sourcevalues import has_dates, zero_dates_to_null
 from shared.extract.planner import CTE_NAME, SessionPlan, build_sql, step_label
 from shared.jobspec import StepSpec
 from shared.types import Column
@@ -37,6 +38,8 @@ class Context:
     batch_rows: int
     timeout_s: float | None
     probe: bool = False  # wrap each statement so it plans but returns no rows (validation)
+    zero_dates: Mapping[int, str] = field(default_factory=dict)  # project id -> "keep" | "null"
+    warnings: dict[str, int] = field(default_factory=dict)  # counts by kind (e.g. zero_dates)
     cancelled: str | None = None  # why: "cancelled" or "timeout"
     active: set["Session"] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -70,6 +73,7 @@ class Session:
         self.columns: list[Column] = []
         self._first: list[tuple] = []
         self.bulk_sql: str | None = None
+        self._streaming = False  # a statement may still be sending rows (stopped on close)
         self._convert: list[Callable[[Any], Any] | None] = []
 
     # -- lifecycle -------------------------------------------------------------------
@@ -99,15 +103,35 @@ class Session:
             if bulk_format and not self.ctx.probe:
                 self.columns = self._describe(sql)
                 self.bulk_sql = self.dialect.bulk_export_sql(sql, self.columns, bulk_format)
+                if self.bulk_sql is not None and self._zero_dates_null() and has_dates(self.columns):
+                    self.bulk_sql = None  # dates are mapped row by row
             if self.bulk_sql is None:
+                described, sql = self._read_sql(sql)
                 self.cursor = self.dialect.open_stream(self.raw.driver_connection, sql)
                 self._first = list(self.cursor.fetchmany(self.ctx.batch_rows))
-                self.columns = self.dialect.describe_cursor(self.cursor, self._first)
+                self._streaming = len(self._first) >= self.ctx.batch_rows
+                self.columns = described or self.dialect.describe_cursor(self.cursor, self._first)
         self.ctx.check()  # a cancelled MySQL SLEEP() returns normally
         self._check_names()
         self._convert = self.dialect.result_converters(self.columns)
+        if self._zero_dates_null():
+            self._convert = zero_dates_to_null(self.columns, self._convert, self.ctx.warnings)
         self._first = self.dialect.adapt_rows(self._first, self._convert)
         return self.columns
+
+    def _zero_dates_null(self) -> bool:
+        return self.ctx.zero_dates.get(self.plan.project_id) == "null"
+
+    def _read_sql(self, sql: str) -> tuple[list[Column] | None, str]:
+        """(columns, statement) for the general path: the engine's rewrite of ``sql`` when it has one."""
+        if not self.dialect.rewrites_reads or self.ctx.probe:
+            return None, sql
+        try:
+            columns = self._describe(sql)
+        except Exception:  # noqa: BLE001 - the statement itself, run as it is, reports its own error
+            return None, sql
+        rewritten = self.dialect.read_sql(self.raw.driver_connection, sql, columns)
+        return (columns, rewritten) if rewritten else (None, sql)
 
     def _describe(self, sql: str) -> list[Column]:
         """The result's columns from a run that returns no rows."""
@@ -123,6 +147,7 @@ class Session:
         """The result as bulk-text chunks ``(payload, rows)`` of at most ``batch_rows`` rows
         (after ``start(bulk_format)``)."""
         assert self.bulk_sql is not None
+        self._streaming = True
         with self.guard("reading"):
             chunks = iter(self.dialect.bulk_export(self.raw.driver_connection, self.bulk_sql,
                                                    chunk_bytes=chunk_bytes, max_rows=self.ctx.batch_rows))
@@ -132,6 +157,7 @@ class Session:
                 with self.guard("reading"):
                     item = next(chunks, None)
                 if item is None:
+                    self._streaming = False
                     return
                 yield item
         finally:
@@ -145,21 +171,28 @@ class Session:
         while batch:
             yield batch
             if len(batch) < self.ctx.batch_rows:
+                self._streaming = False
                 return
             self.ctx.check()
             with self.guard("reading"):
                 batch = list(self.cursor.fetchmany(self.ctx.batch_rows))
             batch = self.dialect.adapt_rows(batch, self._convert)
+        self._streaming = False
 
     def close(self) -> None:
         """Give the connection up; temporary tables and session settings go with it."""
         with self.ctx.lock:
             self.ctx.active.discard(self)
-        raw, self.raw, self.cursor = self.raw, None, None
+        if self.raw is not None and self._streaming and not self.ctx.cancelled:
+            self.cancel_statement()  # stopped early: the server must not go on computing rows
+        self._streaming = False
+        raw, cursor, self.raw, self.cursor = self.raw, self.cursor, None, None
         if raw is None:
             return
         try:
             if self.dialect.discard_source_sessions:
+                if cursor is not None:
+                    self.dialect.abandon_stream(cursor)  # an unread result goes with the session
                 raw.invalidate()  # closes the DB session: temp tables and settings vanish
                 return
             raw.rollback()

@@ -25,6 +25,8 @@ def apply_job(row: JobRow, spec: JobSpec, *, now: datetime | None = None) -> Job
     row.description = spec.description
     row.steps = [s.model_dump() for s in spec.steps]
     row.destination = spec.destination.model_dump(mode="json")
+    if row.destination.get("zero_dates") is None:
+        row.destination.pop("zero_dates", None)
     schedule_changed = (row.schedule, row.timezone, row.enabled) != (spec.schedule, spec.timezone, spec.enabled)
     row.schedule, row.timezone = spec.schedule, spec.timezone
     row.max_retries, row.timeout_minutes = spec.max_retries, spec.timeout_minutes
@@ -40,6 +42,7 @@ def job_spec(row: JobRow) -> JobSpec:
         "destination": row.destination, "schedule": row.schedule, "timezone": row.timezone,
         "max_retries": row.max_retries, "timeout_minutes": row.timeout_minutes, "enabled": row.enabled,
         "validate_before_execution": row.validate_before_execution,
+        "zero_dates": (row.destination or {}).get("zero_dates"),
     })
 
 
@@ -50,6 +53,7 @@ def job_out(row: JobRow, *, last: ExecutionRow | None = None) -> dict[str, Any]:
         "schedule_description": describe_cron(row.schedule) if row.schedule else "",
         "timezone": row.timezone, "max_retries": row.max_retries, "timeout_minutes": row.timeout_minutes,
         "enabled": row.enabled, "validate_before_execution": row.validate_before_execution,
+        "zero_dates": (row.destination or {}).get("zero_dates"),
         "next_run_at": row.next_run_at, "archived": row.archived,
         "created_at": row.created_at, "updated_at": row.updated_at,
         "last_status": last.status if last else None,

@@ -74,10 +74,22 @@ def test_postgresql_exports_copy_text_or_quoted_csv_for_mariadb() -> None:
 
 def test_mariadb_builds_copy_text_lines_server_side_but_not_for_ordered_queries() -> None:
     sql = mysql_export_sql("SELECT a, b FROM t", [Column("a", "int"), Column("b", "text")], PG_TEXT)
-    assert sql is not None and sql.startswith("SELECT CONCAT_WS(CHAR(9 USING utf8mb4), ")
+    assert sql is not None and "CONCAT_WS(CHAR(9 USING utf8mb4), " in sql
+    assert "IF(IFNULL(LENGTH(dm_q.`b`), 0) > 4096" in sql  # long rows come framed, escaped client-side
     assert "IFNULL(" in sql and "REPLACE(" in sql and "FROM (\nSELECT a, b FROM t\n) dm_q" in sql
     assert mysql_export_sql("SELECT a FROM t ORDER BY a", [Column("a", "int")], PG_TEXT) is None
     assert mysql_export_sql("SELECT a FROM t", [Column("a", "int")], MYSQL_CSV) is None
+    assert mysql_export_sql("SELECT a FROM t", [Column("a", "int")], PG_TEXT).startswith("SELECT CONCAT_WS(")
+    assert "CAST(CAST(dm_q.`f` AS DOUBLE) AS CHAR" in mysql_export_sql("SELECT f FROM t", [
+        Column("f", "float", precision=24)], PG_TEXT)  # FLOAT's own text has 6 digits
+
+
+def test_a_framed_long_mariadb_row_becomes_its_copy_text_line() -> None:
+    from shared.dialects.mysql_bulk import _lines
+
+    framed = b"\\ZE6:a\tb\\\n\rR3:1.5N"
+    assert _lines([(b"1\tx",), (framed,)]) == b"1\tx\na\\tb\\\\\\n\\r\t1.5\t\\N\n"
+    assert _lines([(b"\\\\Zx",)]) == b"\\\\Zx\n"  # an escaped backslash before Z is not a frame
 
 
 def test_copy_out_chunks_end_at_row_boundaries_and_count_rows() -> None:
