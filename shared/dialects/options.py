@@ -188,6 +188,7 @@ def typed_driver_args(engine: Engine, query: dict[str, Any]) -> dict[str, Any]:
 
 
 def target_options(engine: Engine, options: dict[str, str]) -> dict[str, str]:
-    """The options that decide where (and how safely) a stored password travels."""
+    """The options that decide where (and how safely) a stored password travels. Options no
+    longer allowed (saved before the allow-list) are not used, so they are not counted."""
     table = CONNECTION_OPTIONS.get(engine, {})
-    return {k: v for k, v in options.items() if k not in table or table[k].target}
+    return {k: v for k, v in options.items() if k in table and table[k].target}

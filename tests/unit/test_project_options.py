@@ -152,3 +152,34 @@ def test_stack_traces_are_for_editors_only(api: TestClient, tmp_path) -> None:
     seen = api.get(f"/api/executions/{run}/errors", headers=viewer(api)).json()
     assert seen["message"] == "boom" and seen["stack_trace"] is None
     assert "editor" in seen["stack_trace_note"]
+
+
+def test_weaker_tls_or_another_user_needs_the_password_again(api: TestClient) -> None:
+    pid = api.post("/api/projects", json={"name": "p", **PG, "password": SECRET,
+                                          "options": {"sslmode": "verify-full", "sslpassword": "k"}}).json()["id"]
+    for change in ({"options": {"sslmode": "disable", "sslpassword": "***"}}, {"username": "alice"},
+                   {"engine": "mysql", "options": {}}, {"host": "DB.example", "options": {"sslmode": "verify-full",
+                                                                                         "sslpassword": "new"}}):
+        r = api.put(f"/api/projects/{pid}", json={"name": "p", **PG, **change})
+        if change.get("host"):  # same host (names are case-insensitive), a new key passphrase: fine
+            assert r.status_code == 200, r.text
+            continue
+        assert r.status_code == 422 and r.json()["detail"][0]["field"] == "password", (change, r.text)
+    r = api.put(f"/api/projects/{pid}", json={"name": "p", **PG, "port": 5432, "options": {"sslmode": "verify-full"}})
+    assert r.status_code == 200 and r.json()["has_password"] is True  # the default port is the same server
+    r = api.put(f"/api/projects/{pid}", json={"name": "p", **PG, "password": "", "username": "alice"})
+    assert r.status_code == 200 and r.json()["has_password"] is False  # "" removes the stored password
+
+
+def test_removing_an_option_saved_before_the_allow_list_keeps_the_password(api: TestClient) -> None:
+    from shared.store.models import ProjectRow
+
+    box = api.app.state.runtime.box
+    with api.app.state.runtime.sessions() as session:
+        row = ProjectRow(name="old", engine="mysql", host="h", database="d", username="u",
+                         password_enc=box.encrypt(SECRET), options={"init_command": "X"})
+        session.add(row)
+        session.commit()
+        pid = row.id
+    r = api.put(f"/api/projects/{pid}", json={"name": "old", **MY, "host": "h", "database": "d", "username": "u"})
+    assert r.status_code == 200 and r.json()["options"] == {} and r.json()["has_password"] is True
