@@ -25,11 +25,13 @@ DRIVERS = {
 DEFAULT_PORTS = {Engine.postgresql: 5432, Engine.mysql: 3306, Engine.mssql: 1433}
 DEFAULT_MSSQL_ODBC_DRIVER = "ODBC Driver 18 for SQL Server"
 MASK = "***"
-_URL_PASSWORD_RE = re.compile(r"(?P<pre>[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<post>@)", re.I)
+# bounded repeats: these run on every log line, and unbounded ones are quadratic on long words
+_URL_PASSWORD_RE = re.compile(
+    r"(?P<pre>\b[a-z][a-z0-9+.-]{0,30}+://[^:/@\s]{0,256}+:)(?P<pw>[^@\s]{0,1000}+)(?P<post>@)", re.I)
 # key=value / key: value pairs whose key names a secret (DSNs, URL queries, dict reprs)
 _KEY_VALUE_SECRET_RE = re.compile(
-    r"(?P<pre>\b[\w.-]*(?:password|passwd|pwd|secret|token)[\w.-]*['\"]?\s*[=:]\s*)"
-    r"(?P<val>'[^']*'|\"[^\"]*\"|[^\s&;,'\"})\]]+)", re.I)
+    r"(?P<pre>(?:password|passwd|pwd|secret|token)[\w.-]{0,40}+['\"]?\s{0,5}+[=:]\s{0,5}+)"
+    r"(?P<val>'[^']*+'|\"[^\"]*+\"|[^\s&;,'\"})\]]++)", re.I)
 URL_PASSWORD_KEYS = ("password", "passwd")  # a URL query password is the project's password
 
 
