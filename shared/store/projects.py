@@ -197,6 +197,33 @@ def spec_from_snapshot(snapshot: dict[str, Any], box: SecretBox) -> ProjectSpec:
         raise ConfigError(f"project {snapshot.get('name')!r} needs editing: {reasons}") from None
 
 
+def encrypt_stored_secrets(session: Session, box: SecretBox) -> int:
+    """Encrypt secrets saved in clear before secret options existed (URL query passwords,
+    secret options); returns how many projects changed. Runs at API start; idempotent."""
+    changed = 0
+    for row in session.scalars(sa.select(ProjectRow)):
+        engine = _engine(row.engine)
+        options = dict(row.options or {})
+        url = make_url(row.url) if row.url else None
+        if url is not None:
+            query = dict(url.query)
+            for key in URL_PASSWORD_KEYS:
+                value = query.pop(key, None)
+                if isinstance(value, str) and value and row.password_enc is None:
+                    row.password_enc = box.encrypt(value)
+            options = {**{k: v for k, v in query.items() if is_secret_option(engine, k)}, **options}
+            query = {k: v for k, v in query.items() if not is_secret_option(engine, k)}
+            new_url = url.set(query=query).render_as_string(hide_password=False)
+        clear = {k: v for k, v in options.items()
+                 if is_secret_option(engine, k) and not (isinstance(v, str) and v.startswith(ENCRYPTED_PREFIX))}
+        if clear or (url is not None and new_url != row.url):
+            row.options = options | {k: ENCRYPTED_PREFIX + (box.encrypt(str(v)) or "") for k, v in clear.items()}
+            row.url = new_url if url is not None else None
+            changed += 1
+    session.commit()
+    return changed
+
+
 def get_projects(session: Session, ids: set[int]) -> dict[int, ProjectRow]:
     rows = session.scalars(sa.select(ProjectRow).where(ProjectRow.id.in_(ids))).all()
     return {r.id: r for r in rows}

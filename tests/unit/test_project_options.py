@@ -183,3 +183,20 @@ def test_removing_an_option_saved_before_the_allow_list_keeps_the_password(api: 
         pid = row.id
     r = api.put(f"/api/projects/{pid}", json={"name": "old", **MY, "host": "h", "database": "d", "username": "u"})
     assert r.status_code == 200 and r.json()["options"] == {} and r.json()["has_password"] is True
+
+
+def test_secrets_saved_in_clear_before_are_encrypted_at_start(api: TestClient) -> None:
+    from shared.store.models import ProjectRow
+    from shared.store.projects import encrypt_stored_secrets
+
+    box = api.app.state.runtime.box
+    with api.app.state.runtime.sessions() as session:
+        session.add(ProjectRow(name="old", engine="postgresql", url=f"postgresql://u@h/d?sslmode=require&password={SECRET}",
+                               options={"sslpassword": f"{SECRET}-2"}))
+        session.commit()
+        assert encrypt_stored_secrets(session, box) == 1 and encrypt_stored_secrets(session, box) == 0
+        spec = spec_from_snapshot(project_snapshot(session.scalars(sa.select(ProjectRow)).one()), box)
+    assert SECRET not in stored_dump(api)
+    assert spec.password == SECRET and spec.options == {"sslpassword": f"{SECRET}-2"}
+    assert build_url(spec).render_as_string(hide_password=False) == \
+        f"postgresql+psycopg2://u:{SECRET}@h/d?sslmode=require&sslpassword={SECRET}-2"
