@@ -125,6 +125,14 @@ SQLITE_OPTIONS = _table(
     _Opt("timeout", "seconds to wait for a lock (default 30)", integer=True, to_driver=int),
 )
 
+# product options (read by datamig, never sent to the driver); their owners check the values
+POSTGRESQL_OPTIONS |= _table(
+    _Opt("read_role", "role the source steps run as (SET ROLE before the read-only transaction)", driver=False),
+)
+for _engine_options in (POSTGRESQL_OPTIONS, MYSQL_OPTIONS, MSSQL_OPTIONS, SQLITE_OPTIONS):
+    _engine_options |= _table(_Opt("zero_dates", "what MariaDB zero dates become (null: NULL, counted as a warning)",
+                                   driver=False))
+
 CONNECTION_OPTIONS: dict[Engine, dict[str, ConnectionOption]] = {
     Engine.postgresql: POSTGRESQL_OPTIONS,
     Engine.mysql: MYSQL_OPTIONS,

@@ -89,16 +89,9 @@ def test_allowed_options_are_kept_and_reach_the_driver(api: TestClient) -> None:
 
 
 def test_product_options_never_reach_the_driver() -> None:
-    from shared.dialects.options import CONNECTION_OPTIONS, ConnectionOption
-    from shared.jobspec import Engine
-
-    CONNECTION_OPTIONS[Engine.postgresql]["example_product_option"] = ConnectionOption("example_product_option", "x",
-                                                                                        driver=False)
-    try:
-        spec = ProjectSpec(name="p", **PG, options={"example_product_option": "on", "sslmode": "require"})
-        assert dict(build_url(spec).query) == {"sslmode": "require"}
-    finally:
-        del CONNECTION_OPTIONS[Engine.postgresql]["example_product_option"]
+    spec = ProjectSpec(name="p", **PG, options={"read_role": "reader", "zero_dates": "null", "sslmode": "require"})
+    assert dict(build_url(spec).query) == {"sslmode": "require"}
+    assert spec.options["read_role"] == "reader"
 
 
 def test_secret_options_and_query_passwords_are_encrypted_and_masked_for_everyone(api: TestClient) -> None:
