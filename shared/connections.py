@@ -32,7 +32,7 @@ _URL_PASSWORD_RE = re.compile(
 _KEY_VALUE_SECRET_RE = re.compile(
     r"(?P<pre>(?:password|passwd|pwd|secret|token)[\w.-]{0,40}+['\"]?\s{0,5}+[=:]\s{0,5}+)"
     r"(?P<val>'[^']*+'|\"[^\"]*+\"|[^\s&;,'\"})\]]++)", re.I)
-URL_PASSWORD_KEYS = ("password", "passwd")  # a URL query password is the project's password
+URL_PASSWORD_KEYS = ("password", "passwd")  # in a URL query or the options: the project's password
 
 
 def engine_of_url(url: str | URL) -> Engine:
@@ -88,7 +88,7 @@ class ProjectSpec(BaseModel):
             except Exception:  # noqa: BLE001 - reported by the model validator
                 return options
         if engine is not None:
-            problems = option_problems(engine, options)
+            problems = option_problems(engine, {k: v for k, v in options.items() if k not in URL_PASSWORD_KEYS})
             if problems:
                 raise ValueError("; ".join(problems))
         return options
@@ -125,10 +125,8 @@ def build_url(spec: ProjectSpec | dict[str, Any]) -> URL:
         engine = engine_of_url(spec.url)
         if "+" not in url.drivername:
             url = url.set(drivername=DRIVERS[engine])
-        if spec.password and not url.password:
-            url = url.set(password=spec.password)
-        if not url.password and query_password(url):
-            url = url.set(password=query_password(url))
+        if not url.password and spec_password(spec):
+            url = url.set(password=spec_password(spec))
         if spec.username and not url.username:
             url = url.set(username=spec.username)
     else:
@@ -136,7 +134,7 @@ def build_url(spec: ProjectSpec | dict[str, Any]) -> URL:
         url = URL.create(
             DRIVERS[spec.engine],
             username=spec.username,
-            password=spec.password,
+            password=spec_password(spec) or None,
             host=spec.host,
             port=spec.port or DEFAULT_PORTS.get(spec.engine),
             database=spec.database,
@@ -167,12 +165,17 @@ def query_password(url: URL) -> str | None:
 
 
 def spec_password(spec: ProjectSpec) -> str | None:
-    """The password a spec gives: the field, else the URL's ``user:password@``, else its ``?password=``."""
+    """The password a spec gives: the field, else the URL's ``user:password@``, else its
+    ``?password=``, else ``options.password`` (drivers would use those two as the password)."""
     if spec.password is not None:
         return spec.password
     if spec.url:
         url = make_url(spec.url)
-        return url.password or query_password(url)
+        if url.password or query_password(url):
+            return url.password or query_password(url)
+    for key in URL_PASSWORD_KEYS:
+        if spec.options.get(key):
+            return spec.options[key]
     return None
 
 

@@ -141,7 +141,6 @@ CONNECTION_OPTIONS: dict[Engine, dict[str, ConnectionOption]] = {
 }
 
 _INSTEAD = {
-    "password": "give it in the password field", "passwd": "give it in the password field",
     "user": "use the username field", "username": "use the username field",
     "host": "use the host field", "hostaddr": "use the host field", "port": "use the port field",
     "dbname": "use the database field", "database": "use the database field", "db": "use the database field",

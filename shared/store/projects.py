@@ -1,7 +1,7 @@
 """Project persistence: secrets are stored encrypted and never read back in clear here.
 
 Secrets are the password (given in the ``password`` field, in the URL as ``user:pw@`` or
-as ``?password=``) and every secret-bearing option (``sslpassword``, ``ssl_key_password``,
+``?password=``, or as ``options.password``) and every secret-bearing option (``sslpassword``, ``ssl_key_password``,
 client key paths, anything named like a password, key, token or secret). The password is
 ``password_enc``; a secret option is kept in ``options`` as ``fernet:<token>``. Answers show
 option keys with ``***`` for secret values; on an update, ``***`` keeps the stored value.
@@ -37,7 +37,7 @@ def _engine(value: str | Engine | None) -> Engine | None:
 def normalized(spec: ProjectSpec) -> tuple[str | None, str | None, dict[str, str]]:
     """``(url, password, options)`` as stored: the URL without any password, secret query
     parameters moved into the options (explicit options win)."""
-    options = dict(spec.options)
+    options = {k: v for k, v in spec.options.items() if k not in URL_PASSWORD_KEYS}
     if not spec.url:
         return None, spec_password(spec), options
     url = make_url(spec.url)
@@ -214,9 +214,13 @@ def encrypt_stored_secrets(session: Session, box: SecretBox) -> int:
             options = {**{k: v for k, v in query.items() if is_secret_option(engine, k)}, **options}
             query = {k: v for k, v in query.items() if not is_secret_option(engine, k)}
             new_url = url.set(query=query).render_as_string(hide_password=False)
+        for key in URL_PASSWORD_KEYS:
+            value = options.pop(key, None)
+            if isinstance(value, str) and value and row.password_enc is None:
+                row.password_enc = box.encrypt(value)
         clear = {k: v for k, v in options.items()
                  if is_secret_option(engine, k) and not (isinstance(v, str) and v.startswith(ENCRYPTED_PREFIX))}
-        if clear or (url is not None and new_url != row.url):
+        if clear or options != (row.options or {}) or (url is not None and new_url != row.url):
             row.options = options | {k: ENCRYPTED_PREFIX + (box.encrypt(str(v)) or "") for k, v in clear.items()}
             row.url = new_url if url is not None else None
             changed += 1

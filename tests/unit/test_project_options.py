@@ -38,7 +38,6 @@ REFUSED = [
     ({**PG, "options": {"passfile": "/root/.pgpass"}}, "passfile"),
     ({**PG, "options": {"service": "prod"}}, "service"),
     ({**PG, "options": {"hostaddr": "10.0.0.1"}}, "hostaddr"),
-    ({**PG, "options": {"password": SECRET}}, "password"),
     ({"engine": "sqlite", "database": "/tmp/x.db", "options": {"uri": "true"}}, "uri"),
     ({"engine": "mssql", "host": "h", "database": "d", "options": {"odbc_connect": "DSN=evil"}}, "odbc_connect"),
     ({"url": "mysql://bob@db.example/app?init_command=DELETE+FROM+victim"}, "init_command"),
@@ -119,6 +118,12 @@ def test_secret_options_and_query_passwords_are_encrypted_and_masked_for_everyon
     assert spec.options == {"sslpassword": f"{SECRET}-q", "sslkey": f"/keys/{SECRET}.key"}
 
 
+def test_a_password_given_as_an_option_is_the_project_password(api: TestClient) -> None:
+    r = api.post("/api/projects", json={"name": "p", **PG, "options": {"password": SECRET, "sslmode": "require"}})
+    assert r.status_code == 201 and r.json()["has_password"] is True and r.json()["options"] == {"sslmode": "require"}
+    assert SECRET not in r.text + api.get("/api/projects").text + stored_dump(api)
+
+
 def test_masked_secret_option_without_a_stored_value_is_refused(api: TestClient) -> None:
     r = api.post("/api/projects", json={"name": "p", **PG, "options": {"sslpassword": "***"}})
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "options.sslpassword"
@@ -186,9 +191,12 @@ def test_secrets_saved_in_clear_before_are_encrypted_at_start(api: TestClient) -
     with api.app.state.runtime.sessions() as session:
         session.add(ProjectRow(name="old", engine="postgresql", url=f"postgresql://u@h/d?sslmode=require&password={SECRET}",
                                options={"sslpassword": f"{SECRET}-2"}))
+        session.add(ProjectRow(name="old2", engine="mysql", host="h", database="d", options={"passwd": SECRET}))
         session.commit()
-        assert encrypt_stored_secrets(session, box) == 1 and encrypt_stored_secrets(session, box) == 0
-        spec = spec_from_snapshot(project_snapshot(session.scalars(sa.select(ProjectRow)).one()), box)
+        assert encrypt_stored_secrets(session, box) == 2 and encrypt_stored_secrets(session, box) == 0
+        rows = session.scalars(sa.select(ProjectRow).order_by(ProjectRow.name)).all()
+        spec, other = (spec_from_snapshot(project_snapshot(r), box) for r in rows)
+    assert other.password == SECRET and other.options == {}
     assert SECRET not in stored_dump(api)
     assert spec.password == SECRET and spec.options == {"sslpassword": f"{SECRET}-2"}
     assert build_url(spec).render_as_string(hide_password=False) == \
