@@ -10,9 +10,10 @@ import re
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from sqlalchemy.engine import URL, make_url
 
+from shared.dialects.options import driver_options, option_problems, typed_driver_args
 from shared.jobspec import Engine, NonEmptyName
 
 DRIVERS = {
@@ -24,14 +25,20 @@ DRIVERS = {
 DEFAULT_PORTS = {Engine.postgresql: 5432, Engine.mysql: 3306, Engine.mssql: 1433}
 DEFAULT_MSSQL_ODBC_DRIVER = "ODBC Driver 18 for SQL Server"
 MASK = "***"
-ZERO_DATES_OPTION = "zero_dates"  # read by the extractor (see project_zero_dates), never sent to the driver
-OWN_OPTIONS = frozenset({ZERO_DATES_OPTION})
-_URL_PASSWORD_RE = re.compile(r"(?P<pre>[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<post>@)", re.I)
+ZERO_DATES_OPTION = "zero_dates"  # a product option (shared.dialects.options): read by the extractor, never sent to the driver
+# bounded repeats: these run on every log line, and unbounded ones are quadratic on long words
+_URL_PASSWORD_RE = re.compile(
+    r"(?P<pre>\b[a-z][a-z0-9+.-]{0,30}+://[^:/@\s]{0,256}+:)(?P<pw>[^@\s]{0,1000}+)(?P<post>@)", re.I)
+# key=value / key: value pairs whose key names a secret (DSNs, URL queries, dict reprs)
+_KEY_VALUE_SECRET_RE = re.compile(
+    r"(?P<pre>(?:password|passwd|pwd|secret|token)[\w.-]{0,40}+['\"]?\s{0,5}+[=:]\s{0,5}+)"
+    r"(?P<val>'[^']*+'|\"[^\"]*+\"|[^\s&;,'\"})\]]++)", re.I)
+URL_PASSWORD_KEYS = ("password", "passwd")  # in a URL query or the options: the project's password
 
 
-def engine_of_url(url: str) -> Engine:
+def engine_of_url(url: str | URL) -> Engine:
     """The engine a SQLAlchemy URL names (``postgresql+psycopg2://`` → postgresql)."""
-    backend = make_url(url).get_backend_name()
+    backend = (url if isinstance(url, URL) else make_url(url)).get_backend_name()
     aliases = {"postgres": "postgresql", "mariadb": "mysql"}
     try:
         return Engine(aliases.get(backend, backend))
@@ -52,7 +59,40 @@ class ProjectSpec(BaseModel):
     database: str | None = Field(None, max_length=255)
     username: str | None = Field(None, max_length=255)
     password: str | None = Field(None, max_length=1000, json_schema_extra={"writeOnly": True})
-    options: dict[str, str] = Field(default_factory=dict, description="Extra URL query options (e.g. sslmode)")
+    options: dict[str, str] = Field(default_factory=dict, description=(
+        "Allowed connection options per engine (e.g. sslmode, connect_timeout); others are refused. "
+        "Secret-bearing ones are stored encrypted and shown as ***"))
+
+    @field_validator("url")
+    @classmethod
+    def _url_query_allowed(cls, url: str | None) -> str | None:
+        if not url:
+            return url
+        try:
+            parsed = make_url(url)
+            engine = engine_of_url(parsed)
+        except Exception:  # noqa: BLE001 - the model validator reports a bad URL
+            return url
+        query = {k: v for k, v in parsed.query.items() if k not in URL_PASSWORD_KEYS}
+        problems = option_problems(engine, query)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return url
+
+    @field_validator("options")
+    @classmethod
+    def _options_allowed(cls, options: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        engine = info.data.get("engine")
+        if engine is None and info.data.get("url"):
+            try:
+                engine = engine_of_url(info.data["url"])
+            except Exception:  # noqa: BLE001 - reported by the model validator
+                return options
+        if engine is not None:
+            problems = option_problems(engine, {k: v for k, v in options.items() if k not in URL_PASSWORD_KEYS})
+            if problems:
+                raise ValueError("; ".join(problems))
+        return options
 
     @model_validator(mode="after")
     def _own_options(self) -> "ProjectSpec":
@@ -93,8 +133,8 @@ def build_url(spec: ProjectSpec | dict[str, Any]) -> URL:
         engine = engine_of_url(spec.url)
         if "+" not in url.drivername:
             url = url.set(drivername=DRIVERS[engine])
-        if spec.password and not url.password:
-            url = url.set(password=spec.password)
+        if not url.password and spec_password(spec):
+            url = url.set(password=spec_password(spec))
         if spec.username and not url.username:
             url = url.set(username=spec.username)
     else:
@@ -102,14 +142,12 @@ def build_url(spec: ProjectSpec | dict[str, Any]) -> URL:
         url = URL.create(
             DRIVERS[spec.engine],
             username=spec.username,
-            password=spec.password,
+            password=spec_password(spec) or None,
             host=spec.host,
             port=spec.port or DEFAULT_PORTS.get(spec.engine),
             database=spec.database,
         )
-    driver_options = {k: v for k, v in spec.options.items() if k not in OWN_OPTIONS}
-    if driver_options:
-        url = url.update_query_dict(driver_options)
+    url = url.set(query=driver_options(spec.engine or engine_of_url(url), {**url.query, **spec.options}))
     if url.get_backend_name() == "mssql" and "driver" not in url.query and "odbc_connect" not in url.query:
         url = url.update_query_dict({"driver": DEFAULT_MSSQL_ODBC_DRIVER})
     return url
@@ -125,26 +163,56 @@ def masked_url(url: str | URL) -> str:
         return mask_secrets_in_text(url)
 
 
+def query_password(url: URL) -> str | None:
+    """A password given in the URL's query (``?password=``), which drivers would use."""
+    for key in URL_PASSWORD_KEYS:
+        value = url.query.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def spec_password(spec: ProjectSpec) -> str | None:
+    """The password a spec gives: the field, else the URL's ``user:password@``, else its
+    ``?password=``, else ``options.password`` (drivers would use those two as the password)."""
+    if spec.password is not None:
+        return spec.password
+    if spec.url:
+        url = make_url(spec.url)
+        if url.password or query_password(url):
+            return url.password or query_password(url)
+    for key in URL_PASSWORD_KEYS:
+        if spec.options.get(key):
+            return spec.options[key]
+    return None
+
+
 def mask_secrets_in_text(text: str) -> str:
-    """Replace anything shaped like ``scheme://user:password@`` in free text."""
-    return _URL_PASSWORD_RE.sub(lambda m: f"{m['pre']}{MASK}{m['post']}", text)
+    """Replace ``scheme://user:password@`` and ``password=…``-shaped pairs in free text."""
+    text = _URL_PASSWORD_RE.sub(lambda m: f"{m['pre']}{MASK}{m['post']}", text)
+    return _KEY_VALUE_SECRET_RE.sub(lambda m: f"{m['pre']}{MASK}", text)
 
 
 def create_db_engine(url: URL | str, **kwargs: Any) -> sa.Engine:
     """An engine with the settings every service wants (pre-ping, UTF-8, local infile)."""
     url = make_url(url) if isinstance(url, str) else url
     backend = url.get_backend_name()
-    connect_args: dict[str, Any] = kwargs.pop("connect_args", {})
+    defaults: dict[str, Any] = {}
     if backend in ("mysql", "mariadb"):
-        connect_args.setdefault("charset", "utf8mb4")
-        connect_args.setdefault("local_infile", True)
-        connect_args.setdefault("connect_timeout", 10)
+        defaults = {"charset": "utf8mb4", "local_infile": True, "connect_timeout": 10}
     elif backend == "postgresql":
-        connect_args.setdefault("connect_timeout", 10)
-        connect_args.setdefault("application_name", "datamig")
+        defaults = {"connect_timeout": 10, "application_name": "datamig"}
     elif backend == "sqlite":
-        connect_args.setdefault("timeout", 30)
-        connect_args.setdefault("check_same_thread", False)
+        defaults = {"timeout": 30, "check_same_thread": False}
+    typed: dict[str, Any] = {}
+    try:
+        typed = typed_driver_args(engine_of_url(url), dict(url.query))
+    except ValueError:
+        pass  # an engine we have no option table for: the URL goes as it is
+    url = url.difference_update_query(typed)
+    # project options (the URL query) win over our defaults; the caller's connect_args win over both
+    connect_args = {**{k: v for k, v in defaults.items() if k not in url.query}, **typed,
+                    **kwargs.pop("connect_args", {})}
     kwargs.setdefault("pool_pre_ping", True)
     return sa.create_engine(url, connect_args=connect_args, **kwargs)
 

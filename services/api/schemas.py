@@ -18,7 +18,7 @@ class ProjectOut(BaseModel):
     port: int | None = None
     database: str | None = None
     username: str | None = None
-    options: dict[str, str] = {}
+    options: dict[str, str] = Field(default_factory=dict, description="keys and values; *** for secret-bearing values")
     has_password: bool = False
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -124,7 +124,8 @@ class ExecutionErrorsOut(BaseModel):
     status: str
     message: str | None
     kind: str | None
-    stack_trace: str | None
+    stack_trace: str | None = Field(description="editors only; null for viewers (see stack_trace_note)")
+    stack_trace_note: str | None = Field(None, description="why stack_trace is null although there is one")
     report: list[dict[str, Any]] | None
     failed_rows: list[FailedRowOut]
     failed_rows_total: int

@@ -12,6 +12,7 @@ from services.api.demo import ensure_demo
 from shared.bootstrap import build_secret_box, build_store, build_transport
 from shared.settings import Settings
 from shared.store.db import session_factory
+from shared.store.projects import encrypt_stored_secrets
 from shared.store.tokens import active_token_count, create_token
 
 
@@ -24,6 +25,7 @@ def build_api(settings: Settings) -> FastAPI:
         if settings.demo:
             ensure_demo(session, settings.data_dir, box)
         ensure_first_token(session, settings)
+        encrypt_stored_secrets(session, box)
     return create_app(settings, transport, store=store, box=box, topology=topology)
 
 

@@ -15,8 +15,9 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from services.cliapp.specfile import SpecFile, SpecFileError, with_project_names
-from shared.connections import ProjectSpec
+from shared.connections import ProjectSpec, spec_password
 from shared.jobspec import JobSpec
+from shared.store.projects import normalized, public_options
 
 PROJECT_FIELDS = ("engine", "url", "host", "port", "database", "username", "options")
 SYMBOLS = {"create": "+", "update": "~", "unchanged": "="}
@@ -58,10 +59,12 @@ def diff(old: Any, new: Any, path: str = "") -> list[str]:
 
 
 def project_view(spec: ProjectSpec) -> dict[str, Any]:
-    """The comparable public form of a file project (as the server would show it)."""
-    return {"engine": spec.engine.value if spec.engine else None, "url": url_without_password(spec.url),
-            "host": spec.host, "port": spec.port, "database": spec.database, "username": spec.username,
-            "options": spec.options}
+    """The comparable public form of a file project (as the server would show it: secret
+    query parameters moved into the options, secret option values as ``***``)."""
+    engine = spec.engine.value if spec.engine else None
+    url, _, options = normalized(spec)
+    return {"engine": engine, "url": url_without_password(url), "host": spec.host, "port": spec.port,
+            "database": spec.database, "username": spec.username, "options": public_options(engine, options)}
 
 
 def url_without_password(url: str | None) -> str | None:
@@ -75,7 +78,7 @@ def url_without_password(url: str | None) -> str | None:
 
 
 def has_password(spec: ProjectSpec) -> bool:
-    return bool(spec.password) or bool(spec.url and make_url(spec.url).password)
+    return bool(spec_password(spec))
 
 
 def server_job_view(job: dict[str, Any], project_names: dict[int, str]) -> dict[str, Any]:

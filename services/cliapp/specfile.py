@@ -31,6 +31,7 @@ from sqlalchemy.engine import make_url
 
 from services.cliapp.client import CliError
 from shared.connections import ProjectSpec
+from shared.dialects.options import is_secret_option
 from shared.jobspec import JobSpec
 
 TOP_LEVEL_KEYS = ("projects", "jobs")
@@ -153,19 +154,26 @@ def parse_project(raw: Any, *, path: str, index: int, env: Mapping[str, str]) ->
         raise SpecFileError(path, item, f"environment variable {name} is not set", field_path=key)
 
     data = expand_env(raw, env, on_missing=missing)
-    secrets = {data["password"]} if isinstance(data.get("password"), str) and data["password"] else set()
-    if isinstance(data.get("url"), str):
-        try:
-            url_password = make_url(data["url"]).password
-        except Exception:  # noqa: BLE001 - validation below reports the bad URL
-            url_password = None
-        if url_password:
-            secrets.add(str(url_password))
+    secrets = _secret_values(data)
     try:
         spec = ProjectSpec.model_validate(data)
     except ValidationError as exc:
         raise _errors(path, item, exc, redact=lambda s: _redact(s, secrets)) from None
     return spec, secrets
+
+
+def _secret_values(data: dict[str, Any]) -> set[str]:
+    """The password, the URL's password (``user:pw@`` or ``?password=``) and secret-bearing options."""
+    found = [data.get("password")]
+    if isinstance(data.get("url"), str):
+        try:
+            url = make_url(data["url"])
+            found += [url.password, *(v for k, v in url.query.items() if is_secret_option(None, k))]
+        except Exception:  # noqa: BLE001 - validation reports the bad URL
+            pass
+    if isinstance(data.get("options"), dict):
+        found += [v for k, v in data["options"].items() if is_secret_option(None, str(k))]
+    return {str(v) for v in found if isinstance(v, str) and v}
 
 
 def _redact(text: str, secrets: set[str]) -> str:

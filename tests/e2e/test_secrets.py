@@ -22,8 +22,11 @@ def test_a_planted_password_appears_nowhere(tmp_path, pg_database, queue_prefix)
     make_source(src, rows=5000)
     make_destination(dst)
     # trust authentication ignores the password, so the job works while carrying it everywhere
-    secret_src = make_url(src).set(password=SECRET).render_as_string(hide_password=False)
-    unreachable = make_url(src).set(password=SECRET, port=1).render_as_string(hide_password=False)
+    # and as a secret option (libpq ignores sslpassword without a client key), which travels the same way
+    secret_src = make_url(src).set(password=SECRET).update_query_dict({"sslpassword": SECRET})\
+        .render_as_string(hide_password=False)
+    unreachable = make_url(src).set(password=SECRET, port=1).update_query_dict({"sslpassword": SECRET})\
+        .render_as_string(hide_password=False)
     env = stack_env(tmp_path, database_url=metadata, amqp_url=AMQP_URL, prefix=queue_prefix, DM_LOG_JSON="true",
                     DM_LOG_LEVEL="DEBUG")
     (tmp_path / "logs").mkdir()

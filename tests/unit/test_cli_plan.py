@@ -102,3 +102,21 @@ def test_an_unknown_project_name_is_an_error_naming_the_field() -> None:
 def test_two_live_server_jobs_with_the_same_name_are_ambiguous() -> None:
     with pytest.raises(SpecFileError, match="several jobs"):
         compute_plan(file_spec(), server_projects=server_projects(), server_jobs=[server_job(), server_job(id=6)])
+
+
+def test_secret_options_are_compared_as_the_server_shows_them_and_never_printed() -> None:
+    doc = {"projects": [{"name": "Src", "url": "postgresql://u@src:5432/app?sslmode=require&sslpassword=${KEYPW}",
+                         "options": {"connect_timeout": "5"}}]}
+    spec = parse_document(doc, path="jobs.yaml", env={"KEYPW": "key-Secret-9"})
+    assert "key-Secret-9" in spec.secrets
+    server = [{"id": 1, "name": "Src", "engine": "postgresql", "url": "postgresql://u@src:5432/app?sslmode=require",
+               "host": None, "port": None, "database": None, "username": None, "has_password": False,
+               "options": {"connect_timeout": "5", "sslpassword": "***"}}]
+    assert compute_plan(spec, server_projects=server, server_jobs=[])[0].action == "unchanged"
+    server[0]["options"]["connect_timeout"] = "9"
+    assert compute_plan(spec, server_projects=server, server_jobs=[])[0].fields == ("options.connect_timeout",)
+    with pytest.raises(SpecFileError) as err:
+        parse_document({"projects": [{"name": "P", "engine": "mysql", "host": "h", "database": "d",
+                                      "options": {"ssl_key_password": "${KEYPW}", "init_command": "SET x=1"}}]},
+                       path="jobs.yaml", env={"KEYPW": "key-Secret-9"})
+    assert "init_command" in str(err.value) and "key-Secret-9" not in str(err.value)

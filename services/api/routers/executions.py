@@ -14,6 +14,7 @@ from shared.jobspec import FINISHED_STATUSES, Status
 from shared.messages import Cancel
 from shared.store.executions import execution_out
 from shared.store.models import ExecutionRow, FailedRowRow, JobRow, utcnow
+from shared.store.tokens import Principal
 
 router = APIRouter(prefix="/api/executions", tags=["executions"])
 MAX_PAGE = 500
@@ -69,9 +70,10 @@ def read_execution(execution_id: IdPath, session: SessionDep) -> dict:
 
 
 @router.get("/{execution_id}/errors", response_model=ExecutionErrorsOut)
-def execution_errors(execution_id: IdPath, session: SessionDep,
+def execution_errors(execution_id: IdPath, session: SessionDep, who: PrincipalDep,
                      limit: int = Query(100, ge=1, le=MAX_PAGE), offset: int = Query(0, ge=0)) -> dict:
-    """The full error, its stack trace and the failed rows, paginated by position."""
+    """The full error, its stack trace (editors only: it shows code paths and settings) and
+    the failed rows, paginated by position."""
     row = _get(session, execution_id)
     where = FailedRowRow.execution_id == execution_id
     total = session.scalar(sa.select(sa.func.count()).select_from(FailedRowRow).where(where)) or 0
@@ -79,10 +81,16 @@ def execution_errors(execution_id: IdPath, session: SessionDep,
                              .limit(limit).offset(offset)).all()
     return {
         "execution_id": row.id, "status": row.status, "message": row.error_message, "kind": row.error_kind,
-        "stack_trace": row.error_trace, "report": row.report,
+        **_stack_trace(row.error_trace, who), "report": row.report,
         "failed_rows": [{"position": f.position, "values": f.values, "error": f.error, "at": f.at} for f in failed],
         "failed_rows_total": total, "limit": limit, "offset": offset,
     }
+
+
+def _stack_trace(trace: str | None, who: Principal) -> dict:
+    if trace is None or who.can("editor"):
+        return {"stack_trace": trace, "stack_trace_note": None}
+    return {"stack_trace": None, "stack_trace_note": "the stack trace is shown to editors only"}
 
 
 @router.post("/{execution_id}/cancel", response_model=ExecutionOut, status_code=status.HTTP_202_ACCEPTED)

@@ -5,16 +5,18 @@ import time
 
 import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, status
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from services.api.deps import IdPath, IdQuery, RuntimeDep, SessionDep
 from services.api.errors import FieldErrors, field_error
 from services.api.schemas import ConnectionTestOut, ProjectOut
 from services.api.security import PrincipalDep, audit
-from shared.connections import ProjectSpec, build_url, create_db_engine, mask_secrets_in_text
+from shared.connections import MASK, ProjectSpec, build_url, create_db_engine, mask_secrets_in_text, spec_password
+from shared.dialects.options import is_secret_option
 from shared.store.models import JobRow, ProjectRow
-from shared.store.projects import apply_project, project_out, spec_from_snapshot, project_snapshot
+from shared.store.projects import (apply_project, kept_secrets, missing_kept_secrets, normalized, project_out,
+                                   project_snapshot, spec_from_snapshot, target_changes, with_kept_secrets)
+from shared.store.tokens import Principal
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 
@@ -41,6 +43,7 @@ def list_projects(session: SessionDep) -> list[dict]:
 
 @router.post("", response_model=ProjectOut, status_code=status.HTTP_201_CREATED)
 def create_project(spec: ProjectSpec, session: SessionDep, rt: RuntimeDep, who: PrincipalDep) -> dict:
+    _refuse_missing_secrets(None, spec)
     row = apply_project(ProjectRow(), spec, rt.box, keep_password=False)
     session.add(row)
     try:
@@ -61,11 +64,41 @@ def get_project(project_id: IdPath, session: SessionDep) -> dict:
 @router.put("/{project_id}", response_model=ProjectOut)
 def update_project(project_id: IdPath, spec: ProjectSpec, session: SessionDep, rt: RuntimeDep,
                    who: PrincipalDep) -> dict:
-    """Replace a project; an omitted password keeps the stored one."""
-    row = apply_project(_get(session, project_id), spec, rt.box, keep_password=True)
-    audit(session, who, "project.update", project_id=row.id, password_changed=spec.password is not None)
+    """Replace a project; an omitted password (or ``***`` secret option) keeps the stored one,
+    unless the connection now points elsewhere: then it must be given again."""
+    row = _get(session, project_id)
+    changes = _guard_stored_secrets(session, who, row, spec, action="project.update")
+    password_changed = normalized(spec)[1] is not None
+    row = apply_project(row, spec, rt.box, keep_password=True)
+    audit(session, who, "project.update", project_id=row.id, password_changed=password_changed,
+          **({"connection_changed": changes} if changes else {}))
     _commit_unique(session, spec.name)
     return project_out(row)
+
+
+def _refuse_missing_secrets(row: ProjectRow | None, spec: ProjectSpec) -> None:
+    missing = missing_kept_secrets(row, spec)
+    if missing:
+        raise FieldErrors([field_error(["body", "options", k], f"{k} is '***' but no value is stored to keep; "
+                                       "enter the value") for k in missing])
+
+
+def _guard_stored_secrets(session: SessionDep, who: Principal, row: ProjectRow, spec: ProjectSpec, *,
+                          action: str) -> dict[str, list]:
+    """The target changes of ``spec``; a 422 (audited) when they would carry a stored secret elsewhere."""
+    _refuse_missing_secrets(row, spec)
+    changes = target_changes(row, spec)
+    kept = kept_secrets(row, spec) if changes else []
+    if kept:
+        audit(session, who, "project.secret_refused", project_id=row.id, attempted=action,
+              connection_changed=changes, secrets=kept)
+        session.commit()
+        what = ", ".join(changes)
+        raise FieldErrors([field_error(["body", *k.split(".", 1)],
+                                       f"the stored {k.removeprefix('options.')} is only sent to the server it was "
+                                       f"saved for and {what} changed: enter the "
+                                       f"{'password' if k == 'password' else 'value'} again") for k in kept])
+    return changes
 
 
 @router.delete("/{project_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -81,15 +114,17 @@ def delete_project(project_id: IdPath, session: SessionDep, who: PrincipalDep) -
 
 
 @router.post("/test", response_model=ConnectionTestOut)
-def test_unsaved_connection(spec: ProjectSpec, session: SessionDep, rt: RuntimeDep,
+def test_unsaved_connection(spec: ProjectSpec, session: SessionDep, rt: RuntimeDep, who: PrincipalDep,
                             project_id: IdQuery = None) -> dict:
     """Test settings before saving them. With ``project_id`` and no password given, the
-    stored password of that project is used (the edit form never shows it)."""
-    if spec.password is None and project_id is not None:
-        stored = spec_from_snapshot(project_snapshot(_get(session, project_id)), rt.box).password
-        if stored is not None and not (spec.url and make_url(spec.url).password):
-            spec = spec.model_copy(update={"password": stored})
-    return _try_connect(spec)
+    stored password of that project is used (the edit form never shows it), but only for
+    the engine, host, port, database and user it was saved with."""
+    if project_id is None:
+        _refuse_missing_secrets(None, spec)
+        return _try_connect(spec)
+    row = _get(session, project_id)
+    _guard_stored_secrets(session, who, row, spec, action="project.test")
+    return _try_connect(with_kept_secrets(row, spec, rt.box))
 
 
 @router.post("/{project_id}/test", response_model=ConnectionTestOut)
@@ -108,8 +143,10 @@ def _try_connect(spec: ProjectSpec) -> dict:
         ok, message = True, "connected"
     except Exception as exc:  # noqa: BLE001 - any driver error is the answer
         message = mask_secrets_in_text(str(getattr(exc, "orig", exc) or exc)).strip()
-        if spec.password:
-            message = message.replace(spec.password, "***")
+        for secret in [spec_password(spec), *(v for k, v in normalized(spec)[2].items()
+                                              if is_secret_option(spec.engine, k))]:
+            if secret:
+                message = message.replace(secret, MASK)
         ok = False
     finally:
         engine.dispose()

@@ -31,7 +31,8 @@ export async function render(main, params, ctx) {
     if (errors.message || errors.stack_trace) {
       sections.push(h("section", { class: "card error-details", "aria-labelledby": "err-h" }, h("h2", { id: "err-h", text: "Error" }),
         h("p", { class: "error-message" }, h("strong", { text: errors.kind ? `${errors.kind}: ` : "" }), errors.message || ""),
-        errors.stack_trace ? h("details", { open: true }, h("summary", { text: "Stack trace" }), h("pre", { class: "stack-trace", tabindex: "0", text: errors.stack_trace })) : null));
+        errors.stack_trace ? h("details", { open: true }, h("summary", { text: "Stack trace" }), h("pre", { class: "stack-trace", tabindex: "0", text: errors.stack_trace }))
+          : errors.stack_trace_note ? h("p", { class: "muted", text: `Stack trace: ${errors.stack_trace_note}.` }) : null));
     }
     if (errors.report && errors.report.length) {
       const checks = errors.report.every((r) => r && "check" in r && "ok" in r);

@@ -136,7 +136,7 @@ async function renderForm(main, params, ctx) {
     h("div", { class: "status-options" }, h("label", { class: "chip" }, byHost, " Host and database"), h("label", { class: "chip" }, byUrl, " Connection URL"))),
   hostPart, urlPart,
   field({ label: "Password", field: "password", input: els.password, hint: passwordHint }),
-  field({ label: "Options (one key=value a line)", field: "options", input: els.options }),
+  field({ label: "Options (one key=value a line)", field: "options", input: els.options, hint: "TLS, timeouts, application name (the README lists what each engine allows); secret values show as *** and are kept while left as ***" }),
   h("div", { class: "action-bar" },
     h("button", { type: "submit", class: "btn primary", id: "save-project", text: "Save" }),
     h("button", { type: "button", class: "btn", onclick: (e) => testDraft(e.currentTarget) }, "Test connection"),
