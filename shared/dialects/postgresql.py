@@ -50,12 +50,24 @@ class PostgresDialect(Dialect):
         cur.close()
 
     def open_stream(self, dbapi_conn: Any, sql: str) -> Any:
-        """A named (server-side) cursor: rows travel ``fetchmany`` by ``fetchmany``."""
+        """A server-side cursor opened by the server from ``sql`` as ONE statement.
+
+        psycopg2 speaks the simple query protocol, where a string holding ``;`` runs as
+        several statements whatever our tokenizer thought. So ``sql`` travels as a string
+        literal (quoted by libpq) inside one ``DO`` block that opens a PL/pgSQL cursor on it:
+        the server parses it with its own lexer and refuses, before running anything, a text
+        holding more than one statement ("cannot open multi-query plan as cursor") or one that
+        returns no rows (``COMMIT``, ``SET ROLE``…). Rows travel ``fetchmany`` by ``fetchmany``
+        (``FETCH`` on the open portal).
+        """
         import secrets
 
-        cursor = dbapi_conn.cursor(name=f"dm_stream_{secrets.token_hex(4)}")
-        cursor.execute(sql)
-        return cursor
+        name = f"dm_stream_{secrets.token_hex(4)}"
+        setup = dbapi_conn.cursor()
+        body = setup.mogrify(f"DECLARE c refcursor := '{name}'; BEGIN OPEN c FOR EXECUTE %s; END", (sql,))
+        setup.execute(b"DO " + setup.mogrify("%s", (body.decode(),)))
+        setup.close()
+        return dbapi_conn.cursor(name=name)
 
     def describe_result(self, cursor_description: list, sample_rows: list[tuple]) -> list[Column]:
         """Portable columns from psycopg2 type OIDs (numeric precision/scale, varchar length)."""

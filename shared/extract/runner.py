@@ -9,7 +9,7 @@ from shared.dialects import get_dialect
 from shared.errors import ConfigError, SourceError
 from shared.extract.planner import SessionPlan, depends_on, plan, reference_problems, step_label
 from shared.extract.session import Context, Session
-from shared.extract.tokenizer import first_word, statement_count
+from shared.extract.tokenizer import first_word, into_target, statement_count
 from shared.jobspec import StepSpec
 from shared.types import Column
 
@@ -42,6 +42,9 @@ def step_problems(steps: list[StepSpec], engines: Mapping[int, sa.Engine]) -> li
         if word not in QUERY_STARTS and not word.startswith("("):
             problems.append((k, f"{step_label(steps, k)}: starts with {word.upper()!r}; a step must be a query "
                                 "(SELECT, WITH, VALUES, TABLE) and may not write"))
+        elif flavor == "mysql" and (target := into_target(s.sql, flavor=flavor)):
+            problems.append((k, f"{step_label(steps, k)}: SELECT … INTO {target} writes outside the result; "
+                                "a step may only return rows"))
     return problems
 
 

@@ -111,9 +111,8 @@ class Session:
 
     def _describe(self, sql: str) -> list[Column]:
         """The result's columns from a run that returns no rows."""
-        cursor = self.raw.driver_connection.cursor()
+        cursor = self.dialect.open_stream(self.raw.driver_connection, self.dialect.probe_sql(sql))
         try:
-            cursor.execute(self.dialect.probe_sql(sql))
             cursor.fetchall()
             return self.dialect.describe_cursor(cursor, [])
         finally:
@@ -245,11 +244,22 @@ class Session:
 
 
 _WRAPPER_CONTEXT = re.compile(r"\s*LINE \d+:.*$")
+_CURSOR_NOISE = re.compile(r"\s*(QUERY: .*?(?= CONTEXT: |$)|CONTEXT: PL/pgSQL function inline_code_block line \d+ at OPEN)")
+_NOT_ONE_QUERY = {
+    "cannot open multi-query plan as cursor":
+        "the database read more than one statement; a step is exactly one query (nothing was run)",
+}
+_NOT_A_QUERY = re.compile(r"cannot open (\w[\w ]*) query as cursor")
 
 
 def _user_words(text: str) -> str:
     """The database's message without the parts that quote our own wrappers (the probe
     subquery, the server-side cursor): they point at SQL the user never wrote."""
+    text = _CURSOR_NOISE.sub("", text)
+    for raw, words in _NOT_ONE_QUERY.items():
+        text = text.replace(raw, words)
+    text = _NOT_A_QUERY.sub(lambda m: f"the database read a {m.group(1)} statement; a step must be a query "
+                                      "that returns rows (nothing was run)", text)
     if "dm_probe" not in text and "WITHOUT HOLD" not in text:
         return text
     text = _WRAPPER_CONTEXT.sub("", text)
