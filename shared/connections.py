@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.engine import URL, make_url
 
 from shared.jobspec import Engine, NonEmptyName
+from shared.privileges import remember_read_role, split_read_role
 
 DRIVERS = {
     Engine.postgresql: "postgresql+psycopg2",
@@ -123,6 +124,7 @@ def mask_secrets_in_text(text: str) -> str:
 def create_db_engine(url: URL | str, **kwargs: Any) -> sa.Engine:
     """An engine with the settings every service wants (pre-ping, UTF-8, local infile)."""
     url = make_url(url) if isinstance(url, str) else url
+    url, read_role = split_read_role(url)  # our option, not the driver's (shared/privileges.py)
     backend = url.get_backend_name()
     connect_args: dict[str, Any] = kwargs.pop("connect_args", {})
     if backend in ("mysql", "mariadb"):
@@ -136,4 +138,6 @@ def create_db_engine(url: URL | str, **kwargs: Any) -> sa.Engine:
         connect_args.setdefault("timeout", 30)
         connect_args.setdefault("check_same_thread", False)
     kwargs.setdefault("pool_pre_ping", True)
-    return sa.create_engine(url, connect_args=connect_args, **kwargs)
+    engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
+    remember_read_role(engine, read_role)
+    return engine

@@ -40,11 +40,23 @@ class MySQLDialect(Dialect):
         def no_zero_date(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
             return lambda raw: None if isinstance(value := convert(raw), str) else value
 
+        from pymysql.constants.CLIENT import MULTI_STATEMENTS
+
+        if dbapi_conn.client_flag & MULTI_STATEMENTS:  # one statement per request: the server enforces it
+            from shared.errors import ConfigError
+            raise ConfigError("the project's options enable multiple statements (client_flag); sources refuse them")
         dec = dbapi_conn.decoders
         dec[FIELD_TYPE.SET] = lambda raw: raw.decode() if isinstance(raw, bytes) else raw
         for code in (FIELD_TYPE.DATE, FIELD_TYPE.NEWDATE, FIELD_TYPE.DATETIME, FIELD_TYPE.TIMESTAMP):
             if code in dec:
                 dec[code] = no_zero_date(dec[code])
+
+    def source_privileges(self, dbapi_conn: Any, *, project_id: int) -> Any:
+        """SUPER, FILE and grants that write (INSERT…, CREATE…, EXECUTE: a procedure may commit)."""
+        from shared.dialects.privileges import mysql_source_risks
+        from shared.privileges import SourcePrivileges
+        role, risky = mysql_source_risks(dbapi_conn)
+        return SourcePrivileges(project_id=project_id, engine=self.name, role=role, risky=risky)
 
     def begin_read_only(self, dbapi_conn: Any, *, timeout_s: float | None) -> None:
         """Session default and this transaction read-only; a per-statement time limit."""

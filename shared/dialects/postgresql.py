@@ -39,6 +39,22 @@ class PostgresDialect(Dialect):
         oids = [114, 3802] + [oid for oid, c in ext.string_types.items() if c.name.endswith("ARRAY")]
         ext.register_type(ext.new_type(tuple(oids), "DM_AS_TEXT", as_text), dbapi_conn)
 
+    def drop_privileges(self, dbapi_conn: Any, role: str | None) -> None:
+        """``SET ROLE read_role``: the step's privileges are checked as that role."""
+        if role:
+            from psycopg2 import sql
+            cur = dbapi_conn.cursor()
+            cur.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+            cur.close()
+
+    def source_privileges(self, dbapi_conn: Any, *, project_id: int) -> Any:
+        """Superuser, CREATEROLE, pg_write/read_server_files, pg_execute_server_program,
+        pg_signal_backend, CREATE on the database or a schema, write on a table."""
+        from shared.dialects.privileges import pg_source_risks
+        from shared.privileges import SourcePrivileges
+        role, risky = pg_source_risks(dbapi_conn)
+        return SourcePrivileges(project_id=project_id, engine=self.name, role=role, risky=risky)
+
     def begin_read_only(self, dbapi_conn: Any, *, timeout_s: float | None) -> None:
         """Session and transaction read-only; ``statement_timeout`` local to the transaction."""
         cur = dbapi_conn.cursor()

@@ -11,6 +11,7 @@ from shared.extract.planner import SessionPlan, depends_on, plan, reference_prob
 from shared.extract.session import Context, Session
 from shared.extract.tokenizer import first_word, into_target, statement_count
 from shared.jobspec import StepSpec
+from shared.privileges import SourcePrivileges, strict_sources_default
 from shared.types import Column
 
 DEFAULT_BATCH_ROWS = 10_000
@@ -60,18 +61,23 @@ class Extraction:
     projects) and starts the final statement on a server-side cursor; ``batches()``
     yields ``batch_rows`` rows at a time; ``cancel()`` may be called from any thread;
     ``close()`` ends every session. Steps the final step does not reference (even
-    transitively) are not run: they cannot change the result.
+    transitively) are not run: they cannot change the result. Every session first asks
+    what its role may do (:attr:`privileges`); ``strict_sources`` (default:
+    ``DM_STRICT_SOURCES``) refuses a role that can write, reach server files or signal
+    other sessions.
     """
 
     def __init__(self, steps: list[StepSpec], engines: Mapping[int, sa.Engine], *, batch_rows: int = DEFAULT_BATCH_ROWS,
-                 statement_timeout_s: float | None = None, probe: bool = False) -> None:
+                 statement_timeout_s: float | None = None, probe: bool = False,
+                 strict_sources: bool | None = None) -> None:
         if not steps:
             raise ConfigError("a job needs at least one step")
         if batch_rows < 1:
             raise ConfigError("batch_rows must be at least 1")
         self.steps = list(steps)
         self.rows_read = 0
-        self._ctx = Context(self.steps, engines, batch_rows, statement_timeout_s, probe=probe)
+        strict = strict_sources_default() if strict_sources is None else strict_sources
+        self._ctx = Context(self.steps, engines, batch_rows, statement_timeout_s, probe=probe, strict=strict)
         self._session: Session | None = None
         self.plan: SessionPlan | None = None
 
@@ -107,6 +113,12 @@ class Extraction:
         for batch in self._session.batches():
             self.rows_read += len(batch)
             yield batch
+
+    @property
+    def privileges(self) -> list[SourcePrivileges]:
+        """What each source role the sessions ran as can do (one entry per project reached so far)."""
+        with self._ctx.lock:
+            return list(self._ctx.privileges.values())
 
     @property
     def bulk(self) -> bool:

@@ -23,6 +23,7 @@ from shared.dialects import Dialect, get_dialect
 from shared.errors import Cancelled, ConnectionLost, DatamigError, SourceError, TimedOut
 from shared.extract.planner import CTE_NAME, SessionPlan, build_sql, step_label
 from shared.jobspec import StepSpec
+from shared.privileges import SourcePrivileges, check_privileges, read_role_of
 from shared.types import Column
 
 READ_ONLY_HINT = "steps must only read: source sessions are read-only, so nothing was changed"
@@ -37,6 +38,8 @@ class Context:
     batch_rows: int
     timeout_s: float | None
     probe: bool = False  # wrap each statement so it plans but returns no rows (validation)
+    strict: bool = False  # DM_STRICT_SOURCES: refuse a source whose role is not read-only
+    privileges: dict[int, SourcePrivileges] = field(default_factory=dict)  # by project, as each session found
     cancelled: str | None = None  # why: "cancelled" or "timeout"
     active: set["Session"] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -90,6 +93,7 @@ class Session:
         with self.ctx.lock:
             self.ctx.active.add(self)
         self.dialect.prepare_source_session(self.raw.driver_connection)
+        self._check_role()
         names = self._materialise_all()
         sql = build_sql(self.ctx.steps, self.plan, names, flavor=self.dialect.sql_flavor)
         if self.ctx.probe:
@@ -108,6 +112,15 @@ class Session:
         self._convert = self.dialect.result_converters(self.columns)
         self._first = self.dialect.adapt_rows(self._first, self._convert)
         return self.columns
+
+    def _check_role(self) -> None:
+        """Switch to the project's read_role, ask what the role can do; strict mode refuses a risky one."""
+        with self.guard("checking what the source role may do"):
+            self.dialect.drop_privileges(self.raw.driver_connection, read_role_of(self.engine))
+            found = self.dialect.source_privileges(self.raw.driver_connection, project_id=self.plan.project_id)
+        with self.ctx.lock:
+            self.ctx.privileges.setdefault(self.plan.project_id, found)
+        check_privileges(found, strict=self.ctx.strict, where=self.label)
 
     def _describe(self, sql: str) -> list[Column]:
         """The result's columns from a run that returns no rows."""

@@ -1,0 +1,101 @@
+"""What a source role can do beyond reading, asked of the database itself (PostgreSQL, MariaDB).
+
+Each function takes a DB-API connection and returns ``(role, risky)``: the role the
+session runs as and the privileges that let a step write, reach server files or signal
+other sessions, named as the database names them. Nothing here writes.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+PG_RISKY_ROLES = ("pg_write_server_files", "pg_read_server_files", "pg_execute_server_program", "pg_signal_backend")
+
+_PG_ROLE_SQL = """
+SELECT r.rolname, r.rolsuper, r.rolcreaterole,
+       ARRAY(SELECT g.rolname::text FROM pg_roles g WHERE g.rolname = ANY(%(groups)s)
+             AND pg_has_role(r.oid, g.oid, 'MEMBER') ORDER BY 1),
+       has_database_privilege(r.oid, current_database(), 'CREATE'),
+       (SELECT quote_ident(n.nspname) FROM pg_namespace n
+         WHERE n.nspname NOT IN ('information_schema') AND n.nspname !~ '^pg_'
+           AND has_schema_privilege(r.oid, n.oid, 'CREATE') ORDER BY 1 LIMIT 1),
+       (SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p', 'v', 'f', 'm') AND n.nspname NOT IN ('information_schema')
+           AND n.nspname !~ '^pg_' AND has_table_privilege(r.oid, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')
+         ORDER BY 1 LIMIT 1)
+  FROM pg_roles r WHERE r.rolname = %(role)s
+"""
+
+
+def pg_role_risks(dbapi_conn: Any, role: str) -> list[str]:
+    """The risky privileges of PostgreSQL role ``role`` in the connected database."""
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute(_PG_ROLE_SQL, {"groups": list(PG_RISKY_ROLES), "role": role})
+        row = cur.fetchone()
+    finally:
+        cur.close()
+    if row is None:
+        return []
+    _, superuser, createrole, groups, create_db, create_schema, write_table = row
+    risky = ["superuser"] if superuser else []
+    risky += ["CREATEROLE"] if createrole else []
+    risky += list(groups or [])
+    risky += ["CREATE on the database"] if create_db else []
+    risky += [f"CREATE on schema {create_schema}"] if create_schema else []
+    risky += [f"INSERT/UPDATE/DELETE/TRUNCATE on {write_table}"] if write_table else []
+    return risky
+
+
+def pg_source_risks(dbapi_conn: Any) -> tuple[str, list[str]]:
+    """``current_user`` and its risks; when it differs from the login role (``SET ROLE``), the
+    login's risks count too: a step can switch back with ``set_config('role', 'none', false)``."""
+    cur = dbapi_conn.cursor()
+    cur.execute("SELECT current_user::text, session_user::text")
+    current, login = cur.fetchone()
+    cur.close()
+    risky = pg_role_risks(dbapi_conn, current)
+    if login != current:
+        risky += [f"{r} (login role {login}, which a step can switch back to)" for r in pg_role_risks(dbapi_conn, login)]
+    return current, risky
+
+
+MYSQL_RISKY = frozenset({
+    "SUPER", "FILE", "SHUTDOWN", "RELOAD", "CONNECTION ADMIN", "BINLOG ADMIN", "READ_ONLY ADMIN", "CREATE USER",
+    "INSERT", "UPDATE", "DELETE", "DELETE HISTORY", "CREATE", "DROP", "ALTER", "INDEX", "CREATE VIEW",
+    "CREATE ROUTINE", "ALTER ROUTINE", "EXECUTE", "EVENT", "TRIGGER", "GRANT OPTION", "ALL PRIVILEGES",
+})
+
+_MYSQL_GRANTS_SQL = """
+SELECT PRIVILEGE_TYPE, '*.*', IS_GRANTABLE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE IN ({g})
+UNION ALL SELECT PRIVILEGE_TYPE, CONCAT(TABLE_SCHEMA, '.*'), IS_GRANTABLE
+  FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE IN ({g})
+UNION ALL SELECT PRIVILEGE_TYPE, CONCAT(TABLE_SCHEMA, '.', TABLE_NAME), IS_GRANTABLE
+  FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE IN ({g})
+"""
+
+
+def mysql_source_risks(dbapi_conn: Any) -> tuple[str, list[str]]:
+    """``CURRENT_USER()`` and its risky grants (its own and its enabled roles'), ``FILE`` and
+    ``SUPER`` first, each as ``PRIVILEGE on scope``."""
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute("SELECT CURRENT_USER()")
+        current = str(cur.fetchone()[0])
+        user, _, host = current.rpartition("@")
+        grantees = [f"'{user}'@'{host}'"]
+        cur.execute("SELECT ROLE_NAME FROM information_schema.ENABLED_ROLES WHERE ROLE_NAME IS NOT NULL")
+        grantees += [f"'{r[0]}'" for r in cur.fetchall()]
+        cur.execute(_MYSQL_GRANTS_SQL.format(g=", ".join(["%s"] * len(grantees))), grantees * 3)
+        grants = cur.fetchall()
+    finally:
+        cur.close()
+    risky: list[str] = []
+    for privilege, scope, grantable in grants:
+        names = [str(privilege).upper()] + (["GRANT OPTION"] if str(grantable).upper() == "YES" else [])
+        for name in names:
+            label = name if scope == "*.*" and name in ("SUPER", "FILE") else f"{name} on {scope}"
+            if name in MYSQL_RISKY and label not in risky:
+                risky.append(label)
+    risky.sort(key=lambda r: (r not in ("SUPER", "FILE"), r))
+    return current, risky
