@@ -12,8 +12,8 @@ PG_RISKY_ROLES = ("pg_write_server_files", "pg_read_server_files", "pg_execute_s
 
 _PG_ROLE_SQL = """
 SELECT r.rolname, r.rolsuper, r.rolcreaterole,
-       ARRAY(SELECT g.rolname::text FROM pg_roles g WHERE g.rolname = ANY(%(groups)s)
-             AND pg_has_role(r.oid, g.oid, 'MEMBER') ORDER BY 1),
+       (SELECT string_agg(g.rolname::text, ',' ORDER BY g.rolname) FROM pg_roles g
+         WHERE g.rolname = ANY(%(groups)s) AND pg_has_role(r.oid, g.oid, 'MEMBER')),
        has_database_privilege(r.oid, current_database(), 'CREATE'),
        (SELECT quote_ident(n.nspname) FROM pg_namespace n
          WHERE n.nspname NOT IN ('information_schema') AND n.nspname !~ '^pg_'
@@ -38,9 +38,10 @@ def pg_role_risks(dbapi_conn: Any, role: str) -> list[str]:
     if row is None:
         return []
     _, superuser, createrole, groups, create_db, create_schema, write_table = row
-    risky = ["superuser"] if superuser else []
-    risky += ["CREATEROLE"] if createrole else []
-    risky += list(groups or [])
+    if superuser:
+        return ["superuser"]  # implies every other privilege
+    risky = ["CREATEROLE"] if createrole else []
+    risky += groups.split(",") if groups else []  # a list as text: source sessions read arrays as text
     risky += ["CREATE on the database"] if create_db else []
     risky += [f"CREATE on schema {create_schema}"] if create_schema else []
     risky += [f"INSERT/UPDATE/DELETE/TRUNCATE on {write_table}"] if write_table else []
@@ -60,11 +61,11 @@ def pg_source_risks(dbapi_conn: Any) -> tuple[str, list[str]]:
     return current, risky
 
 
-MYSQL_RISKY = frozenset({
-    "SUPER", "FILE", "SHUTDOWN", "RELOAD", "CONNECTION ADMIN", "BINLOG ADMIN", "READ_ONLY ADMIN", "CREATE USER",
-    "INSERT", "UPDATE", "DELETE", "DELETE HISTORY", "CREATE", "DROP", "ALTER", "INDEX", "CREATE VIEW",
-    "CREATE ROUTINE", "ALTER ROUTINE", "EXECUTE", "EVENT", "TRIGGER", "GRANT OPTION", "ALL PRIVILEGES",
-})
+MYSQL_RISKY = (  # in the order messages name them
+    "SUPER", "FILE", "ALL PRIVILEGES", "INSERT", "UPDATE", "DELETE", "EXECUTE", "CONNECTION ADMIN", "CREATE", "DROP",
+    "ALTER", "CREATE ROUTINE", "ALTER ROUTINE", "CREATE VIEW", "INDEX", "EVENT", "TRIGGER", "DELETE HISTORY",
+    "SHUTDOWN", "RELOAD", "BINLOG ADMIN", "READ_ONLY ADMIN", "CREATE USER", "GRANT OPTION",
+)
 
 _MYSQL_GRANTS_SQL = """
 SELECT PRIVILEGE_TYPE, '*.*', IS_GRANTABLE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE IN ({g})
@@ -90,12 +91,11 @@ def mysql_source_risks(dbapi_conn: Any) -> tuple[str, list[str]]:
         grants = cur.fetchall()
     finally:
         cur.close()
-    risky: list[str] = []
+    found: dict[str, int] = {}
     for privilege, scope, grantable in grants:
         names = [str(privilege).upper()] + (["GRANT OPTION"] if str(grantable).upper() == "YES" else [])
         for name in names:
-            label = name if scope == "*.*" and name in ("SUPER", "FILE") else f"{name} on {scope}"
-            if name in MYSQL_RISKY and label not in risky:
-                risky.append(label)
-    risky.sort(key=lambda r: (r not in ("SUPER", "FILE"), r))
-    return current, risky
+            if name in MYSQL_RISKY:
+                label = name if scope == "*.*" and name in ("SUPER", "FILE") else f"{name} on {scope}"
+                found.setdefault(label, MYSQL_RISKY.index(name))
+    return current, sorted(found, key=lambda label: (found[label], label))
