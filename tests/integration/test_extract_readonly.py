@@ -195,3 +195,12 @@ def test_mariadb_select_into_is_refused(my, tmp_path, sql, target) -> None:
         extract(my, sql.format(f=out))
     import os
     assert not os.path.exists(out)
+
+
+def test_a_mariadb_project_that_enables_multiple_statements_is_refused(mysql_url) -> None:
+    from shared.errors import ConfigError
+
+    engine = create_db_engine(mysql_url + "?client_flag=65536")  # CLIENT.MULTI_STATEMENTS
+    with pytest.raises(ConfigError, match="multiple statements"):
+        extract(engine, "SELECT 1 AS x")
+    engine.dispose()
