@@ -22,22 +22,33 @@ SELECT r.rolname, r.rolsuper, r.rolcreaterole,
           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relkind IN ('r', 'p', 'v', 'f', 'm') AND n.nspname NOT IN ('information_schema')
            AND n.nspname !~ '^pg_' AND has_table_privilege(r.oid, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')
-         ORDER BY 1 LIMIT 1)
+         ORDER BY 1 LIMIT 1),
+       (SELECT string_agg(DISTINCT p.proname::text, ',' ORDER BY p.proname::text) FROM pg_proc p
+         WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.proname ~ %(functions)s
+           AND has_function_privilege(r.oid, p.oid, 'EXECUTE')
+           AND NOT EXISTS (SELECT 1 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+                            WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE')),
+       current_setting('lo_compat_privileges') = 'on'
   FROM pg_roles r WHERE r.rolname = %(role)s
 """
+# Server functions that are superuser-only by default; EXECUTE granted on one makes a role risky.
+PG_RISKY_FUNCTIONS = (r"^(lo_import|lo_export|pg_reload_conf|pg_rotate_logfile|pg_read_file|pg_read_binary_file"
+                      r"|pg_ls_dir|pg_stat_file|pg_promote|pg_switch_wal|pg_backup_start|pg_backup_stop"
+                      r"|pg_create_restore_point|pg_wal_replay_pause|pg_wal_replay_resume|pg_stat_reset.*"
+                      r"|pg_replication_origin_.*|pg_log_backend_memory_contexts)$")
 
 
 def pg_role_risks(dbapi_conn: Any, role: str) -> list[str]:
     """The risky privileges of PostgreSQL role ``role`` in the connected database."""
     cur = dbapi_conn.cursor()
     try:
-        cur.execute(_PG_ROLE_SQL, {"groups": list(PG_RISKY_ROLES), "role": role})
+        cur.execute(_PG_ROLE_SQL, {"groups": list(PG_RISKY_ROLES), "role": role, "functions": PG_RISKY_FUNCTIONS})
         row = cur.fetchone()
     finally:
         cur.close()
     if row is None:
         return []
-    _, superuser, createrole, groups, create_db, create_schema, write_table = row
+    _, superuser, createrole, groups, create_db, create_schema, write_table, functions, lo_compat = row
     if superuser:
         return ["superuser"]  # implies every other privilege
     risky = ["CREATEROLE"] if createrole else []
@@ -45,6 +56,8 @@ def pg_role_risks(dbapi_conn: Any, role: str) -> list[str]:
     risky += ["CREATE on the database"] if create_db else []
     risky += [f"CREATE on schema {create_schema}"] if create_schema else []
     risky += [f"INSERT/UPDATE/DELETE/TRUNCATE on {write_table}"] if write_table else []
+    risky += [f"EXECUTE on {f}()" for f in functions.split(",")] if functions else []
+    risky += ["lo_compat_privileges = on (any role may lo_export)"] if lo_compat else []
     return risky
 
 

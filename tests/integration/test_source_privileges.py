@@ -212,3 +212,10 @@ def test_a_mariadb_read_only_user_is_refused_by_the_database(myw, strict, monkey
     with pytest.raises(SourceError, match="(?i)access denied"):
         run_step(myw.reader_url, f"SELECT id FROM t INTO OUTFILE '/tmp/dm_{tmp_path.name}'")
     assert myw.rows() == [1, 2]
+
+
+def test_execute_granted_on_a_superuser_function_makes_a_role_risky(pgw, strict) -> None:
+    with pgw.admin.connect() as c:
+        c.exec_driver_sql(f'GRANT EXECUTE ON FUNCTION pg_read_file(text) TO "{pgw.role}"')
+    with pytest.raises(SourcePrivileged, match=r"EXECUTE on pg_read_file\(\)"):
+        run_step(pgw.reader_url, PG_ATTACKS["read_file"])
