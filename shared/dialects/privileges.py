@@ -17,12 +17,12 @@ SELECT r.rolname, r.rolsuper, r.rolcreaterole,
        has_database_privilege(r.oid, current_database(), 'CREATE'),
        (SELECT quote_ident(n.nspname) FROM pg_namespace n
          WHERE n.nspname NOT IN ('information_schema') AND n.nspname !~ '^pg_'
-           AND has_schema_privilege(r.oid, n.oid, 'CREATE') ORDER BY 1 LIMIT 1),
+           AND has_schema_privilege(r.oid, n.oid, 'CREATE') LIMIT 1),
        (SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relkind IN ('r', 'p', 'v', 'f', 'm') AND n.nspname NOT IN ('information_schema')
            AND n.nspname !~ '^pg_' AND has_table_privilege(r.oid, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')
-         ORDER BY 1 LIMIT 1),
+         LIMIT 1),
        (SELECT string_agg(DISTINCT p.proname::text, ',' ORDER BY p.proname::text) FROM pg_proc p
          WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.proname ~ %(functions)s
            AND has_function_privilege(r.oid, p.oid, 'EXECUTE')
