@@ -6,6 +6,7 @@ other sessions, named as the database names them. Nothing here writes.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 PG_RISKY_ROLES = ("pg_write_server_files", "pg_read_server_files", "pg_execute_server_program", "pg_signal_backend")
@@ -80,33 +81,32 @@ MYSQL_RISKY = (  # in the order messages name them
     "SHUTDOWN", "RELOAD", "BINLOG ADMIN", "READ_ONLY ADMIN", "CREATE USER", "GRANT OPTION",
 )
 
-_MYSQL_GRANTS_SQL = """
-SELECT PRIVILEGE_TYPE, '*.*', IS_GRANTABLE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE IN ({g})
-UNION ALL SELECT PRIVILEGE_TYPE, CONCAT(TABLE_SCHEMA, '.*'), IS_GRANTABLE
-  FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE IN ({g})
-UNION ALL SELECT PRIVILEGE_TYPE, CONCAT(TABLE_SCHEMA, '.', TABLE_NAME), IS_GRANTABLE
-  FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE IN ({g})
-"""
+_GRANT_RE = re.compile(r"^GRANT (?P<privs>.+?) ON (?P<scope>.+?) TO .+?(?P<grant> WITH GRANT OPTION)?$", re.S)
+_TOP_COMMA = re.compile(r",\s*(?![^()]*\))")
 
 
 def mysql_source_risks(dbapi_conn: Any) -> tuple[str, list[str]]:
-    """``CURRENT_USER()`` and its risky grants (its own and its enabled roles'), ``FILE`` and
-    ``SUPER`` first, each as ``PRIVILEGE on scope``."""
+    """``CURRENT_USER()`` and its risky grants, read from ``SHOW GRANTS`` (which, unlike
+    information_schema, also lists the grants of the roles enabled for the session), ``SUPER``
+    and ``FILE`` first, each as ``PRIVILEGE on scope``."""
     cur = dbapi_conn.cursor()
     try:
         cur.execute("SELECT CURRENT_USER()")
         current = str(cur.fetchone()[0])
-        user, _, host = current.rpartition("@")
-        grantees = [f"'{user}'@'{host}'"]
-        cur.execute("SELECT ROLE_NAME FROM information_schema.ENABLED_ROLES WHERE ROLE_NAME IS NOT NULL")
-        grantees += [f"'{r[0]}'" for r in cur.fetchall()]
-        cur.execute(_MYSQL_GRANTS_SQL.format(g=", ".join(["%s"] * len(grantees))), grantees * 3)
-        grants = cur.fetchall()
+        cur.execute("SHOW GRANTS")
+        lines = [str(r[0]) for r in cur.fetchall()]
     finally:
         cur.close()
     found: dict[str, int] = {}
-    for privilege, scope, grantable in grants:
-        names = [str(privilege).upper()] + (["GRANT OPTION"] if str(grantable).upper() == "YES" else [])
+    for line in lines:
+        m = _GRANT_RE.match(line.strip())
+        if m is None:  # GRANT role TO user, SET DEFAULT ROLE …
+            continue
+        scope = m["scope"].replace("`", "")
+        names = [re.sub(r"\s*\(.*\)$", "", p).strip().upper() for p in _TOP_COMMA.split(m["privs"])]
+        if "ALL PRIVILEGES" in names and scope == "*.*":
+            names += ["SUPER", "FILE"]
+        names += ["GRANT OPTION"] if m["grant"] else []
         for name in names:
             if name in MYSQL_RISKY:
                 label = name if scope == "*.*" and name in ("SUPER", "FILE") else f"{name} on {scope}"

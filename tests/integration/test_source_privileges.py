@@ -197,7 +197,7 @@ def test_mariadb_root_without_strict_mode_is_warned_about(myw) -> None:
     rows, ext = run_step(myw.url, "SELECT id FROM t ORDER BY id")
     assert rows == [(1,), (2,)]
     [found] = ext.privileges
-    assert not found.read_only and found.risky[:2] == ["SUPER", "FILE"] and "INSERT on *.*" in found.risky
+    assert not found.read_only and found.risky[:2] == ["SUPER", "FILE"] and "ALL PRIVILEGES on *.*" in found.risky
 
 
 def test_a_mariadb_read_only_user_is_refused_by_the_database(myw, strict, monkeypatch, tmp_path) -> None:
@@ -219,3 +219,19 @@ def test_execute_granted_on_a_superuser_function_makes_a_role_risky(pgw, strict)
         c.exec_driver_sql(f'GRANT EXECUTE ON FUNCTION pg_read_file(text) TO "{pgw.role}"')
     with pytest.raises(SourcePrivileged, match=r"EXECUTE on pg_read_file\(\)"):
         run_step(pgw.reader_url, PG_ATTACKS["read_file"])
+
+
+def test_a_mariadb_default_role_of_the_user_counts(myw, strict) -> None:
+    role = unique_name("dm_role")
+    db = make_url(myw.url).database
+    with myw.admin.connect() as c:
+        c.exec_driver_sql(f"CREATE ROLE {role}")
+        c.exec_driver_sql(f"GRANT INSERT ON `{db}`.* TO {role}")
+        c.exec_driver_sql(f"GRANT {role} TO '{myw.user}'@'%%'")
+        c.exec_driver_sql(f"SET DEFAULT ROLE {role} FOR '{myw.user}'@'%%'")
+    try:
+        with pytest.raises(SourcePrivileged, match=f"INSERT on {db}"):
+            run_step(myw.reader_url, "SELECT id FROM t")
+    finally:
+        with myw.admin.connect() as c:
+            c.exec_driver_sql(f"DROP ROLE {role}")
