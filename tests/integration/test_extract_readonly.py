@@ -204,3 +204,14 @@ def test_a_mariadb_project_that_enables_multiple_statements_is_refused(mysql_url
     with pytest.raises(ConfigError, match="multiple statements"):
         extract(engine, "SELECT 1 AS x")
     engine.dispose()
+
+
+def test_postgresql_refuses_a_second_statement_in_a_result_moved_to_another_project(pg, my, tmp_path,
+                                                                                    fooled_tokenizer) -> None:
+    marker = tmp_path / "touched"
+    steps = [StepSpec(name="writer", project_id=1, sql=pg_attack(marker)),
+             StepSpec(name="joined", project_id=2, sql="SELECT * FROM @result1 r")]  # a temporary table on MariaDB
+    with pytest.raises(SourceError, match="step 1 'writer'.*more than one statement"):
+        with Extraction(steps, {1: pg, 2: my}) as ext:
+            ext.open()
+    pg_untouched(pg, marker)
