@@ -15,6 +15,7 @@ from sqlalchemy.engine import URL, make_url
 
 from shared.dialects.options import driver_options, option_problems, typed_driver_args
 from shared.jobspec import Engine, NonEmptyName
+from shared.privileges import READ_ROLE_OPTION, remember_read_role, split_read_role
 
 DRIVERS = {
     Engine.postgresql: "postgresql+psycopg2",
@@ -147,7 +148,11 @@ def build_url(spec: ProjectSpec | dict[str, Any]) -> URL:
             port=spec.port or DEFAULT_PORTS.get(spec.engine),
             database=spec.database,
         )
-    url = url.set(query=driver_options(spec.engine or engine_of_url(url), {**url.query, **spec.options}))
+    options = {**url.query, **spec.options}
+    query = driver_options(spec.engine or engine_of_url(url), options)
+    if options.get(READ_ROLE_OPTION):  # a product option that rides in the URL to create_db_engine, which takes it out
+        query[READ_ROLE_OPTION] = options[READ_ROLE_OPTION]
+    url = url.set(query=query)
     if url.get_backend_name() == "mssql" and "driver" not in url.query and "odbc_connect" not in url.query:
         url = url.update_query_dict({"driver": DEFAULT_MSSQL_ODBC_DRIVER})
     return url
@@ -196,6 +201,7 @@ def mask_secrets_in_text(text: str) -> str:
 def create_db_engine(url: URL | str, **kwargs: Any) -> sa.Engine:
     """An engine with the settings every service wants (pre-ping, UTF-8, local infile)."""
     url = make_url(url) if isinstance(url, str) else url
+    url, read_role = split_read_role(url)  # our option, not the driver's (shared/privileges.py)
     backend = url.get_backend_name()
     defaults: dict[str, Any] = {}
     if backend in ("mysql", "mariadb"):
@@ -214,7 +220,9 @@ def create_db_engine(url: URL | str, **kwargs: Any) -> sa.Engine:
     connect_args = {**{k: v for k, v in defaults.items() if k not in url.query}, **typed,
                     **kwargs.pop("connect_args", {})}
     kwargs.setdefault("pool_pre_ping", True)
-    return sa.create_engine(url, connect_args=connect_args, **kwargs)
+    engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
+    remember_read_role(engine, read_role)
+    return engine
 
 
 def project_zero_dates(spec: ProjectSpec) -> str | None:

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, description="Largest request body the API accepts.")
     bulk_text: bool = Field(True, description="Move batches as the destination's bulk text when both ends allow it.")
     demo: bool = Field(False, description="Create the demo databases and job on first start.")
+    strict_sources: bool = Field(False, description="Refuse a source whose role can write, reach server files or "
+                                                    "signal other sessions (read by shared.privileges).")
 
     def metadata_url(self) -> str:
         """The metadata store URL, defaulting to a SQLite file in ``data_dir``."""

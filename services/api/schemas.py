@@ -24,10 +24,22 @@ class ProjectOut(BaseModel):
     updated_at: datetime | None = None
 
 
+class PrivilegesOut(BaseModel):
+    """What the connection's role can do beyond reading (asked of the database)."""
+
+    read_only: bool = Field(description="false when the role can write, reach server files or signal sessions")
+    checked: bool = Field(description="false when the engine has no roles to ask about (SQLite) or the check failed")
+    role: str
+    risky: list[str] = Field(default_factory=list, description="the privileges that make the role not read-only")
+    strict: bool = Field(False, description="DM_STRICT_SOURCES is on: such a role is refused as a source")
+    message: str | None = None
+
+
 class ConnectionTestOut(BaseModel):
     ok: bool
     message: str
     elapsed_ms: float
+    privileges: PrivilegesOut | None = None
 
 
 class JobOut(BaseModel):

@@ -103,6 +103,7 @@ class Extractor(RequestWorker):
         try:
             fmt = self._bulk_format(request, destination)
             columns = extraction.open(fmt)
+            self._warn_privileged(ctx, extraction)
             ctx.check()
             queue = self._topology.batches(request.run)
             self._transport.declare_queue(queue, max_length=self._queue_max, expires_s=BATCH_QUEUE_EXPIRES_S)
@@ -119,6 +120,19 @@ class Extractor(RequestWorker):
                 self._stream(request, ctx, extraction, queue, state)
         finally:
             extraction.close()
+
+    @staticmethod
+    def _warn_privileged(ctx: ExecutionContext, extraction: Any) -> None:
+        """History: a warning count and a report line per source role that is not read-only."""
+        from shared.extract.preview import privilege_checks
+        from shared.privileges import WARNING_KIND
+
+        risky = {p.project_id: p for p in extraction.privileges if p.risky}
+        if risky:
+            for p in risky.values():
+                log.warning("execution %s: %s", ctx.run, p.message(strict=False))
+            ctx.publish("progress", counts={"rows_read": 0}, warnings={WARNING_KIND: len(risky)},
+                        report=privilege_checks(risky, strict=False))
 
     def _stream(self, request: RunRequest, ctx: ExecutionContext, extraction: Any, queue: str,
                 state: dict[str, Any]) -> None:

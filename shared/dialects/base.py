@@ -11,11 +11,14 @@ section (staging, bulk load, mode statements, error classification).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, Iterable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable
 
 import sqlalchemy as sa
 
 from shared.types import Column, to_sqlalchemy
+
+if TYPE_CHECKING:
+    from shared.privileges import SourcePrivileges
 
 
 class Dialect:
@@ -55,6 +58,18 @@ class Dialect:
 
     def prepare_source_session(self, dbapi_conn: Any) -> None:
         """Session setup before any statement (value conversions such as JSON as text)."""
+
+    def drop_privileges(self, dbapi_conn: Any, role: str | None) -> None:
+        """Switch the session to the project's ``read_role`` before anything runs (engines that can)."""
+        if role:
+            from shared.errors import ConfigError
+            raise ConfigError(f"the project option read_role is not supported on {self.name} (only PostgreSQL)")
+
+    def source_privileges(self, dbapi_conn: Any, *, project_id: int) -> "SourcePrivileges":
+        """What the session's role can do beyond reading (see :mod:`shared.privileges`); engines
+        without roles to ask about answer ``checked=False``."""
+        from shared.privileges import SourcePrivileges
+        return SourcePrivileges(project_id=project_id, engine=self.name, role="", checked=False)
 
     def begin_read_only(self, dbapi_conn: Any, *, timeout_s: float | None) -> None:
         """End the setup transaction and start a read-only one with a statement timeout."""

@@ -40,6 +40,11 @@ class MySQLDialect(Dialect):
         ('0000-00-00'); dates storable in temporary tables; UTC, set last (see mysql_read)."""
         from pymysql.constants import FIELD_TYPE
 
+        from pymysql.constants.CLIENT import MULTI_STATEMENTS
+
+        if dbapi_conn.client_flag & MULTI_STATEMENTS:  # one statement per request: the server enforces it
+            from shared.errors import ConfigError
+            raise ConfigError("the project's options enable multiple statements (client_flag); sources refuse them")
         dec = dbapi_conn.decoders
         dec[FIELD_TYPE.SET] = lambda raw: raw.decode() if isinstance(raw, bytes) else raw
         setup_source_session(dbapi_conn)
@@ -56,6 +61,13 @@ class MySQLDialect(Dialect):
             cur.execute("SET SESSION optimizer_switch = 'derived_merge=off'")
             cur.close()
         return wrapped[0]
+
+    def source_privileges(self, dbapi_conn: Any, *, project_id: int) -> Any:
+        """SUPER, FILE and grants that write (INSERT…, CREATE…, EXECUTE: a procedure may commit)."""
+        from shared.dialects.privileges import mysql_source_risks
+        from shared.privileges import SourcePrivileges
+        role, risky = mysql_source_risks(dbapi_conn)
+        return SourcePrivileges(project_id=project_id, engine=self.name, role=role, risky=risky)
 
     def begin_read_only(self, dbapi_conn: Any, *, timeout_s: float | None) -> None:
         """Session default and this transaction read-only; a per-statement time limit."""

@@ -39,6 +39,22 @@ class PostgresDialect(Dialect):
         oids = [114, 3802] + [oid for oid, c in ext.string_types.items() if c.name.endswith("ARRAY")]
         ext.register_type(ext.new_type(tuple(oids), "DM_AS_TEXT", as_text), dbapi_conn)
 
+    def drop_privileges(self, dbapi_conn: Any, role: str | None) -> None:
+        """``SET ROLE read_role``: the step's privileges are checked as that role."""
+        if role:
+            from psycopg2 import sql
+            cur = dbapi_conn.cursor()
+            cur.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+            cur.close()
+
+    def source_privileges(self, dbapi_conn: Any, *, project_id: int) -> Any:
+        """Superuser, CREATEROLE, pg_write/read_server_files, pg_execute_server_program,
+        pg_signal_backend, CREATE on the database or a schema, write on a table."""
+        from shared.dialects.privileges import pg_source_risks
+        from shared.privileges import SourcePrivileges
+        role, risky = pg_source_risks(dbapi_conn)
+        return SourcePrivileges(project_id=project_id, engine=self.name, role=role, risky=risky)
+
     def begin_read_only(self, dbapi_conn: Any, *, timeout_s: float | None) -> None:
         """Session and transaction read-only; ``statement_timeout`` local to the transaction."""
         cur = dbapi_conn.cursor()
@@ -50,12 +66,24 @@ class PostgresDialect(Dialect):
         cur.close()
 
     def open_stream(self, dbapi_conn: Any, sql: str) -> Any:
-        """A named (server-side) cursor: rows travel ``fetchmany`` by ``fetchmany``."""
+        """A server-side cursor opened by the server from ``sql`` as ONE statement.
+
+        psycopg2 speaks the simple query protocol, where a string holding ``;`` runs as
+        several statements whatever our tokenizer thought. So ``sql`` travels as a string
+        literal (quoted by libpq) inside one ``DO`` block that opens a PL/pgSQL cursor on it:
+        the server parses it with its own lexer and refuses, before running anything, a text
+        holding more than one statement ("cannot open multi-query plan as cursor") or one that
+        returns no rows (``COMMIT``, ``SET ROLE``…). Rows travel ``fetchmany`` by ``fetchmany``
+        (``FETCH`` on the open portal).
+        """
         import secrets
 
-        cursor = dbapi_conn.cursor(name=f"dm_stream_{secrets.token_hex(4)}")
-        cursor.execute(sql)
-        return cursor
+        name = f"dm_stream_{secrets.token_hex(4)}"
+        setup = dbapi_conn.cursor()
+        body = setup.mogrify(f"DECLARE c refcursor := '{name}'; BEGIN OPEN c FOR EXECUTE %s; END", (sql,))
+        setup.execute(b"DO " + setup.mogrify("%s", (body.decode(),)))
+        setup.close()
+        return dbapi_conn.cursor(name=name)
 
     def describe_result(self, cursor_description: list, sample_rows: list[tuple]) -> list[Column]:
         """Portable columns from psycopg2 type OIDs (numeric precision/scale, varchar length)."""

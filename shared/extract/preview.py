@@ -23,6 +23,7 @@ from shared.errors import DatamigError
 from shared.extract.planner import depends_on, step_label
 from shared.extract.runner import Extraction, flavors_of, step_problems
 from shared.jobspec import StepSpec
+from shared.privileges import SourcePrivileges, strict_sources_default
 from shared.types import Column
 
 MAX_PREVIEW_ROWS = 1_000
@@ -84,8 +85,21 @@ def _blocked(steps: list[StepSpec], engines: Mapping[int, sa.Engine]) -> dict[in
     return out
 
 
+def _warnings(ext: Extraction, found: dict[int, SourcePrivileges]) -> list[str]:
+    """Warnings for the risky source roles ``ext`` ran as (remembered in ``found``)."""
+    for p in ext.privileges:
+        found.setdefault(p.project_id, p)
+    return [p.message(strict=False) for p in ext.privileges if p.risky]
+
+
+def privilege_checks(found: dict[int, SourcePrivileges], *, strict: bool) -> list[dict]:
+    """One check per source whose role is not read-only (failed in strict mode, a warning otherwise)."""
+    return [{"check": f"source role privileges: project {pid} ({p.engine})", "ok": not strict,
+             "message": p.message(strict=strict)} for pid, p in sorted(found.items()) if p.risky]
+
+
 def _preview_step(steps: list[StepSpec], engines: Mapping[int, sa.Engine], k: int, limit: int,
-                  deadline: _Deadline) -> dict:
+                  deadline: _Deadline, found: dict[int, SourcePrivileges]) -> dict:
     ext = Extraction(steps[:k], engines, batch_rows=max(1, min(limit, MAX_PREVIEW_ROWS)),
                      statement_timeout_s=max(deadline.left(), MIN_STEP_TIME_S))
     out: dict[str, Any] = {"columns": [], "rows": [], "row_count": 0, "row_count_capped": False}
@@ -100,7 +114,12 @@ def _preview_step(steps: list[StepSpec], engines: Mapping[int, sa.Engine], k: in
                 break
         out["row_count"] = min(ext.rows_read, PREVIEW_COUNT_CAP)
 
-    deadline.run(ext, work)
+    try:
+        deadline.run(ext, work)
+    except DatamigError as exc:
+        exc.warnings = _warnings(ext, found)  # type: ignore[attr-defined]
+        raise
+    out["warnings"] = _warnings(ext, found)
     return out
 
 
@@ -110,22 +129,26 @@ def preview(steps: list[StepSpec], engines: Mapping[int, sa.Engine], *, limit: i
     column order), ``row_count`` (rows seen, capped at 10,000, ``row_count_capped``),
     ``elapsed_ms`` and ``error`` (None, or the database's message naming the step).
 
+    ``warnings`` lists, per step, each source role it ran as that can write, reach server
+    files or signal other sessions (with ``DM_STRICT_SOURCES=true`` such a step fails instead).
+
     Writes nothing. Never raises for a step's failure; the error is in that step's entry.
     """
     limit = max(0, min(int(limit), MAX_PREVIEW_ROWS))
     deadline, blocked, results = _Deadline(timeout_s), _blocked(steps, engines), []
+    found: dict[int, SourcePrivileges] = {}
     for k, step in enumerate(steps, start=1):
         entry: dict[str, Any] = {"step": k, "name": step.name, "project_id": step.project_id, "columns": [],
                                  "rows": [], "row_count": 0, "row_count_capped": False, "elapsed_ms": 0,
-                                 "error": blocked.get(k)}
+                                 "error": blocked.get(k), "warnings": []}
         started = time.monotonic()
         if entry["error"] is None and deadline.left() <= 0:
             entry["error"] = f"{step_label(steps, k)}: not run: the preview time limit ({timeout_s:g} s) was reached"
         if entry["error"] is None:
             try:
-                entry.update(_preview_step(steps, engines, k, limit, deadline))
+                entry.update(_preview_step(steps, engines, k, limit, deadline, found))
             except DatamigError as exc:
-                entry["error"] = str(exc)
+                entry["error"], entry["warnings"] = str(exc), getattr(exc, "warnings", [])
         entry["elapsed_ms"] = round((time.monotonic() - started) * 1000)
         results.append(entry)
     return results
@@ -147,12 +170,15 @@ def validate_sources(steps: list[StepSpec], engines: Mapping[int, sa.Engine], *,
                      timeout_s: float = 30) -> tuple[list[dict], list[Column] | None]:
     """Checks ``[{"check", "ok", "message"}]`` and the final step's columns when known.
 
-    Every project is reached, references and statements are checked, and each step
+    Every project is reached, references and statements are checked, what each source role
+    may do is asked (a check per role that is not read-only: a warning, failed with
+    ``DM_STRICT_SOURCES=true``), and each step
     parses and plans: it runs wrapped to return no rows, in a read-only transaction
     that is rolled back (results from other projects become empty temporary tables).
     Writes nothing; never raises for a failed check.
     """
     deadline, checks = _Deadline(timeout_s), []
+    found: dict[int, SourcePrivileges] = {}
     unreachable: set[int] = set()
     for project_id in dict.fromkeys(s.project_id for s in steps):
         if project_id in engines:
@@ -181,7 +207,10 @@ def validate_sources(steps: list[StepSpec], engines: Mapping[int, sa.Engine], *,
         except DatamigError as exc:
             checks.append({"check": check, "ok": False, "message": str(exc)})
             continue
+        finally:
+            _warnings(ext, found)
         checks.append({"check": check, "ok": True,
                        "message": "columns: " + ", ".join(f"{c.name} {c.type}" for c in columns)})
         final = columns if k == len(steps) else final
+    checks += privilege_checks(found, strict=strict_sources_default())
     return checks, final

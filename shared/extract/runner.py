@@ -9,8 +9,9 @@ from shared.dialects import get_dialect
 from shared.errors import ConfigError, SourceError
 from shared.extract.planner import SessionPlan, depends_on, plan, reference_problems, step_label
 from shared.extract.session import Context, Session
-from shared.extract.tokenizer import first_word, statement_count
+from shared.extract.tokenizer import first_word, into_target, statement_count
 from shared.jobspec import StepSpec
+from shared.privileges import SourcePrivileges, strict_sources_default
 from shared.types import Column
 
 DEFAULT_BATCH_ROWS = 10_000
@@ -42,6 +43,9 @@ def step_problems(steps: list[StepSpec], engines: Mapping[int, sa.Engine]) -> li
         if word not in QUERY_STARTS and not word.startswith("("):
             problems.append((k, f"{step_label(steps, k)}: starts with {word.upper()!r}; a step must be a query "
                                 "(SELECT, WITH, VALUES, TABLE) and may not write"))
+        elif flavor == "mysql" and (target := into_target(s.sql, flavor=flavor)):
+            problems.append((k, f"{step_label(steps, k)}: SELECT … INTO {target} writes outside the result; "
+                                "a step may only return rows"))
     return problems
 
 
@@ -59,20 +63,24 @@ class Extraction:
     ``close()`` ends every session. Steps the final step does not reference (even
     transitively) are not run: they cannot change the result. ``zero_dates`` (project id →
     ``"keep"`` or ``"null"``): MariaDB/MySQL zero and invalid dates of that project's steps kept
-    as their text (the default) or read as NULL, counted in :attr:`warnings`.
+    as their text (the default) or read as NULL, counted in :attr:`warnings`. Every session first asks
+    what its role may do (:attr:`privileges`); ``strict_sources`` (default:
+    ``DM_STRICT_SOURCES``) refuses a role that can write, reach server files or signal
+    other sessions.
     """
 
     def __init__(self, steps: list[StepSpec], engines: Mapping[int, sa.Engine], *, batch_rows: int = DEFAULT_BATCH_ROWS,
                  statement_timeout_s: float | None = None, probe: bool = False,
-                 zero_dates: Mapping[int, str] | None = None) -> None:
+                 zero_dates: Mapping[int, str] | None = None, strict_sources: bool | None = None) -> None:
         if not steps:
             raise ConfigError("a job needs at least one step")
         if batch_rows < 1:
             raise ConfigError("batch_rows must be at least 1")
         self.steps = list(steps)
         self.rows_read = 0
+        strict = strict_sources_default() if strict_sources is None else strict_sources
         self._ctx = Context(self.steps, engines, batch_rows, statement_timeout_s, probe=probe,
-                            zero_dates=dict(zero_dates or {}))
+                            zero_dates=dict(zero_dates or {}), strict=strict)
         self._session: Session | None = None
         self.plan: SessionPlan | None = None
 
@@ -108,6 +116,12 @@ class Extraction:
         for batch in self._session.batches():
             self.rows_read += len(batch)
             yield batch
+
+    @property
+    def privileges(self) -> list[SourcePrivileges]:
+        """What each source role the sessions ran as can do (one entry per project reached so far)."""
+        with self._ctx.lock:
+            return list(self._ctx.privileges.values())
 
     @property
     def bulk(self) -> bool:

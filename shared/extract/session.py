@@ -24,6 +24,7 @@ from shared.errors import Cancelled, ConnectionLost, DatamigError, SourceError, 
 from shared.dialects.sourcevalues import has_dates, zero_dates_to_null
 from shared.extract.planner import CTE_NAME, SessionPlan, build_sql, step_label
 from shared.jobspec import StepSpec
+from shared.privileges import SourcePrivileges, check_privileges, read_role_of
 from shared.types import Column
 
 READ_ONLY_HINT = "steps must only read: source sessions are read-only, so nothing was changed"
@@ -40,6 +41,8 @@ class Context:
     probe: bool = False  # wrap each statement so it plans but returns no rows (validation)
     zero_dates: Mapping[int, str] = field(default_factory=dict)  # project id -> "keep" | "null"
     warnings: dict[str, int] = field(default_factory=dict)  # counts by kind (e.g. zero_dates)
+    strict: bool = False  # DM_STRICT_SOURCES: refuse a source whose role is not read-only
+    privileges: dict[int, SourcePrivileges] = field(default_factory=dict)  # by project, as each session found
     cancelled: str | None = None  # why: "cancelled" or "timeout"
     active: set["Session"] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -94,6 +97,7 @@ class Session:
         with self.ctx.lock:
             self.ctx.active.add(self)
         self.dialect.prepare_source_session(self.raw.driver_connection)
+        self._check_role()
         names = self._materialise_all()
         sql = build_sql(self.ctx.steps, self.plan, names, flavor=self.dialect.sql_flavor)
         if self.ctx.probe:
@@ -132,12 +136,19 @@ class Session:
             return None, sql
         rewritten = self.dialect.read_sql(self.raw.driver_connection, sql, columns)
         return (columns, rewritten) if rewritten else (None, sql)
+    def _check_role(self) -> None:
+        """Switch to the project's read_role, ask what the role can do; strict mode refuses a risky one."""
+        with self.guard("checking what the source role may do"):
+            self.dialect.drop_privileges(self.raw.driver_connection, read_role_of(self.engine))
+            found = self.dialect.source_privileges(self.raw.driver_connection, project_id=self.plan.project_id)
+        with self.ctx.lock:
+            self.ctx.privileges.setdefault(self.plan.project_id, found)
+        check_privileges(found, strict=self.ctx.strict, where=self.label)
 
     def _describe(self, sql: str) -> list[Column]:
         """The result's columns from a run that returns no rows."""
-        cursor = self.raw.driver_connection.cursor()
+        cursor = self.dialect.open_stream(self.raw.driver_connection, self.dialect.probe_sql(sql))
         try:
-            cursor.execute(self.dialect.probe_sql(sql))
             cursor.fetchall()
             return self.dialect.describe_cursor(cursor, [])
         finally:
@@ -278,11 +289,22 @@ class Session:
 
 
 _WRAPPER_CONTEXT = re.compile(r"\s*LINE \d+:.*$")
+_CURSOR_NOISE = re.compile(r"\s*(QUERY: .*?(?= CONTEXT: |$)|CONTEXT: PL/pgSQL function inline_code_block line \d+ at OPEN)")
+_NOT_ONE_QUERY = {
+    "cannot open multi-query plan as cursor":
+        "the database read more than one statement; a step is exactly one query (nothing was run)",
+}
+_NOT_A_QUERY = re.compile(r"cannot open (\w[\w ]*) query as cursor")
 
 
 def _user_words(text: str) -> str:
     """The database's message without the parts that quote our own wrappers (the probe
     subquery, the server-side cursor): they point at SQL the user never wrote."""
+    text = _CURSOR_NOISE.sub("", text)
+    for raw, words in _NOT_ONE_QUERY.items():
+        text = text.replace(raw, words)
+    text = _NOT_A_QUERY.sub(lambda m: f"the database read a {m.group(1)} statement; a step must be a query "
+                                      "that returns rows (nothing was run)", text)
     if "dm_probe" not in text and "WITHOUT HOLD" not in text:
         return text
     text = _WRAPPER_CONTEXT.sub("", text)

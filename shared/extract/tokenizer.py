@@ -6,7 +6,18 @@ PostgreSQL ``$tag$..$tag$`` dollar quotes), comments (``--``, nested ``/* */``, 
 ``#``), and quoted identifiers (``"..."``, `````...`````, ``[...]``). A reference is
 ``@result`` followed by digits, case-insensitive, not glued to a longer identifier:
 ``@result12`` is step 12, never step 1; ``@result1x`` and ``x@result1`` are not
-references. MySQL ``/*! ... */`` executable comments are treated as comments.
+references.
+
+Identifiers follow each engine's lexer: PostgreSQL takes any non-ASCII character (also
+above U+FFFF) as a letter and ``$`` after the first character, so ``a😀$$`` is one
+identifier, not the start of a dollar quote; MySQL/MariaDB also start identifiers with
+``$`` or a digit. MySQL/MariaDB executable comments (``/*! … */``, ``/*!50100 … */``,
+``/*M! … */``) are code for those engines: only their markers are comments, the text
+inside is tokenized like any other SQL (the ``mysql`` flavor). Other flavors keep them
+as comments.
+
+This tokenizer finds references and gives early, friendly messages; it is not what
+keeps sources read-only (the database is: see shared/extract/session.py).
 
 ``flavor`` selects engine rules (``postgresql``, ``mysql``, ``mssql``, ``sqlite``); the
 default ``generic`` is the union that is safe for finding references.
@@ -20,10 +31,12 @@ from typing import Literal
 Kind = Literal["ws", "comment", "string", "ident", "qident", "ref", "semicolon", "other"]
 
 _REF_RE = re.compile(r"@result([0-9]+)(?![A-Za-z0-9_$@])", re.I)
-_WORD_RE = re.compile(r"[A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*")
+_WORD_RE = re.compile(r"[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_$\u0080-\U0010ffff]*")
+_MYSQL_WORD_RE = re.compile(r"[A-Za-z0-9_$\u0080-\U0010ffff]*[A-Za-z_$\u0080-\U0010ffff][A-Za-z0-9_$\u0080-\U0010ffff]*")
 _WS_RE = re.compile(r"\s+")
-_DOLLAR_TAG_RE = re.compile(r"\$([A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$")
-_OTHER_RE = re.compile(r"[^\s'\"`\[$@;#/\-A-Za-z_\u0080-\uffff]+|.", re.S)
+_DOLLAR_TAG_RE = re.compile(r"\$([A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*)?\$")
+_OTHER_RE = re.compile(r"[^\s'\"`\[$@;#/*\-A-Za-z_\u0080-\U0010ffff]+|.", re.S)
+_EXEC_COMMENT_RE = re.compile(r"/\*M?![0-9]{0,6}")
 _CLOSERS = {'"': '"', "`": "`", "[": "]"}
 
 
@@ -44,6 +57,7 @@ def _glued(prev: str) -> bool:
 class _Scanner:
     def __init__(self, sql: str, flavor: str) -> None:
         self.sql, self.flavor, self.pos = sql, flavor, 0
+        self.in_exec_comment = False  # inside a MySQL ``/*! … */``: its text is code
 
     def quoted(self, start: int, close: str, *, backslash: bool) -> int:
         """End of a quoted run opened at ``start`` (doubling the closer escapes it)."""
@@ -101,6 +115,10 @@ class _Scanner:
         elif self.line_comment_starts(i):
             nl = sql.find("\n", i)
             end, kind = (len(sql) if nl < 0 else nl), "comment"
+        elif self.flavor == "mysql" and not self.in_exec_comment and (m0 := _EXEC_COMMENT_RE.match(sql, i)):
+            end, kind, self.in_exec_comment = m0.end(), "comment", True  # the marker only
+        elif self.in_exec_comment and sql.startswith("*/", i):
+            end, kind, self.in_exec_comment = i + 2, "comment", False
         elif sql.startswith("/*", i):
             end, kind = self.block_comment(i), "comment"
         elif c == "'":
@@ -115,7 +133,7 @@ class _Scanner:
             end, kind, ref = m.end(), "ref", int(m.group(1))
         elif c == ";":
             end, kind = i + 1, "semicolon"
-        elif m2 := _WORD_RE.match(sql, i):
+        elif m2 := (_MYSQL_WORD_RE if self.flavor == "mysql" else _WORD_RE).match(sql, i):
             end, kind = m2.end(), "ident"
         else:
             end = _OTHER_RE.match(sql, i).end()  # type: ignore[union-attr]
@@ -189,3 +207,15 @@ def first_word(sql: str, *, flavor: str = "generic") -> str:
     """The first significant token in lower case (``select``, ``with``, ``(``…), or ``""``."""
     sig = _significant(tokenize(sql, flavor=flavor))
     return sig[0].text.lower() if sig else ""
+
+
+def into_target(sql: str, *, flavor: str = "generic") -> str | None:
+    """What a MySQL/MariaDB ``SELECT … INTO`` writes to (``OUTFILE``, ``DUMPFILE`` or ``@var``), or None."""
+    sig = _significant(tokenize(sql, flavor=flavor))
+    for t, nxt in zip(sig, sig[1:]):
+        if t.kind == "ident" and t.text.lower() == "into":
+            if nxt.kind == "ident" and nxt.text.lower() in ("outfile", "dumpfile"):
+                return nxt.text.upper()
+            if nxt.text.startswith("@"):
+                return "@variable"
+    return None

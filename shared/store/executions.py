@@ -153,6 +153,8 @@ def record_event(session: Session, ev: Event, *, retry_base_s: float, retry_max_
             if name in COUNT_FIELDS:
                 setattr(row, name, max(getattr(row, name) or 0, int(value)))
         _merge_warnings(row, ev)
+        if ev.report and not row.report:  # e.g. the extractor's warning about a privileged source role
+            row.report = ev.report
         _add_failed_rows(session, row.id, ev.failed_rows)
         return Recorded(started=started)
     retry = _finish(session, row, ev, ts, retry_base_s=retry_base_s, retry_max_s=retry_max_s)

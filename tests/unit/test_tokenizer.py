@@ -74,3 +74,48 @@ def test_split_leading_with_finds_recursive() -> None:
     assert split_leading_with("select 1") is None
     head, rest = split_leading_with("/* c */ WITH RECURSIVE r AS (select 1) select * from r")
     assert head.endswith("RECURSIVE") and rest.strip().startswith("r AS")
+
+
+# -- agreement with the engines' lexers (issue 13: a tokenizer that disagrees can be fooled) --------
+
+def test_a_character_above_u_ffff_glued_to_dollars_is_an_identifier_on_postgresql() -> None:
+    sql = "SELECT 1 AS a\U0001F600$$; COMMIT; DELETE FROM victim; SELECT 1 AS b\U0001F600$$"
+    for flavor in ("postgresql", "generic"):
+        assert statement_count(sql, flavor=flavor) == 4
+        assert [t.text for t in tokenize(sql, flavor=flavor) if t.kind == "ident"][2] == "a\U0001F600$$"
+
+
+def test_dollar_inside_an_identifier_does_not_open_a_quote() -> None:
+    assert statement_count("SELECT 1 AS x$$; SELECT 2 AS y$$", flavor="postgresql") == 2
+    assert find_references("SELECT é$$ FROM @result1", flavor="postgresql") == [1]
+
+
+def test_mysql_identifiers_may_start_with_a_dollar_or_a_digit() -> None:
+    texts = [t.text for t in tokenize("select $x, 1abc from t", flavor="mysql") if t.kind == "ident"]
+    assert texts == ["select", "$x", "1abc", "from", "t"]
+
+
+@pytest.mark.parametrize("sql", ["/*!CALL proc((*/ SELECT 1 /*!)*/)", "/*!50100 CALL proc((*/ SELECT 1 /*!)*/)",
+                                 "/*M!CALL proc((*/ SELECT 1 /*M!)*/)", "/*M!100000 DELETE FROM t */"])
+def test_mysql_executable_comments_are_code(sql: str) -> None:
+    assert first_word(sql, flavor="mysql") in ("call", "delete")
+
+
+def test_mysql_executable_comment_hides_a_second_statement_only_from_other_flavors() -> None:
+    sql = "SELECT 1 /*!; DELETE FROM t */"
+    assert statement_count(sql, flavor="mysql") == 2
+    assert statement_count(sql, flavor="postgresql") == 1
+    assert find_references("select /*! @result1 */ 1", flavor="mysql") == [1]
+
+
+@pytest.mark.parametrize("sql, target", [
+    ("SELECT * FROM t INTO OUTFILE '/tmp/x'", "OUTFILE"),
+    ("SELECT 1 INTO DUMPFILE '/tmp/x'", "DUMPFILE"),
+    ("SELECT 1 INTO @v", "@variable"),
+    ("SELECT 1 /*!INTO*/ OUTFILE '/tmp/x'", "OUTFILE"),
+    ("SELECT 'into outfile' AS x", None),
+    ("SELECT `into` FROM t", None),
+])
+def test_into_targets_are_found_outside_strings(sql: str, target: str | None) -> None:
+    from shared.extract.tokenizer import into_target
+    assert into_target(sql, flavor="mysql") == target

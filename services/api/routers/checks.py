@@ -50,6 +50,7 @@ class Check(BaseModel):
 class ValidationOut(BaseModel):
     ok: bool
     checks: list[Check]
+    warnings: list[str] = Field(default_factory=list, description="e.g. a source role that is not read-only")
 
 
 class StepPreview(BaseModel):
@@ -61,11 +62,13 @@ class StepPreview(BaseModel):
     row_count: int
     elapsed_ms: float
     error: str | None = None
+    warnings: list[str] = Field(default_factory=list, description="source roles of this step that are not read-only")
 
 
 class PreviewOut(BaseModel):
     steps: list[StepPreview]
     destination: list[Check] | None = None
+    warnings: list[str] = Field(default_factory=list, description="every step's warnings, once each")
 
 
 class FlowOut(BaseModel):
@@ -108,7 +111,8 @@ def _validate(draft: DraftJob, session: Session, box: SecretBox) -> dict:
             checks = validate_job(draft.steps, draft.destination, engines, timeout_s=PREVIEW_TIMEOUT_S)
             if all(c["ok"] for c in checks) and (impact := _sync_delete_impact(draft, engines, None)):
                 checks.append(impact)
-    return {"ok": all(c["ok"] for c in checks), "checks": checks}
+    warnings = [c["message"] for c in checks if c["ok"] and c["message"].startswith("warning:")]
+    return {"ok": all(c["ok"] for c in checks), "checks": checks, "warnings": warnings}
 
 
 def _preview(draft: DraftJob, session: Session, box: SecretBox, limit: int) -> dict:
@@ -132,7 +136,8 @@ def _preview(draft: DraftJob, session: Session, box: SecretBox, limit: int) -> d
             if destination and all(c["ok"] for c in destination) and (
                     impact := _sync_delete_impact(draft, engines, columns)):
                 destination.append(impact)
-    return {"steps": steps, "destination": destination}
+    warnings = list(dict.fromkeys(w for s in steps for w in s.get("warnings", [])))
+    return {"steps": steps, "destination": destination, "warnings": warnings}
 
 
 def _sync_delete_impact(draft: DraftJob, engines: dict[int, sa.Engine], columns: list[Column] | None) -> dict | None:

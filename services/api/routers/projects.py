@@ -13,6 +13,7 @@ from services.api.schemas import ConnectionTestOut, ProjectOut
 from services.api.security import PrincipalDep, audit
 from shared.connections import MASK, ProjectSpec, build_url, create_db_engine, mask_secrets_in_text, spec_password
 from shared.dialects.options import is_secret_option
+from shared.privileges import inspect_engine, strict_sources_default
 from shared.store.models import JobRow, ProjectRow
 from shared.store.projects import (apply_project, kept_secrets, missing_kept_secrets, normalized, project_out,
                                    project_snapshot, spec_from_snapshot, target_changes, with_kept_secrets)
@@ -137,10 +138,12 @@ def _try_connect(spec: ProjectSpec) -> dict:
     """Connect and run ``SELECT 1``; the answer never contains the password."""
     started = time.perf_counter()
     engine = create_db_engine(build_url(spec), poolclass=sa.pool.NullPool)
+    privileges = None
     try:
         with engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
         ok, message = True, "connected"
+        privileges = _privileges(engine)
     except Exception as exc:  # noqa: BLE001 - any driver error is the answer
         message = mask_secrets_in_text(str(getattr(exc, "orig", exc) or exc)).strip()
         for secret in [spec_password(spec), *(v for k, v in normalized(spec)[2].items()
@@ -150,4 +153,20 @@ def _try_connect(spec: ProjectSpec) -> dict:
         ok = False
     finally:
         engine.dispose()
-    return {"ok": ok, "message": message, "elapsed_ms": round((time.perf_counter() - started) * 1000, 1)}
+    return {"ok": ok, "message": message, "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
+            "privileges": privileges}
+
+
+def _privileges(engine: sa.Engine) -> dict:
+    """What the role can do as a source (after read_role), as the database says; never raises."""
+    strict = strict_sources_default()
+    try:
+        found = inspect_engine(engine, project_id=0)
+    except Exception as exc:  # noqa: BLE001 - the connection worked; say why the check did not
+        text = mask_secrets_in_text(" ".join(str(getattr(exc, "orig", None) or exc).split()))
+        return {"read_only": False, "checked": False, "role": "", "risky": [], "strict": strict,
+                "message": f"could not check what the role may do: {text}"}
+    message = None
+    if found.risky:
+        message = found.message(strict=strict)
+    return {**found.to_dict(), "strict": strict, "message": message}

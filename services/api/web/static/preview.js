@@ -24,7 +24,9 @@ function stepResult(step) {
     shown < step.row_count ? ` · showing the first ${fmtNumber(shown)}` : "");
   const headers = step.columns.map((c) => h("th", { scope: "col" }, c.name, h("span", { class: "col-type", text: c.type || "" })));
   const rows = step.rows.map((r) => h("tr", {}, r.map((v) => h("td", {}, cellText(v)))));
-  return h("div", { class: "step-result", dataset: { step: step.step } }, title, stats,
+  const warnings = (step.warnings || []).map((w) => h("p", { class: "alert alert-warning", role: "note" },
+    h("strong", { text: "⚠ " }), w));
+  return h("div", { class: "step-result", dataset: { step: step.step } }, title, stats, ...warnings,
     step.columns.length ? table(headers, rows, { className: "data-table" }) : null);
 }
 

@@ -43,6 +43,9 @@ export async function testConnection(project, button, out, call = () => api.post
     const r = await call();
     out.className = `test-result ${r.ok ? "text-ok" : "text-bad"}`;
     clear(out, r.ok ? `✓ Connected (${r.elapsed_ms} ms)` : `✕ Failed: ${r.message}`);
+    if (r.ok && r.privileges && r.privileges.message) {  // a source role that is not read-only
+      out.append(h("span", { class: "privileges-warning text-bad", role: "note" }, ` ⚠ ${r.privileges.message}`));
+    }
   } catch (err) {
     out.className = "test-result text-bad";
     clear(out, `✕ ${err.message}`);
