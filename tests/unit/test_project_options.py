@@ -5,7 +5,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from shared.connections import ProjectSpec, build_url, mask_secrets_in_text
+from shared.connections import create_db_engine, ProjectSpec, build_url, mask_secrets_in_text
 from shared.store.models import ExecutionRow
 from shared.store.projects import project_snapshot, spec_from_snapshot
 from shared.store.tokens import create_token
@@ -89,7 +89,11 @@ def test_allowed_options_are_kept_and_reach_the_driver(api: TestClient) -> None:
 
 def test_product_options_never_reach_the_driver() -> None:
     spec = ProjectSpec(name="p", **PG, options={"read_role": "reader", "zero_dates": "null", "sslmode": "require"})
-    assert dict(build_url(spec).query) == {"sslmode": "require"}
+    url = build_url(spec)  # read_role rides in the URL to create_db_engine, which takes it out
+    assert dict(url.query) == {"sslmode": "require", "read_role": "reader"}
+    engine = create_db_engine(url)
+    assert dict(engine.url.query) == {"sslmode": "require"}
+    engine.dispose()
     assert spec.options["read_role"] == "reader"
 
 
