@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.engine import URL, make_url
 
-from shared.jobspec import Engine, NonEmptyName
+from shared.jobspec import Engine, NoNulModel, NonEmptyName
 
 DRIVERS = {
     Engine.postgresql: "postgresql+psycopg2",
@@ -37,7 +37,7 @@ def engine_of_url(url: str) -> Engine:
         raise ValueError(f"unsupported database engine {backend!r}; use one of {[e.value for e in Engine]}") from None
 
 
-class ProjectSpec(BaseModel):
+class ProjectSpec(NoNulModel):
     """A project as users write it. Either ``url`` or ``host``/``database`` (not both)."""
 
     model_config = ConfigDict(extra="forbid")

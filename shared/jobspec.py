@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
@@ -69,7 +69,30 @@ class Trigger(str, Enum):
     retry = "retry"
 
 
-class _Strict(BaseModel):
+def contains_nul(value: Any) -> bool:
+    """Whether a text value (or a list/dict of them) holds a NUL character, which PostgreSQL
+    cannot store in text (the metadata store and most destinations refuse it)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(contains_nul(v) for v in value)
+    return False
+
+
+class NoNulModel(BaseModel):
+    """A request model whose text fields refuse NUL characters (422 naming the field)."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, v: Any) -> Any:
+        if contains_nul(v):
+            raise ValueError("must not contain a NUL character (\\u0000)")
+        return v
+
+
+class _Strict(NoNulModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 

@@ -18,7 +18,8 @@ AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     overrides.setdefault("admin_token", ADMIN_TOKEN)
-    return Settings(data_dir=tmp_path, amqp_url="memory://", database_url="", **overrides)  # type: ignore[arg-type]
+    overrides.setdefault("database_url", "")
+    return Settings(data_dir=tmp_path, amqp_url="memory://", **overrides)  # type: ignore[arg-type]
 
 
 @pytest.fixture

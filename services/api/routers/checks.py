@@ -35,7 +35,7 @@ PREVIEW_TIMEOUT_S = 30.0
 class DraftJob(BaseModel):
     """An unsaved job: its steps and (optionally) its destination."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
     steps: list[StepSpec] = Field(..., min_length=1, max_length=20)
     destination: DestinationSpec | None = None

@@ -1,0 +1,92 @@
+"""Bad input is a 422 naming the field, never a 500: schedules that never fire or are not
+standard, NUL characters (on the PostgreSQL metadata store, which refuses them), unknown
+fields in preview/validate bodies."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.api.app import create_app
+from shared.bootstrap import build_secret_box, build_store, build_transport
+from tests.unit.api_fixtures import AUTH, api, job_body, make_settings, sqlite_project  # noqa: F401
+
+NEVER_FIRES = ["0 2 31 2 *", "0 0 30 2 *", "0 0 31 4 *"]
+NOT_STANDARD = ["0 0 L * 5#2", "0 0 * * 5#2", "0 0 15W * *", "0 0 ? * *"]
+
+
+def _fields(r) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    assert r.status_code == 422, r.text
+    return {e["field"]: e["msg"] for e in r.json()["detail"]}
+
+
+@pytest.fixture
+def pg_api(tmp_path: Path, pg_database: Callable[[], str]) -> Iterator[TestClient]:
+    """The API on a PostgreSQL metadata store (it refuses NUL characters in text)."""
+    settings = make_settings(tmp_path, database_url=pg_database())
+    transport, topology = build_transport(settings, name="test")
+    store = build_store(settings)
+    app = create_app(settings, transport, store=store, box=build_secret_box(settings), topology=topology)
+    with TestClient(app, headers=AUTH) as client:
+        yield client
+    transport.close()
+    store.dispose()
+
+
+def _two_projects(client: TestClient, tmp_path: Path) -> tuple[int, int]:
+    return sqlite_project(client, "src", tmp_path / "src.db"), sqlite_project(client, "dst", tmp_path / "dst.db")
+
+
+@pytest.mark.parametrize("schedule", NEVER_FIRES + NOT_STANDARD)
+def test_schedule_preview_of_a_schedule_that_never_fires_or_is_not_standard_is_a_422(
+        api: TestClient, schedule: str) -> None:  # noqa: F811
+    msg = _fields(api.get("/api/schedule/preview", params={"schedule": schedule}))["schedule"]
+    assert ("never fires" in msg) if schedule in NEVER_FIRES else ("not a standard cron expression" in msg)
+
+
+@pytest.mark.parametrize("schedule", NEVER_FIRES + NOT_STANDARD[:1])
+def test_saving_an_enabled_job_whose_schedule_never_fires_is_a_422_on_post_put_and_patch(
+        api: TestClient, tmp_path: Path, schedule: str) -> None:  # noqa: F811
+    src, dst = _two_projects(api, tmp_path)
+    assert "schedule" in _fields(api.post("/api/jobs", json=job_body(src, dst, schedule=schedule, enabled=True)))
+    job = api.post("/api/jobs", json=job_body(src, dst)).json()
+    assert "schedule" in _fields(api.put(f"/api/jobs/{job['id']}",
+                                         json=job_body(src, dst, schedule=schedule, enabled=True)))
+    assert "schedule" in _fields(api.patch(f"/api/jobs/{job['id']}", json={"schedule": schedule, "enabled": True}))
+    assert api.get(f"/api/jobs/{job['id']}").json()["schedule"] == ""
+
+
+def test_a_leap_day_schedule_is_accepted(api: TestClient, tmp_path: Path) -> None:  # noqa: F811
+    r = api.get("/api/schedule/preview", params={"schedule": "0 0 29 2 *", "count": 2})
+    assert r.status_code == 200 and all(run[5:10] == "02-29" for run in r.json()["next_runs"])
+
+
+def test_nul_characters_are_a_422_naming_the_field_on_the_postgresql_store(pg_api: TestClient,
+                                                                           tmp_path: Path) -> None:
+    # Given a PostgreSQL metadata store, which cannot hold "\x00" in text
+    src, dst = _two_projects(pg_api, tmp_path)
+    # When names, descriptions, SQL or project fields carry a NUL character: 422 naming each field
+    body = job_body(src, dst, name="a\x00b", description="d\x00")
+    body["steps"][0]["sql"] = "SELECT 1\x00"
+    assert set(_fields(pg_api.post("/api/jobs", json=body))) == {"name", "description", "steps.0.sql"}
+    job = pg_api.post("/api/jobs", json=job_body(src, dst)).json()
+    assert "name" in _fields(pg_api.put(f"/api/jobs/{job['id']}", json=job_body(src, dst, name="x\x00")))
+    assert "description" in _fields(pg_api.patch(f"/api/jobs/{job['id']}", json={"description": "\x00"}))
+    assert "name" in _fields(pg_api.post("/api/projects", json={"name": "p\x00", "engine": "sqlite",
+                                                                "database": str(tmp_path / "x.db")}))
+    assert "options" in _fields(pg_api.put(f"/api/projects/{src}", json={
+        "name": "src", "engine": "sqlite", "database": str(tmp_path / "src.db"), "options": {"a": "b\x00"}}))
+    assert "steps.0.name" in _fields(pg_api.post("/api/jobs/validate", json={
+        "steps": [{"name": "s\x00", "project_id": src, "sql": "SELECT 1"}]}))
+    # Then nothing was stored, and the store still answers
+    assert [j["name"] for j in pg_api.get("/api/jobs").json()] == ["Copy users"]
+
+
+@pytest.mark.parametrize("route", ["/api/jobs/preview", "/api/jobs/validate", "/api/jobs/flow"])
+def test_unknown_fields_in_draft_bodies_are_a_422_naming_the_field(api: TestClient, tmp_path: Path,
+                                                                   route: str) -> None:  # noqa: F811
+    src, _ = _two_projects(api, tmp_path)
+    body = {"steps": [{"name": "s", "project_id": src, "sql": "SELECT 1 AS x"}], "limitt": 5}
+    assert "limitt" in _fields(api.post(route, json=body))
