@@ -88,15 +88,15 @@ def _preview_step(steps: list[StepSpec], engines: Mapping[int, sa.Engine], k: in
                   deadline: _Deadline) -> dict:
     ext = Extraction(steps[:k], engines, batch_rows=max(1, min(limit, MAX_PREVIEW_ROWS)),
                      statement_timeout_s=max(deadline.left(), MIN_STEP_TIME_S))
-    out: dict[str, Any] = {"columns": [], "rows": [], "row_count": 0, "row_count_capped": False}
+    out: dict[str, Any] = {"columns": [], "rows": [], "row_count": 0, "truncated": False}
 
     def work() -> None:
         out["columns"] = [{"name": c.name, "type": c.type} for c in ext.open()]
         for batch in ext.batches():
             room = limit - len(out["rows"])
             out["rows"] += [[json_safe(v) for v in row] for row in batch[:max(room, 0)]]
-            if ext.rows_read >= PREVIEW_COUNT_CAP:
-                out["row_count_capped"] = True
+            if ext.rows_read > PREVIEW_COUNT_CAP:  # a row beyond the cap exists: the count is cut
+                out["truncated"] = True
                 break
         out["row_count"] = min(ext.rows_read, PREVIEW_COUNT_CAP)
 
@@ -107,7 +107,7 @@ def _preview_step(steps: list[StepSpec], engines: Mapping[int, sa.Engine], k: in
 def preview(steps: list[StepSpec], engines: Mapping[int, sa.Engine], *, limit: int = 100,
             timeout_s: float = 30) -> list[dict]:
     """Per step: columns, the first ``limit`` rows (at most 1,000, values JSON-safe, lists in
-    column order), ``row_count`` (rows seen, capped at 10,000, ``row_count_capped``),
+    column order), ``row_count`` (rows seen, capped at 10,000; ``truncated`` when more exist),
     ``elapsed_ms`` and ``error`` (None, or the database's message naming the step).
 
     Writes nothing. Never raises for a step's failure; the error is in that step's entry.
@@ -116,7 +116,7 @@ def preview(steps: list[StepSpec], engines: Mapping[int, sa.Engine], *, limit: i
     deadline, blocked, results = _Deadline(timeout_s), _blocked(steps, engines), []
     for k, step in enumerate(steps, start=1):
         entry: dict[str, Any] = {"step": k, "name": step.name, "project_id": step.project_id, "columns": [],
-                                 "rows": [], "row_count": 0, "row_count_capped": False, "elapsed_ms": 0,
+                                 "rows": [], "row_count": 0, "truncated": False, "elapsed_ms": 0,
                                  "error": blocked.get(k)}
         started = time.monotonic()
         if entry["error"] is None and deadline.left() <= 0:

@@ -58,7 +58,8 @@ class StepPreview(BaseModel):
     project_id: int
     columns: list[dict[str, Any]]
     rows: list[list[Any]]
-    row_count: int
+    row_count: int = Field(description="rows the step returned, counted up to 10,000")
+    truncated: bool = Field(False, description="the step has more rows than row_count (the count stopped at its cap)")
     elapsed_ms: float
     error: str | None = None
 
