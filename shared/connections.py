@@ -75,15 +75,21 @@ class ProjectSpec(NoNulModel):
         return self
 
 
+def with_default_driver(url: URL) -> URL:
+    """``url`` with our driver when it names none (``postgresql://`` → ``postgresql+psycopg2://``,
+    ``mysql://``/``mariadb://`` → ``mysql+pymysql://``): SQLAlchemy's own defaults (psycopg 3,
+    mysqlclient) are not installed."""
+    if "+" in url.drivername:
+        return url
+    return url.set(drivername=DRIVERS[engine_of_url(url.render_as_string(hide_password=False))])
+
+
 def build_url(spec: ProjectSpec | dict[str, Any]) -> URL:
     """The SQLAlchemy URL of a project, with the password in it (never log this)."""
     if isinstance(spec, dict):
         spec = ProjectSpec.model_validate(spec)
     if spec.url:
-        url = make_url(spec.url)
-        engine = engine_of_url(spec.url)
-        if "+" not in url.drivername:
-            url = url.set(drivername=DRIVERS[engine])
+        url = with_default_driver(make_url(spec.url))
         if spec.password and not url.password:
             url = url.set(password=spec.password)
         if spec.username and not url.username:

@@ -1,0 +1,50 @@
+"""DM_DATABASE_URL gets the same driver defaults as project URLs, and a driver that is not
+installed is a one-line error naming it, not a traceback."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from shared.errors import ConfigError
+from shared.store.db import migrate, open_store
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_a_plain_postgresql_url_opens_the_store_with_psycopg2(pg_database: Callable[[], str]) -> None:
+    url = make_url(pg_database()).set(drivername="postgresql").render_as_string(hide_password=False)
+    assert url.startswith("postgresql://")
+    engine = open_store(url)
+    try:
+        assert engine.url.drivername == "postgresql+psycopg2"
+        migrate(engine)
+        with engine.connect() as conn:
+            assert conn.scalar(sa.text("SELECT count(*) FROM dm_jobs")) == 0
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("url, driver", [("mysql://root@127.0.0.1/x", "mysql+pymysql"),
+                                         ("mariadb://root@127.0.0.1/x", "mysql+pymysql"),
+                                         ("postgres://u@h/db", "postgresql+psycopg2")])
+def test_urls_without_a_driver_get_ours(url: str, driver: str) -> None:
+    assert open_store(url).url.drivername == driver
+
+
+def test_a_driver_that_is_not_installed_is_named_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="'postgresql\\+asyncpg'.*'asyncpg' is not installed"):
+        open_store("postgresql+asyncpg://u:secret@127.0.0.1/db")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DM_")}
+    env |= {"DM_DATABASE_URL": "postgresql+asyncpg://u:secret@127.0.0.1:5432/db", "DM_DATA_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "services.cli", "serve", "api"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "asyncpg" in done.stderr and "Traceback" not in done.stderr and "secret" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
