@@ -168,8 +168,8 @@ class Extractor(RequestWorker):
         if failed:
             messages_ = dict.fromkeys(c["message"] for c in failed)  # unique, in order
             error = ValidationFailed("validation failed: " + "; ".join(messages_), report)
-            # an unreachable database can come back; a wrong query or table cannot
-            error.transient = all("reachable" in c["check"] or "unreachable" in c["message"] for c in failed)
+            # a database that is down can come back; a wrong password, query or table cannot
+            error.transient = all(c.get("transient", False) for c in failed)
             raise error
 
     def _report_failure(self, request: RunRequest, ctx: ExecutionContext, exc: Exception,

@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from shared.dialects import get_dialect
 from shared.errors import DatamigError
 from shared.extract.planner import depends_on, step_label
 from shared.extract.runner import Extraction, flavors_of, step_problems
@@ -140,12 +141,14 @@ def _reachable(project_id: int, engine: sa.Engine, timeout_s: float) -> dict:
         return {"check": check, "ok": True, "message": "connected"}
     except Exception as exc:  # noqa: BLE001 - any failure to connect is the answer
         text = " ".join(str(getattr(exc, "orig", None) or exc).split())
-        return {"check": check, "ok": False, "message": f"project {project_id} is unreachable: {text}"}
+        return {"check": check, "ok": False, "message": f"project {project_id} is unreachable: {text}",
+                "transient": get_dialect(engine).is_transient(exc)}
 
 
 def validate_sources(steps: list[StepSpec], engines: Mapping[int, sa.Engine], *,
                      timeout_s: float = 30) -> tuple[list[dict], list[Column] | None]:
-    """Checks ``[{"check", "ok", "message"}]`` and the final step's columns when known.
+    """Checks ``[{"check", "ok", "message"}]`` and the final step's columns when known (a failed
+    check also says ``transient``: whether a retry may heal it).
 
     Every project is reached, references and statements are checked, and each step
     parses and plans: it runs wrapped to return no rows, in a read-only transaction
@@ -153,12 +156,12 @@ def validate_sources(steps: list[StepSpec], engines: Mapping[int, sa.Engine], *,
     Writes nothing; never raises for a failed check.
     """
     deadline, checks = _Deadline(timeout_s), []
-    unreachable: set[int] = set()
+    unreachable: dict[int, bool] = {}  # project → whether its failure may heal
     for project_id in dict.fromkeys(s.project_id for s in steps):
         if project_id in engines:
             checks.append(_reachable(project_id, engines[project_id], timeout_s))
             if not checks[-1]["ok"]:
-                unreachable.add(project_id)
+                unreachable[project_id] = checks[-1]["transient"]
     blocked = _blocked(steps, engines)
     problems = [m for _, m in step_problems(steps, engines)]
     checks.append({"check": "steps and references", "ok": not problems,
@@ -170,16 +173,17 @@ def validate_sources(steps: list[StepSpec], engines: Mapping[int, sa.Engine], *,
         if k in blocked:
             checks.append({"check": check, "ok": False, "message": blocked[k]})
             continue
-        down = sorted(unreachable & {steps[n - 1].project_id for n in depends_on(steps, k, flavors)})
+        down = sorted(unreachable.keys() & {steps[n - 1].project_id for n in depends_on(steps, k, flavors)})
         if down:
-            checks.append({"check": check, "ok": False, "message": f"not run: project {down[0]} is unreachable"})
+            checks.append({"check": check, "ok": False, "message": f"not run: project {down[0]} is unreachable",
+                           "transient": unreachable[down[0]]})
             continue
         ext = Extraction(steps[:k], engines, batch_rows=1, statement_timeout_s=max(deadline.left(), MIN_STEP_TIME_S),
                          probe=True)
         try:
             columns = deadline.run(ext, ext.open)
         except DatamigError as exc:
-            checks.append({"check": check, "ok": False, "message": str(exc)})
+            checks.append({"check": check, "ok": False, "message": str(exc), "transient": exc.transient})
             continue
         checks.append({"check": check, "ok": True,
                        "message": "columns: " + ", ".join(f"{c.name} {c.type}" for c in columns)})
