@@ -7,7 +7,9 @@ is the only form that leaves the process in responses, logs and history.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -126,10 +128,46 @@ def mask_secrets_in_text(text: str) -> str:
     return _URL_PASSWORD_RE.sub(lambda m: f"{m['pre']}{MASK}{m['post']}", text)
 
 
-def create_db_engine(url: URL | str, **kwargs: Any) -> sa.Engine:
-    """An engine with the settings every service wants (pre-ping, UTF-8, local infile)."""
+_SQLITE_URI_OPTIONS = frozenset({"uri", "mode", "vfs", "immutable", "nolock", "cache"})
+
+
+def sqlite_location_error(spec: ProjectSpec, *, root: Path) -> tuple[str, str] | None:
+    """``(field, message)`` when a SQLite project's file does not lie under ``root`` (after
+    resolving ``..`` and symbolic links) or names a URI/in-memory database; None otherwise."""
+    if spec.engine != Engine.sqlite:
+        return None
+    field = "url" if spec.url else "database"
+    if set(spec.options) & _SQLITE_URI_OPTIONS:
+        field = "options"
+    url = build_url(spec)
+    path = url.database or ""
+    if not path or path == ":memory:" or path.startswith("file:") or set(url.query) & _SQLITE_URI_OPTIONS:
+        return field, f"a SQLite project is a file path under {root} (no in-memory database, URI or mode option)"
+    if not Path(path).resolve().is_relative_to(root):
+        return field, (f"the SQLite file {path!r} is outside {root}; SQLite projects must lie under "
+                       "DM_SQLITE_ROOT (default: the data directory)")
+    return None
+
+
+def _sqlite_with_mode(url: URL, mode: str) -> URL:
+    """The SQLite URL opened as a URI with ``mode`` (``ro``: read-only, ``rw``: no creating the file)."""
+    path = url.database or ""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return url
+    return url.set(database="file:" + quote(str(Path(path).resolve())),
+                   query={**url.query, "mode": mode, "uri": "true"})
+
+
+def create_db_engine(url: URL | str, *, sqlite_mode: str | None = None, **kwargs: Any) -> sa.Engine:
+    """An engine with the settings every service wants (pre-ping, UTF-8, local infile).
+
+    ``sqlite_mode``: open a SQLite file read-only (``"ro"``, sources and checks) or read-write
+    without creating it (``"rw"``, destinations); a missing file is then an error, never a new file.
+    """
     url = make_url(url) if isinstance(url, str) else url
     backend = url.get_backend_name()
+    if backend == "sqlite" and sqlite_mode:
+        url = _sqlite_with_mode(url, sqlite_mode)
     connect_args: dict[str, Any] = kwargs.pop("connect_args", {})
     if backend in ("mysql", "mariadb"):
         connect_args.setdefault("charset", "utf8mb4")

@@ -32,8 +32,10 @@ log = logging.getLogger("datamig.extractor")
 
 
 def build_engines(projects: dict, box: SecretBox) -> dict[int, sa.Engine]:
-    """One engine per project of the snapshot (passwords decrypted here, in memory only)."""
-    return {int(pid): create_db_engine(build_url(spec_from_snapshot(snap, box)), poolclass=sa.pool.NullPool)
+    """One engine per project of the snapshot (passwords decrypted here, in memory only); SQLite
+    files are opened read-only (a missing one is an error, never a new empty file)."""
+    return {int(pid): create_db_engine(build_url(spec_from_snapshot(snap, box)), poolclass=sa.pool.NullPool,
+                                       sqlite_mode="ro")
             for pid, snap in projects.items()}
 
 

@@ -90,7 +90,7 @@ def _projects(session: Session, draft: DraftJob) -> dict[int, ProjectRow]:
 @contextmanager
 def engines_for(rows: dict[int, ProjectRow], box: SecretBox) -> Iterator[dict[int, sa.Engine]]:
     engines = {pid: create_db_engine(build_url(spec_from_snapshot(project_snapshot(r), box)),
-                                     poolclass=sa.pool.NullPool) for pid, r in rows.items()}
+                                     poolclass=sa.pool.NullPool, sqlite_mode="ro") for pid, r in rows.items()}
     try:
         yield engines
     finally:

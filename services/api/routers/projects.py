@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, status
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
-from services.api.deps import IdPath, IdQuery, RuntimeDep, SessionDep
+from services.api.deps import IdPath, IdQuery, RuntimeDep, SessionDep, check_sqlite_location
 from services.api.errors import FieldErrors, field_error
 from services.api.schemas import ConnectionTestOut, ProjectOut
 from services.api.security import PrincipalDep, audit
@@ -41,6 +41,7 @@ def list_projects(session: SessionDep) -> list[dict]:
 
 @router.post("", response_model=ProjectOut, status_code=status.HTTP_201_CREATED)
 def create_project(spec: ProjectSpec, session: SessionDep, rt: RuntimeDep, who: PrincipalDep) -> dict:
+    check_sqlite_location(spec, rt)
     row = apply_project(ProjectRow(), spec, rt.box, keep_password=False)
     session.add(row)
     try:
@@ -62,6 +63,7 @@ def get_project(project_id: IdPath, session: SessionDep) -> dict:
 def update_project(project_id: IdPath, spec: ProjectSpec, session: SessionDep, rt: RuntimeDep,
                    who: PrincipalDep) -> dict:
     """Replace a project; an omitted password keeps the stored one."""
+    check_sqlite_location(spec, rt)
     row = apply_project(_get(session, project_id), spec, rt.box, keep_password=True)
     audit(session, who, "project.update", project_id=row.id, password_changed=spec.password is not None)
     _commit_unique(session, spec.name)
@@ -85,6 +87,7 @@ def test_unsaved_connection(spec: ProjectSpec, session: SessionDep, rt: RuntimeD
                             project_id: IdQuery = None) -> dict:
     """Test settings before saving them. With ``project_id`` and no password given, the
     stored password of that project is used (the edit form never shows it)."""
+    check_sqlite_location(spec, rt)
     if spec.password is None and project_id is not None:
         stored = spec_from_snapshot(project_snapshot(_get(session, project_id)), rt.box).password
         if stored is not None and not (spec.url and make_url(spec.url).password):
@@ -101,7 +104,7 @@ def test_connection(project_id: IdPath, session: SessionDep, rt: RuntimeDep) -> 
 def _try_connect(spec: ProjectSpec) -> dict:
     """Connect and run ``SELECT 1``; the answer never contains the password."""
     started = time.perf_counter()
-    engine = create_db_engine(build_url(spec), poolclass=sa.pool.NullPool)
+    engine = create_db_engine(build_url(spec), poolclass=sa.pool.NullPool, sqlite_mode="ro")
     try:
         with engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
