@@ -3,15 +3,18 @@ standard, NUL characters (on the PostgreSQL metadata store, which refuses them),
 fields in preview/validate bodies."""
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from services.api.app import create_app
 from shared.bootstrap import build_secret_box, build_store, build_transport
-from tests.unit.api_fixtures import AUTH, api, job_body, make_settings, sqlite_project  # noqa: F401
+from tests.unit.api_fixtures import (AUTH, api, job_body, make_settings, refuse_nul_like_postgresql,  # noqa: F401
+                                     sqlite_project)
 
 NEVER_FIRES = ["0 2 31 2 *", "0 0 30 2 *", "0 0 31 4 *"]
 NOT_STANDARD = ["0 0 L * 5#2", "0 0 * * 5#2", "0 0 15W * *", "0 0 ? * *"]
@@ -90,3 +93,73 @@ def test_unknown_fields_in_draft_bodies_are_a_422_naming_the_field(api: TestClie
     src, _ = _two_projects(api, tmp_path)
     body = {"steps": [{"name": "s", "project_id": src, "sql": "SELECT 1 AS x"}], "limitt": 5}
     assert "limitt" in _fields(api.post(route, json=body))
+
+
+def _string_leaves(value: Any, path: tuple = ()) -> Iterator[tuple]:
+    """Paths of every text value in a JSON body, and of the keys of free-form maps (options)."""
+    if isinstance(value, str):
+        yield path
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            if path[-1:] == ("options",):
+                yield (*path, ("key", k))
+            yield from _string_leaves(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _string_leaves(v, (*path, i))
+
+
+def _with_nul(body: Any, path: tuple) -> Any:
+    body = copy.deepcopy(body)
+    *parents, last = path
+    holder = body
+    for p in parents:
+        holder = holder[p]
+    if isinstance(last, tuple):  # a dict key
+        holder[last[1] + "\x00"] = holder.pop(last[1])
+    else:
+        holder[last] = holder[last][:1] + "\x00" + holder[last][1:]
+    return body
+
+
+def _expected_field(path: tuple) -> str:
+    """The field a 422 names: a list of texts or a map is named as a whole."""
+    if path and isinstance(path[-1], int):
+        path = path[:-1]
+    parts: list[str] = []
+    for p in path:
+        if isinstance(p, tuple) or parts[-1:] == ["options"]:
+            break
+        parts.append(str(p))
+    return ".".join(parts)
+
+
+def test_a_nul_in_any_text_field_of_any_writing_route_is_a_422_naming_it(tmp_path: Path) -> None:
+    # Given a store that refuses NUL characters as PostgreSQL does, and valid bodies for every writing route
+    settings = make_settings(tmp_path)
+    transport, topology = build_transport(settings, name="test")
+    store = build_store(settings)
+    refuse_nul_like_postgresql(store)
+    app = create_app(settings, transport, store=store, box=build_secret_box(settings), topology=topology)
+    with TestClient(app, headers=AUTH) as client:
+        src, dst = _two_projects(client, tmp_path)
+        job = client.post("/api/jobs", json=job_body(src, dst)).json()["id"]
+        project = {"name": "p", "engine": "sqlite", "database": str(tmp_path / "p.db"), "username": "u",
+                   "options": {"timeout": "5"}}
+        draft = {"steps": [{"name": "s", "description": "d", "project_id": src, "sql": "SELECT 1 AS x"}],
+                 "destination": {"project_id": dst, "table": "t", "mode": "upsert", "key_columns": ["x"]}}
+        full = job_body(src, dst, description="d", schedule="0 2 * * *", timezone="UTC")
+        routes = [("POST", "/api/projects", project), ("PUT", f"/api/projects/{src}", project),
+                  ("POST", "/api/projects/test", project), ("POST", "/api/jobs", full),
+                  ("PUT", f"/api/jobs/{job}", full), ("PATCH", f"/api/jobs/{job}", {
+                      "name": "n", "description": "d", "schedule": "0 2 * * *", "timezone": "UTC"}),
+                  ("POST", "/api/jobs/validate", draft), ("POST", "/api/jobs/preview", draft),
+                  ("POST", "/api/jobs/flow", draft)]
+        # When a NUL character is put into each text value and key, one at a time
+        for method, url, body in routes:
+            for path in _string_leaves(body):
+                r = client.request(method, url, json=_with_nul(body, path))
+                # Then each is a 422 naming that field, never a 500
+                assert r.status_code == 422, (method, url, path, r.status_code, r.text)
+                assert _expected_field(path) in {e["field"] for e in r.json()["detail"]}, (method, url, path, r.text)
+    transport.close()
