@@ -261,3 +261,19 @@ def test_sqlite_errors_are_classified_by_result_code(tmp_path: Path) -> None:
 ])
 def test_errors_without_a_code_follow_the_one_rule_for_unknown_errors(exc: BaseException, expected: str) -> None:
     assert classify_error(exc) == expected
+
+
+class _OdbcError(Exception):
+    """Shaped like pyodbc's errors: (SQLSTATE, message with the native number)."""
+
+
+@pytest.mark.parametrize("state, message, expected", [
+    ("28000", "[28000] [Microsoft][ODBC Driver 18 for SQL Server][SQL Server]Login failed for user 'app'. (18456)",
+     PERMANENT),
+    ("42000", "[42000] Cannot open database \"nodb\" requested by the login. (4060)", PERMANENT),
+    ("08001", "[08001] TCP Provider: Error code 0x2749 (10057)", TRANSIENT),
+    ("40001", "[40001] Transaction (Process ID 51) was deadlocked (1205)", TRANSIENT),
+    ("42S02", "[42S02] Invalid object name 'nope'. (208)", PERMANENT),
+])
+def test_sql_server_errors_are_classified_by_sqlstate(state: str, message: str, expected: str) -> None:
+    assert get_dialect("mssql").classify(_OdbcError(state, message)) == expected
