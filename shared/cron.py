@@ -27,14 +27,16 @@ class CronError(ValueError):
     """The expression is not a valid 5-field cron expression; the message says why."""
 
 
-def validate_cron(expr: str) -> None:
-    """Raise :class:`CronError` unless ``expr`` is a valid 5-field cron expression."""
+def validate_cron(expr: str, *, strict: bool = True) -> None:
+    """Raise :class:`CronError` unless ``expr`` is a valid 5-field cron expression that fires;
+    ``strict`` also refuses syntax beyond standard cron (``strict=False`` reads schedules saved
+    before that rule)."""
     fields = expr.split()
     if len(fields) != 5:
         raise CronError(
             f"a cron expression has 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}"
         )
-    for field in fields:
+    for field in fields if strict else ():
         if not _STANDARD_FIELD.match(field) or _EXTENSION_LETTERS.search(field):
             raise CronError(f"{expr!r} is not a standard cron expression: {field!r} uses syntax other tools "
                             "do not read (use numbers, names, '*', ranges 'a-b', steps '/n' and lists 'a,b')")
@@ -45,6 +47,8 @@ def validate_cron(expr: str) -> None:
     try:
         it.get_next(datetime)
     except CroniterBadDateError:
+        if not strict:
+            return
         raise CronError(f"{expr!r} never fires: no date has that day in that month (such as 30 February or 31 April)") from None
 
 

@@ -12,7 +12,8 @@ from enum import Enum
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator,
+                      model_validator)
 
 from shared.cron import CronError, describe_cron, validate_cron
 
@@ -23,6 +24,7 @@ MAX_SQL_CHARS = 1_000_000
 MAX_STEPS = 20
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_TIMEOUT_MINUTES = 30
+STORED = "stored"  # validation context of a job read back from the store: saved schedules stay readable
 
 NonEmptyName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -157,11 +159,11 @@ class JobOptions(_Strict):
 
     @field_validator("schedule")
     @classmethod
-    def _cron(cls, v: str) -> str:
+    def _cron(cls, v: str, info: ValidationInfo) -> str:
         v = " ".join(v.split())
         if v:
             try:
-                validate_cron(v)
+                validate_cron(v, strict=not (info.context or {}).get(STORED))
             except CronError as exc:
                 raise ValueError(str(exc)) from None
         return v

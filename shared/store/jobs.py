@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from shared.cron import CronError, describe_cron, next_run
-from shared.jobspec import JobSpec
+from shared.jobspec import STORED, JobSpec
 from shared.store.models import ExecutionRow, JobRow, utcnow
 
 
@@ -44,7 +44,7 @@ def job_spec(row: JobRow) -> JobSpec:
         "destination": row.destination, "schedule": row.schedule, "timezone": row.timezone,
         "max_retries": row.max_retries, "timeout_minutes": row.timeout_minutes, "enabled": row.enabled,
         "validate_before_execution": row.validate_before_execution,
-    })
+    }, context={STORED: True})
 
 
 def job_out(row: JobRow, *, last: ExecutionRow | None = None) -> dict[str, Any]:

@@ -163,3 +163,19 @@ def test_a_nul_in_any_text_field_of_any_writing_route_is_a_422_naming_it(tmp_pat
                 assert r.status_code == 422, (method, url, path, r.status_code, r.text)
                 assert _expected_field(path) in {e["field"] for e in r.json()["detail"]}, (method, url, path, r.text)
     transport.close()
+
+
+def test_a_job_saved_with_a_schedule_now_refused_stays_readable_and_must_be_fixed_to_change(
+        api: TestClient, tmp_path: Path) -> None:  # noqa: F811
+    # Given a job saved before such schedules were refused
+    src, dst = _two_projects(api, tmp_path)
+    job = api.post("/api/jobs", json=job_body(src, dst)).json()["id"]
+    with api.app.state.runtime.sessions() as session:
+        from shared.store.models import JobRow
+        session.get(JobRow, job).schedule = "0 0 L * 5#2"
+        session.commit()
+    # Then it can still be read and previewed, and a change that keeps the schedule names it
+    assert api.get(f"/api/jobs/{job}").json()["schedule"] == "0 0 L * 5#2"
+    assert api.get(f"/api/jobs/{job}/flow").status_code == 200
+    assert "schedule" in _fields(api.patch(f"/api/jobs/{job}", json={"enabled": False}))
+    assert api.patch(f"/api/jobs/{job}", json={"schedule": "0 0 * * 5"}).status_code == 200
