@@ -88,8 +88,8 @@ class NoNulModel(BaseModel):
 
     @field_validator("*", mode="after")
     @classmethod
-    def _no_nul(cls, v: Any) -> Any:
-        if contains_nul(v):
+    def _no_nul(cls, v: Any, info: ValidationInfo) -> Any:
+        if contains_nul(v) and not (info.context or {}).get(STORED):
             raise ValueError("must not contain a NUL character (\\u0000)")
         return v
 
