@@ -40,6 +40,7 @@ IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+SessionDep = Annotated[Session, Depends(get_session)]
 
 
 def check_sqlite_location(spec: ProjectSpec, rt: Runtime) -> None:
@@ -49,4 +50,3 @@ def check_sqlite_location(spec: ProjectSpec, rt: Runtime) -> None:
     problem = sqlite_location_error(spec, root=rt.settings.sqlite_root_dir())
     if problem:
         raise FieldErrors([field_error(["body", problem[0]], problem[1])])
-SessionDep = Annotated[Session, Depends(get_session)]
