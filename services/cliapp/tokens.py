@@ -22,7 +22,7 @@ def add_token_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("token", help="create, list or revoke API tokens (talks to the metadata database)")
     tsub = p.add_subparsers(dest="token_command", required=True)
     store = argparse.ArgumentParser(add_help=False)
-    store.add_argument("--create-store", dest="create_store", action="store_true",
+    store.add_argument("--create-store", "--create", dest="create_store", action="store_true",
                        help="create the default SQLite metadata store if it does not exist yet "
                             "(without it, a missing store is an error)")
     create = tsub.add_parser("create", help="create a token and print it once", parents=[store])

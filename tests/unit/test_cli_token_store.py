@@ -45,6 +45,11 @@ def test_create_store_creates_it_and_later_commands_name_the_store_they_use(
     assert code == 0 and " ci" in out and f"metadata store sqlite:///{store}" in err
 
 
+def test_create_is_a_shorter_spelling_of_create_store(elsewhere: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, _ = _run(["token", "list", "--create"], capsys)
+    assert code == 0 and (elsewhere / "data" / "datamig.db").exists()
+
+
 def test_an_explicit_database_url_is_used_as_given(elsewhere: Path, monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("DM_DATABASE_URL", f"sqlite:///{elsewhere / 'meta.db'}")
