@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import socket
 import sqlite3
-import struct
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,7 @@ from sqlalchemy.engine import make_url
 
 from shared.dialects import get_dialect
 from shared.dialects.classify import PERMANENT, TRANSIENT, classify_error
+from tests.integration.pg_refusal import pg_refusing_password
 from tests.conftest import MYSQL_URL, PG_URL, _database_factory, require_service, unique_name
 
 
@@ -60,41 +59,6 @@ def _error_of(url: str, *statements: str, **engine_args: object) -> BaseExceptio
 def _assert_class(exc: BaseException, engine: str, expected: str) -> None:
     assert get_dialect(engine).classify(exc) == expected, repr(getattr(exc, "orig", exc))
     assert classify_error(exc) == expected
-
-
-@contextmanager
-def _pg_refusing_password(user: str) -> Iterator[int]:
-    """A listener that refuses the start-up like a PostgreSQL server with a wrong password."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(4)
-
-    def fields(**f: str) -> bytes:
-        return b"".join(k.encode() + v.encode() + b"\0" for k, v in f.items()) + b"\0"
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            with conn:
-                while True:
-                    length = struct.unpack("!I", conn.recv(4))[0]
-                    body = conn.recv(length - 4)
-                    if struct.unpack("!I", body[:4])[0] in (80877103, 80877104):  # SSL / GSS request
-                        conn.sendall(b"N")
-                        continue
-                    payload = fields(S="FATAL", V="FATAL", C="28P01",
-                                     M=f'password authentication failed for user "{user}"')
-                    conn.sendall(b"E" + struct.pack("!I", len(payload) + 4) + payload)
-                    break
-
-    threading.Thread(target=serve, daemon=True).start()
-    try:
-        yield server.getsockname()[1]
-    finally:
-        server.close()
 
 
 def _refused_port() -> int:
@@ -188,7 +152,7 @@ PG_CASES: list[tuple[str, Callable[[str], BaseException], str, str]] = [
 
 
 def _with_refusing_pg(url: str) -> BaseException:
-    with _pg_refusing_password("app") as port:
+    with pg_refusing_password("app") as port:
         return _error_of(_pg_with(url, host="127.0.0.1", port=port, username="app", password="wrong"))
 
 

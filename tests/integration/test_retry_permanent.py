@@ -18,6 +18,7 @@ from services.api.app import create_app
 from services.cli import start_workers
 from shared.bootstrap import build_secret_box, build_store, build_transport
 from tests.conftest import MYSQL_URL, unique_name
+from tests.integration.pg_refusal import pg_refusing_password
 from tests.unit.api_fixtures import AUTH, make_settings
 
 
@@ -97,6 +98,21 @@ def test_a_wrong_password_fails_at_attempt_1_without_a_retry(system: TestClient,
     history = _history_when_done(system, job_id)
     assert [(e["status"], e["attempt"], e["trigger"]) for e in history] == [("failed", 1, "manual")], history
     assert "Access denied" in history[0]["error"]["message"] and "wrong-password" not in history[0]["error"]["message"]
+
+
+@pytest.mark.parametrize("validate", [True, False])
+def test_a_wrong_postgresql_password_fails_at_attempt_1_without_a_retry(system: TestClient, mariadb_user: dict,
+                                                                        validate: bool) -> None:
+    # Given a PostgreSQL source that refuses the password (SQLSTATE 28P01 at start-up)
+    with pg_refusing_password("app") as port:
+        source = {"engine": "postgresql", "host": "127.0.0.1", "port": port, "database": "db", "username": "app",
+                  "password": "wrong-password"}
+        execution_id = _run(system, source, mariadb_user, validate=validate)
+        job_id = system.get(f"/api/executions/{execution_id}").json()["job_id"]
+        history = _history_when_done(system, job_id)
+    # Then it fails once and is not retried
+    assert [(e["status"], e["attempt"]) for e in history] == [("failed", 1)], history
+    assert "password authentication failed" in history[0]["error"]["message"]
 
 
 def test_a_database_that_is_down_is_retried(system: TestClient, mariadb_user: dict) -> None:
