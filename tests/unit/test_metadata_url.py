@@ -3,9 +3,7 @@ installed is a one-line error naming it, not a traceback."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,16 @@ from sqlalchemy.engine import make_url
 from services.cli import main
 from shared.errors import ConfigError
 from shared.store.db import migrate, open_store
+
+
+@pytest.fixture(autouse=True)
+def _keep_root_logging() -> Iterator[None]:
+    """``main`` configures the root logger for a process; give the test run its own back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:], root.level = handlers, level
+
 
 def test_a_plain_postgresql_url_opens_the_store_with_psycopg2(pg_database: Callable[[], str]) -> None:
     url = make_url(pg_database()).set(drivername="postgresql").render_as_string(hide_password=False)
@@ -27,15 +35,6 @@ def test_a_plain_postgresql_url_opens_the_store_with_psycopg2(pg_database: Calla
             assert conn.scalar(sa.text("SELECT count(*) FROM dm_jobs")) == 0
     finally:
         engine.dispose()
-
-
-@pytest.fixture(autouse=True)
-def _keep_root_logging() -> Iterator[None]:
-    """``main`` configures the root logger for a process; give the test run its own back."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:], root.level = handlers, level
 
 
 @pytest.mark.parametrize("url, driver", [("mysql://root@127.0.0.1/x", "mysql+pymysql"),
