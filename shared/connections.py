@@ -7,14 +7,16 @@ is the only form that leaves the process in responses, logs and history.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from sqlalchemy.engine import URL, make_url
 
 from shared.dialects.options import driver_options, option_problems, typed_driver_args
-from shared.jobspec import Engine, NonEmptyName
+from shared.jobspec import Engine, NoNulModel, NonEmptyName
 from shared.privileges import READ_ROLE_OPTION, remember_read_role, split_read_role
 
 DRIVERS = {
@@ -47,7 +49,7 @@ def engine_of_url(url: str | URL) -> Engine:
         raise ValueError(f"unsupported database engine {backend!r}; use one of {[e.value for e in Engine]}") from None
 
 
-class ProjectSpec(BaseModel):
+class ProjectSpec(NoNulModel):
     """A project as users write it. Either ``url`` or ``host``/``database`` (not both)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -125,15 +127,21 @@ class ProjectSpec(BaseModel):
         return self
 
 
+def with_default_driver(url: URL) -> URL:
+    """``url`` with our driver when it names none (``postgresql://`` → ``postgresql+psycopg2://``,
+    ``mysql://``/``mariadb://`` → ``mysql+pymysql://``): SQLAlchemy's own defaults (psycopg 3,
+    mysqlclient) are not installed."""
+    if "+" in url.drivername:
+        return url
+    return url.set(drivername=DRIVERS[engine_of_url(url.render_as_string(hide_password=False))])
+
+
 def build_url(spec: ProjectSpec | dict[str, Any]) -> URL:
     """The SQLAlchemy URL of a project, with the password in it (never log this)."""
     if isinstance(spec, dict):
         spec = ProjectSpec.model_validate(spec)
     if spec.url:
-        url = make_url(spec.url)
-        engine = engine_of_url(spec.url)
-        if "+" not in url.drivername:
-            url = url.set(drivername=DRIVERS[engine])
+        url = with_default_driver(make_url(spec.url))
         if not url.password and spec_password(spec):
             url = url.set(password=spec_password(spec))
         if spec.username and not url.username:
@@ -198,11 +206,47 @@ def mask_secrets_in_text(text: str) -> str:
     return _KEY_VALUE_SECRET_RE.sub(lambda m: f"{m['pre']}{MASK}", text)
 
 
-def create_db_engine(url: URL | str, **kwargs: Any) -> sa.Engine:
-    """An engine with the settings every service wants (pre-ping, UTF-8, local infile)."""
+_SQLITE_URI_OPTIONS = frozenset({"uri", "mode", "vfs", "immutable", "nolock", "cache"})
+
+
+def sqlite_location_error(spec: ProjectSpec, *, root: Path) -> tuple[str, str] | None:
+    """``(field, message)`` when a SQLite project's file does not lie under ``root`` (after
+    resolving ``..`` and symbolic links) or names a URI/in-memory database; None otherwise."""
+    if spec.engine != Engine.sqlite:
+        return None
+    field = "url" if spec.url else "database"
+    if set(spec.options) & _SQLITE_URI_OPTIONS:
+        field = "options"
+    url = build_url(spec)
+    path = url.database or ""
+    if not path or path == ":memory:" or path.startswith("file:") or set(url.query) & _SQLITE_URI_OPTIONS:
+        return field, f"a SQLite project is a file path under {root} (no in-memory database, URI or mode option)"
+    if not Path(path).resolve().is_relative_to(root):
+        return field, (f"the SQLite file {path!r} is outside {root}; SQLite projects must lie under "
+                       "DM_SQLITE_ROOT (default: the data directory)")
+    return None
+
+
+def _sqlite_with_mode(url: URL, mode: str) -> URL:
+    """The SQLite URL opened as a URI with ``mode`` (``ro``: read-only, ``rw``: no creating the file)."""
+    path = url.database or ""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return url
+    return url.set(database="file:" + quote(str(Path(path).resolve())),
+                   query={**url.query, "mode": mode, "uri": "true"})
+
+
+def create_db_engine(url: URL | str, *, sqlite_mode: str | None = None, **kwargs: Any) -> sa.Engine:
+    """An engine with the settings every service wants (pre-ping, UTF-8, local infile).
+
+    ``sqlite_mode``: open a SQLite file read-only (``"ro"``, sources and checks) or read-write
+    without creating it (``"rw"``, destinations); a missing file is then an error, never a new file.
+    """
     url = make_url(url) if isinstance(url, str) else url
     url, read_role = split_read_role(url)  # our option, not the driver's (shared/privileges.py)
     backend = url.get_backend_name()
+    if backend == "sqlite" and sqlite_mode:
+        url = _sqlite_with_mode(url, sqlite_mode)
     defaults: dict[str, Any] = {}
     if backend in ("mysql", "mariadb"):
         defaults = {"charset": "utf8mb4", "local_infile": True, "connect_timeout": 10}

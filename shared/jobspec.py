@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator,
+                      model_validator)
 
 from shared.cron import CronError, describe_cron, validate_cron
 
@@ -23,6 +24,7 @@ MAX_SQL_CHARS = 1_000_000
 MAX_STEPS = 20
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_TIMEOUT_MINUTES = 30
+STORED = "stored"  # validation context of a job read back from the store: saved schedules stay readable
 
 NonEmptyName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ZeroDates = Literal["keep", "null"]
@@ -73,7 +75,30 @@ class Trigger(str, Enum):
     retry = "retry"
 
 
-class _Strict(BaseModel):
+def contains_nul(value: Any) -> bool:
+    """Whether a text value (or a list/dict of them) holds a NUL character, which PostgreSQL
+    cannot store in text (the metadata store and most destinations refuse it)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(contains_nul(v) for v in value)
+    return False
+
+
+class NoNulModel(BaseModel):
+    """A request model whose text fields refuse NUL characters (422 naming the field)."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, v: Any, info: ValidationInfo) -> Any:
+        if contains_nul(v) and not (info.context or {}).get(STORED):
+            raise ValueError("must not contain a NUL character (\\u0000)")
+        return v
+
+
+class _Strict(NoNulModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
@@ -141,11 +166,11 @@ class JobOptions(_Strict):
 
     @field_validator("schedule")
     @classmethod
-    def _cron(cls, v: str) -> str:
+    def _cron(cls, v: str, info: ValidationInfo) -> str:
         v = " ".join(v.split())
         if v:
             try:
-                validate_cron(v)
+                validate_cron(v, strict=not (info.context or {}).get(STORED))
             except CronError as exc:
                 raise ValueError(str(exc)) from None
         return v

@@ -50,12 +50,18 @@ class Settings(BaseSettings):
     demo: bool = Field(False, description="Create the demo databases and job on first start.")
     strict_sources: bool = Field(False, description="Refuse a source whose role can write, reach server files or "
                                                     "signal other sessions (read by shared.privileges).")
+    sqlite_root: Path | None = Field(None, description="Directory every SQLite project's file must lie under; "
+                                                       "empty means data_dir.")
 
     def metadata_url(self) -> str:
         """The metadata store URL, defaulting to a SQLite file in ``data_dir``."""
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'datamig.db').resolve()}"
+
+    def sqlite_root_dir(self) -> Path:
+        """The directory SQLite projects must lie under (``DM_SQLITE_ROOT``, else ``data_dir``), resolved."""
+        return (self.sqlite_root or self.data_dir).resolve()
 
 
 def load_settings(**overrides: object) -> Settings:

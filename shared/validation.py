@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 import sqlalchemy as sa
 
+from shared.dialects import get_dialect
 from shared.jobspec import DestinationSpec, StepSpec
 
 
@@ -29,7 +30,8 @@ def validate_job(steps: list[StepSpec], destination: DestinationSpec, engines: M
             conn.exec_driver_sql("SELECT 1")
     except Exception as exc:  # noqa: BLE001 - the check reports the driver's words
         message = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        return [*report, {"check": "destination reachable", "ok": False, "message": message}]
+        return [*report, {"check": "destination reachable", "ok": False, "message": message,
+                          "transient": get_dialect(engine).is_transient(exc)}]
     report.append({"check": "destination reachable", "ok": True, "message": "connected"})
     if columns is None:
         return report

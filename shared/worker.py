@@ -33,19 +33,12 @@ def worker_name(service: str) -> str:
     return f"{service}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-_CONNECTION_WORDS = ("could not connect", "connection refused", "can't connect", "lost connection",
-                     "server closed the connection", "connection reset", "timeout expired", "gone away",
-                     "terminating connection", "the database system is starting up", "the database system is shutting down")
-
-
 def is_transient_error(exc: BaseException) -> bool:
-    """Whether retrying may heal ``exc``: each engine's codes, then connection failures by their words."""
-    from shared.dialects import get_dialect
+    """Whether retrying may heal ``exc``: by the SQLSTATE / error number of the engine whose driver
+    raised it (:mod:`shared.dialects.classify`, which also holds the rule for unknown errors)."""
+    from shared.dialects.classify import TRANSIENT, classify_error
 
-    if any(get_dialect(name).is_transient(exc) for name in ("postgresql", "mysql", "sqlite")):
-        return True
-    text = str(getattr(exc, "orig", None) or exc).lower()
-    return any(word in text for word in _CONNECTION_WORDS) or isinstance(exc, (ConnectionError, TimeoutError))
+    return classify_error(exc) == TRANSIENT
 
 
 def error_info(exc: BaseException) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.connections import ProjectSpec, sqlite_location_error
 from shared.secrets import SecretBox
 from shared.settings import Settings
 from shared.topology import Topology
@@ -40,3 +41,12 @@ IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def check_sqlite_location(spec: ProjectSpec, rt: Runtime) -> None:
+    """422 naming ``database``/``url`` when a SQLite project's file is outside DM_SQLITE_ROOT."""
+    from services.api.errors import FieldErrors, field_error
+
+    problem = sqlite_location_error(spec, root=rt.settings.sqlite_root_dir())
+    if problem:
+        raise FieldErrors([field_error(["body", problem[0]], problem[1])])

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.jobspec import DestinationSpec, StepSpec, ZeroDates
+from shared.jobspec import DestinationSpec, NoNulModel, StepSpec, ZeroDates
 
 
 class ProjectOut(BaseModel):
@@ -64,7 +64,7 @@ class JobOut(BaseModel):
     last_execution_id: int | None = None
 
 
-class JobPatch(BaseModel):
+class JobPatch(NoNulModel):
     """Partial update: only the fields given change."""
 
     model_config = ConfigDict(extra="forbid")

@@ -11,13 +11,13 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
-from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.responses import JSONResponse
 
 from services.api.deps import get_runtime
 from shared.store.models import AuditRow
 from shared.store.tokens import Principal, authenticate
 
+_CLOSE = {"Connection": "close"}  # the rest of a refused body is not read: the connection ends with the answer
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _bearer = HTTPBearer(auto_error=False, description="A token from `datamig token create` or DM_ADMIN_TOKEN")
 
@@ -53,19 +53,42 @@ def audit(session: Session, who: Principal, action: str, *, job_id: int | None =
                          execution_id=execution_id, details=details))
 
 
-class BodyLimit(BaseHTTPMiddleware):
-    """Refuse request bodies larger than ``max_bytes`` with 413 before they are read."""
+class BodyLimit:
+    """Refuse request bodies larger than ``max_bytes`` with 413, counting while they stream.
+
+    A pure ASGI middleware, outside authentication: a declared ``Content-Length`` over the
+    limit is refused before anything is read; a body without one (chunked) is counted as
+    its chunks arrive and refused at the first byte over the limit, so it is never held
+    whole in memory.
+    """
 
     def __init__(self, app: Any, *, max_bytes: int) -> None:
-        super().__init__(app)
+        self.app = app
         self.max_bytes = max_bytes
 
-    async def dispatch(self, request: Request, call_next: Any) -> Any:
-        length = request.headers.get("content-length")
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            return JSONResponse({"detail": f"request body larger than {self.max_bytes} bytes"}, status_code=413)
-        if length is None and request.method in ("POST", "PUT", "PATCH"):
-            body = await request.body()
-            if len(body) > self.max_bytes:
-                return JSONResponse({"detail": f"request body larger than {self.max_bytes} bytes"}, status_code=413)
-        return await call_next(request)
+            await self._too_large()(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> dict:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, self._detail(), headers=_CLOSE)
+            return message
+
+        await self.app(scope, counted, send)
+
+    def _detail(self) -> str:
+        return f"request body larger than {self.max_bytes} bytes"
+
+    def _too_large(self) -> JSONResponse:
+        return JSONResponse({"detail": self._detail()}, status_code=status.HTTP_413_CONTENT_TOO_LARGE, headers=_CLOSE)

@@ -32,8 +32,10 @@ log = logging.getLogger("datamig.extractor")
 
 
 def build_engines(projects: dict, box: SecretBox) -> dict[int, sa.Engine]:
-    """One engine per project of the snapshot (passwords decrypted here, in memory only)."""
-    return {int(pid): create_db_engine(build_url(spec_from_snapshot(snap, box)), poolclass=sa.pool.NullPool)
+    """One engine per project of the snapshot (passwords decrypted here, in memory only); SQLite
+    files are opened read-only (a missing one is an error, never a new empty file)."""
+    return {int(pid): create_db_engine(build_url(spec_from_snapshot(snap, box)), poolclass=sa.pool.NullPool,
+                                       sqlite_mode="ro")
             for pid, snap in projects.items()}
 
 
@@ -196,8 +198,8 @@ class Extractor(RequestWorker):
         if failed:
             messages_ = dict.fromkeys(c["message"] for c in failed)  # unique, in order
             error = ValidationFailed("validation failed: " + "; ".join(messages_), report)
-            # an unreachable database can come back; a wrong query or table cannot
-            error.transient = all("reachable" in c["check"] or "unreachable" in c["message"] for c in failed)
+            # a database that is down can come back; a wrong password, query or table cannot
+            error.transient = all(c.get("transient", False) for c in failed)
             raise error
 
     def _report_failure(self, request: RunRequest, ctx: ExecutionContext, exc: Exception,

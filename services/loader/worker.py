@@ -82,7 +82,7 @@ class Loader(RequestWorker):
         engine: sa.Engine | None = None
         try:
             engine = create_db_engine(build_url(spec_from_snapshot(request.project, self._box)),
-                                      poolclass=sa.pool.NullPool)
+                                      poolclass=sa.pool.NullPool, sqlite_mode="rw")  # never creates a file
             session = LoadSession(engine, table=destination.table, columns=columns, mode=Mode(destination.mode),
                                   key_columns=destination.key_columns,
                                   allow_empty_source=destination.allow_empty_source,

@@ -283,10 +283,19 @@ class Dialect:
         """truncate_load: empty the destination inside the transaction (see truncate_load_clear)."""
         return conn.execute(sa.delete(target)).rowcount
 
+    def classify(self, exc: BaseException) -> str:
+        """``"transient"`` when a retry may heal ``exc`` (lost connection, deadlock, serialization
+        failure, lock or statement timeout), else ``"permanent"`` (wrong password, unknown
+        database, syntax, missing table, …): by this engine's SQLSTATE or error number, never by
+        the message's words. Rules per engine, and the one rule for errors without a known code,
+        in :mod:`shared.dialects.classify`."""
+        from shared.dialects.classify import classify_for
+        return classify_for(self.name, exc)
+
     def is_transient(self, exc: BaseException) -> bool:
-        """True when retrying may help: lost connection, deadlock, serialization failure,
-        lock timeout, statement timeout or cancel. Engines add their codes."""
-        return bool(getattr(exc, "connection_invalidated", False))
+        """True when :meth:`classify` says ``transient``."""
+        from shared.dialects.classify import TRANSIENT
+        return self.classify(exc) == TRANSIENT
 
     def is_row_error(self, exc: BaseException) -> bool:
         """True when ``exc`` is about the data of some row (constraint, type, length), so

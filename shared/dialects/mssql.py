@@ -174,11 +174,6 @@ class MSSQLDialect(Dialect):
         inserted, updated = actions.count("INSERT"), actions.count("UPDATE")
         return inserted, updated, staged - inserted - updated
 
-    def is_transient(self, exc: BaseException) -> bool:
-        state, message = mssql_error_text(exc)
-        return (super().is_transient(exc) or state in MSSQL_TRANSIENT_STATES
-                or any(c in message for c in MSSQL_TRANSIENT_CODES))
-
     def is_row_error(self, exc: BaseException) -> bool:
         state, message = mssql_error_text(exc)
         if self.is_transient(exc):

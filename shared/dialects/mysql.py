@@ -263,10 +263,6 @@ class MySQLDialect(Dialect):
         updated = affected - staged if found_rows else (affected - inserted) // 2
         return inserted, updated, staged - inserted - updated
 
-    def is_transient(self, exc: BaseException) -> bool:
-        """Lock wait timeout, deadlock, KILL QUERY, statement timeout, lost connection."""
-        return super().is_transient(exc) or mysql_error_code(exc) in MYSQL_TRANSIENT
-
     def is_row_error(self, exc: BaseException) -> bool:
         """Any server error about the data; not permissions, unknown objects or syntax."""
         code = mysql_error_code(exc)

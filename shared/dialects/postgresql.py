@@ -117,7 +117,9 @@ class PostgresDialect(Dialect):
         if code and (code.startswith("08") or code.startswith("57P")):
             return "connection"
         if code is None and isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)):
-            return "source" if "authentication failed" in str(exc) else "connection"
+            # refused by the server at start-up (wrong password, unknown role or database) is the
+            # source's problem; refused, reset or timed out is the connection's (see classify)
+            return "connection" if self.is_transient(exc) else "source"
         return "source"
 
     def bulk_export_sql(self, sql: str, columns: list[Column], fmt: str) -> str | None:
@@ -221,16 +223,6 @@ class PostgresDialect(Dialect):
             return inserted, 0, skipped
         inserted, updated = conn.execute(build_pg_upsert(target, staging, columns, key)).one()
         return inserted, updated, staged - inserted - updated
-
-    def is_transient(self, exc: BaseException) -> bool:
-        """Connection loss (08*, no SQLSTATE), deadlock, serialization, lock/statement timeout, cancel."""
-        if super().is_transient(exc):
-            return True
-        orig = getattr(exc, "orig", exc)
-        code = getattr(orig, "pgcode", None)
-        if code is None:
-            return type(orig).__name__ in ("OperationalError", "InterfaceError")
-        return code in PG_TRANSIENT or code.startswith("08")
 
     def is_row_error(self, exc: BaseException) -> bool:
         """SQLSTATE classes 21 (cardinality), 22 (data), 23 (integrity), 44 (check option), P0 (trigger)."""

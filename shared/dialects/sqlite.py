@@ -114,10 +114,6 @@ class SQLiteDialect(Dialect):
         inserted = staged - matched
         return inserted, written - inserted, matched - (written - inserted)
 
-    def is_transient(self, exc: BaseException) -> bool:
-        """Database locked/busy, interrupted (cancel)."""
-        return super().is_transient(exc) or sqlite_is_transient(exc)
-
     def is_row_error(self, exc: BaseException) -> bool:
         """Constraint violations, datatype mismatches, values too big."""
         return sqlite_is_row_error(exc)

@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from shared.dialects import get_dialect
 from shared.errors import DatamigError
 from shared.extract.planner import depends_on, step_label
 from shared.extract.runner import Extraction, flavors_of, step_problems
@@ -102,15 +103,15 @@ def _preview_step(steps: list[StepSpec], engines: Mapping[int, sa.Engine], k: in
                   deadline: _Deadline, found: dict[int, SourcePrivileges]) -> dict:
     ext = Extraction(steps[:k], engines, batch_rows=max(1, min(limit, MAX_PREVIEW_ROWS)),
                      statement_timeout_s=max(deadline.left(), MIN_STEP_TIME_S))
-    out: dict[str, Any] = {"columns": [], "rows": [], "row_count": 0, "row_count_capped": False}
+    out: dict[str, Any] = {"columns": [], "rows": [], "row_count": 0, "truncated": False}
 
     def work() -> None:
         out["columns"] = [{"name": c.name, "type": c.type} for c in ext.open()]
         for batch in ext.batches():
             room = limit - len(out["rows"])
             out["rows"] += [[json_safe(v) for v in row] for row in batch[:max(room, 0)]]
-            if ext.rows_read >= PREVIEW_COUNT_CAP:
-                out["row_count_capped"] = True
+            if ext.rows_read > PREVIEW_COUNT_CAP:  # a row beyond the cap exists: the count is cut
+                out["truncated"] = True
                 break
         out["row_count"] = min(ext.rows_read, PREVIEW_COUNT_CAP)
 
@@ -126,7 +127,7 @@ def _preview_step(steps: list[StepSpec], engines: Mapping[int, sa.Engine], k: in
 def preview(steps: list[StepSpec], engines: Mapping[int, sa.Engine], *, limit: int = 100,
             timeout_s: float = 30) -> list[dict]:
     """Per step: columns, the first ``limit`` rows (at most 1,000, values JSON-safe, lists in
-    column order), ``row_count`` (rows seen, capped at 10,000, ``row_count_capped``),
+    column order), ``row_count`` (rows seen, capped at 10,000; ``truncated`` when more exist),
     ``elapsed_ms`` and ``error`` (None, or the database's message naming the step).
 
     ``warnings`` lists, per step, each source role it ran as that can write, reach server
@@ -139,7 +140,7 @@ def preview(steps: list[StepSpec], engines: Mapping[int, sa.Engine], *, limit: i
     found: dict[int, SourcePrivileges] = {}
     for k, step in enumerate(steps, start=1):
         entry: dict[str, Any] = {"step": k, "name": step.name, "project_id": step.project_id, "columns": [],
-                                 "rows": [], "row_count": 0, "row_count_capped": False, "elapsed_ms": 0,
+                                 "rows": [], "row_count": 0, "truncated": False, "elapsed_ms": 0,
                                  "error": blocked.get(k), "warnings": []}
         started = time.monotonic()
         if entry["error"] is None and deadline.left() <= 0:
@@ -163,12 +164,14 @@ def _reachable(project_id: int, engine: sa.Engine, timeout_s: float) -> dict:
         return {"check": check, "ok": True, "message": "connected"}
     except Exception as exc:  # noqa: BLE001 - any failure to connect is the answer
         text = " ".join(str(getattr(exc, "orig", None) or exc).split())
-        return {"check": check, "ok": False, "message": f"project {project_id} is unreachable: {text}"}
+        return {"check": check, "ok": False, "message": f"project {project_id} is unreachable: {text}",
+                "transient": get_dialect(engine).is_transient(exc)}
 
 
 def validate_sources(steps: list[StepSpec], engines: Mapping[int, sa.Engine], *,
                      timeout_s: float = 30) -> tuple[list[dict], list[Column] | None]:
-    """Checks ``[{"check", "ok", "message"}]`` and the final step's columns when known.
+    """Checks ``[{"check", "ok", "message"}]`` and the final step's columns when known (a failed
+    check also says ``transient``: whether a retry may heal it).
 
     Every project is reached, references and statements are checked, what each source role
     may do is asked (a check per role that is not read-only: a warning, failed with
@@ -179,12 +182,12 @@ def validate_sources(steps: list[StepSpec], engines: Mapping[int, sa.Engine], *,
     """
     deadline, checks = _Deadline(timeout_s), []
     found: dict[int, SourcePrivileges] = {}
-    unreachable: set[int] = set()
+    unreachable: dict[int, bool] = {}  # project → whether its failure may heal
     for project_id in dict.fromkeys(s.project_id for s in steps):
         if project_id in engines:
             checks.append(_reachable(project_id, engines[project_id], timeout_s))
             if not checks[-1]["ok"]:
-                unreachable.add(project_id)
+                unreachable[project_id] = checks[-1]["transient"]
     blocked = _blocked(steps, engines)
     problems = [m for _, m in step_problems(steps, engines)]
     checks.append({"check": "steps and references", "ok": not problems,
@@ -196,16 +199,17 @@ def validate_sources(steps: list[StepSpec], engines: Mapping[int, sa.Engine], *,
         if k in blocked:
             checks.append({"check": check, "ok": False, "message": blocked[k]})
             continue
-        down = sorted(unreachable & {steps[n - 1].project_id for n in depends_on(steps, k, flavors)})
+        down = sorted(unreachable.keys() & {steps[n - 1].project_id for n in depends_on(steps, k, flavors)})
         if down:
-            checks.append({"check": check, "ok": False, "message": f"not run: project {down[0]} is unreachable"})
+            checks.append({"check": check, "ok": False, "message": f"not run: project {down[0]} is unreachable",
+                           "transient": unreachable[down[0]]})
             continue
         ext = Extraction(steps[:k], engines, batch_rows=1, statement_timeout_s=max(deadline.left(), MIN_STEP_TIME_S),
                          probe=True)
         try:
             columns = deadline.run(ext, ext.open)
         except DatamigError as exc:
-            checks.append({"check": check, "ok": False, "message": str(exc)})
+            checks.append({"check": check, "ok": False, "message": str(exc), "transient": exc.transient})
             continue
         finally:
             _warnings(ext, found)

@@ -282,10 +282,13 @@ class Session:
         if kind == "timeout":
             return TimedOut(f"{where}: statement timed out while {doing}: {text}")
         if kind == "connection":
-            return ConnectionLost(f"{where}: connection failed while {doing}: {text}")
-        if kind == "read_only":
-            return SourceError(f"{where}: {READ_ONLY_HINT}: {text}")
-        return SourceError(f"{where}: {doing} failed: {text}")
+            error: DatamigError = ConnectionLost(f"{where}: connection failed while {doing}: {text}")
+        elif kind == "read_only":
+            error = SourceError(f"{where}: {READ_ONLY_HINT}: {text}")
+        else:
+            error = SourceError(f"{where}: {doing} failed: {text}")
+        error.transient = self.dialect.is_transient(exc)  # by the engine's code: a deadlock heals, a wrong password does not
+        return error
 
 
 _WRAPPER_CONTEXT = re.compile(r"\s*LINE \d+:.*$")

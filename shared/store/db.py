@@ -7,13 +7,22 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
+
+from shared.connections import masked_url, with_default_driver
+from shared.errors import ConfigError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
 def open_store(url: str) -> sa.Engine:
-    """An engine for the metadata store (SQLite gets WAL and a busy timeout)."""
+    """An engine for the metadata store (SQLite gets WAL and a busy timeout).
+
+    A URL without a driver gets ours, as project URLs do (``postgresql://`` → psycopg2).
+    Raises ConfigError (one line, naming the driver) for a URL SQLAlchemy cannot load.
+    """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -29,7 +38,23 @@ def open_store(url: str) -> sa.Engine:
             cur.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    try:
+        parsed = with_default_driver(make_url(url))
+        return sa.create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    except (ImportError, NoSuchModuleError, ValueError, ArgumentError) as exc:
+        raise ConfigError(_unusable_url(url, exc)) from None
+
+
+def _unusable_url(url: str, exc: Exception) -> str:
+    try:
+        driver = make_url(url).drivername
+    except Exception:  # noqa: BLE001 - the URL itself does not parse
+        return f"DM_DATABASE_URL is not a database URL ({masked_url(url)}): {exc}"
+    missing = getattr(exc, "name", None)
+    if isinstance(exc, ImportError):
+        return (f"DM_DATABASE_URL uses the driver {driver!r}, whose module {missing or '?'!r} is not installed; "
+                "use postgresql+psycopg2://… (installed) or install that driver")
+    return f"DM_DATABASE_URL uses {driver!r}, which cannot be used here ({exc}); use postgresql+psycopg2://…"
 
 
 def migrate(engine: sa.Engine) -> None:

@@ -7,16 +7,20 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from shared.cron import describe_cron, next_run
-from shared.jobspec import JobSpec
+from shared.cron import CronError, describe_cron, next_run
+from shared.jobspec import STORED, JobSpec
 from shared.store.models import ExecutionRow, JobRow, utcnow
 
 
 def compute_next_run(job: JobRow, *, now: datetime | None = None) -> datetime | None:
-    """Next scheduled run of an enabled, scheduled, not archived job (else None)."""
+    """Next scheduled run of an enabled, scheduled, not archived job (else None, also for a
+    schedule saved before it was refused as one that never fires)."""
     if not job.schedule or not job.enabled or job.archived:
         return None
-    return next_run(job.schedule, now or utcnow(), job.timezone or "UTC")
+    try:
+        return next_run(job.schedule, now or utcnow(), job.timezone or "UTC")
+    except CronError:
+        return None
 
 
 def apply_job(row: JobRow, spec: JobSpec, *, now: datetime | None = None) -> JobRow:
@@ -43,7 +47,7 @@ def job_spec(row: JobRow) -> JobSpec:
         "max_retries": row.max_retries, "timeout_minutes": row.timeout_minutes, "enabled": row.enabled,
         "validate_before_execution": row.validate_before_execution,
         "zero_dates": (row.destination or {}).get("zero_dates"),
-    })
+    }, context={STORED: True})
 
 
 def job_out(row: JobRow, *, last: ExecutionRow | None = None) -> dict[str, Any]:

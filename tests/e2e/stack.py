@@ -5,6 +5,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import sys
 import time
 from dataclasses import dataclass, field
@@ -98,6 +99,7 @@ def stack_env(tmp_path: Path, *, database_url: str, amqp_url: str, prefix: str, 
     env.update({
         "DM_DATABASE_URL": database_url, "DM_AMQP_URL": amqp_url, "DM_QUEUE_PREFIX": prefix,
         "DM_SECRET_KEY": Fernet.generate_key().decode(), "DM_DATA_DIR": str(tmp_path / "data"),
+        "DM_SQLITE_ROOT": tempfile.gettempdir(),  # tests keep their SQLite files under pytest's tmp_path
         "DM_API_PORT": str(free_port()), "DM_POLL_S": "0.2", "DM_HEARTBEAT_S": "1", "DM_LOG_LEVEL": "INFO",
         "DM_ADMIN_TOKEN": "e2e-" + Fernet.generate_key().decode()[:24], "DM_BATCH_ROWS": "2000", "DM_RETRY_BASE_S": "0.5", "DM_RETRY_MAX_S": "2", "PYTHONUNBUFFERED": "1",
     })

@@ -5,7 +5,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from services.api.app import create_app
 from shared.bootstrap import build_secret_box, build_store, build_transport
@@ -18,7 +20,8 @@ AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     overrides.setdefault("admin_token", ADMIN_TOKEN)
-    return Settings(data_dir=tmp_path, amqp_url="memory://", database_url="", **overrides)  # type: ignore[arg-type]
+    overrides.setdefault("database_url", "")
+    return Settings(data_dir=tmp_path, amqp_url="memory://", **overrides)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -46,3 +49,14 @@ def job_body(src: int, dst: int, **overrides: object) -> dict:
     }
     body.update(overrides)
     return body
+
+
+def refuse_nul_like_postgresql(store: sa.Engine) -> None:
+    """Make a SQLite store refuse NUL characters in text and JSON, as PostgreSQL does."""
+    @event.listens_for(store, "before_cursor_execute")
+    def _check(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        rows = parameters if executemany else [parameters]
+        for row in rows or []:
+            values = row.values() if isinstance(row, dict) else row
+            if any(isinstance(v, str) and ("\x00" in v or "\\u0000" in v) for v in values or []):  # text, jsonb
+                raise ValueError("A string literal cannot contain NUL (0x00) characters.")  # psycopg2's words

@@ -1,6 +1,8 @@
 """The HTTP API's resources and their validation, on SQLite + in-memory transport."""
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -161,6 +163,7 @@ def test_manual_execution_never_shifts_the_schedule(api: TestClient, tmp_path) -
 
 
 def test_unsaved_settings_can_be_tested_before_saving(api: TestClient, tmp_path) -> None:
+    sqlite3.connect(tmp_path / "n.db").close()  # testing never creates the file: it must exist
     good = api.post("/api/projects/test", json={"name": "new", "engine": "sqlite", "database": str(tmp_path / "n.db")})
     assert good.status_code == 200 and good.json()["ok"] is True
     bad = api.post("/api/projects/test", json={"name": "new", "url": f"postgresql://u:{SECRET}@127.0.0.1:1/x"})

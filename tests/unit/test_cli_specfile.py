@@ -69,6 +69,9 @@ def test_jobs_refer_to_projects_by_name() -> None:
 
 @pytest.mark.parametrize(("change", "field", "words"), [
     ({"schedule": "61 * * * *"}, "schedule", "out of range"),
+    ({"schedule": "0 2 31 2 *"}, "schedule", "never fires"),
+    ({"schedule": "0 0 L * 5#2"}, "schedule", "not a standard cron expression"),
+    ({"description": "a\x00b"}, "description", "NUL"),
     ({"destination": {"project": "Dst", "table": "bad table", "mode": "upsert"}}, "destination.table", "table"),
     ({"destination": {"project": "Dst", "table": "t", "mode": "merge"}}, "destination.mode", "insert_only"),
     ({"steps": [{"name": "s", "project": "Src", "sql": "  "}]}, "steps[0].sql", "empty"),

@@ -53,11 +53,11 @@ def test_viewer_reads_but_cannot_write(api: TestClient, tmp_path: Path) -> None:
             assert "editor" in r.json()["detail"]
 
 
-def test_editor_token_works_and_revoked_token_does_not(api: TestClient) -> None:
+def test_editor_token_works_and_revoked_token_does_not(api: TestClient, tmp_path) -> None:
     token = make_token(api, "editor")
     headers = {"Authorization": f"Bearer {token}"}
     assert api.post("/api/projects", headers=headers,
-                    json={"name": "x", "engine": "sqlite", "database": "/tmp/x.db"}).status_code == 201
+                    json={"name": "x", "engine": "sqlite", "database": str(tmp_path / "x.db")}).status_code == 201
     with api.app.state.runtime.sessions() as session:
         assert revoke_token(session, "a editor") == 1
         session.commit()

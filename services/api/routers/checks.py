@@ -35,7 +35,7 @@ PREVIEW_TIMEOUT_S = 30.0
 class DraftJob(BaseModel):
     """An unsaved job: its steps and (optionally) its destination."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
     steps: list[StepSpec] = Field(..., min_length=1, max_length=20)
     destination: DestinationSpec | None = None
@@ -59,7 +59,8 @@ class StepPreview(BaseModel):
     project_id: int
     columns: list[dict[str, Any]]
     rows: list[list[Any]]
-    row_count: int
+    row_count: int = Field(description="rows the step returned, counted up to 10,000")
+    truncated: bool = Field(False, description="the step has more rows than row_count (the count stopped at its cap)")
     elapsed_ms: float
     error: str | None = None
     warnings: list[str] = Field(default_factory=list, description="source roles of this step that are not read-only")
@@ -92,7 +93,7 @@ def _projects(session: Session, draft: DraftJob) -> dict[int, ProjectRow]:
 @contextmanager
 def engines_for(rows: dict[int, ProjectRow], box: SecretBox) -> Iterator[dict[int, sa.Engine]]:
     engines = {pid: create_db_engine(build_url(spec_from_snapshot(project_snapshot(r), box)),
-                                     poolclass=sa.pool.NullPool) for pid, r in rows.items()}
+                                     poolclass=sa.pool.NullPool, sqlite_mode="ro") for pid, r in rows.items()}
     try:
         yield engines
     finally:

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, status
 from sqlalchemy.exc import IntegrityError
 
-from services.api.deps import IdPath, IdQuery, RuntimeDep, SessionDep
+from services.api.deps import IdPath, IdQuery, RuntimeDep, SessionDep, check_sqlite_location
 from services.api.errors import FieldErrors, field_error
 from services.api.schemas import ConnectionTestOut, ProjectOut
 from services.api.security import PrincipalDep, audit
@@ -44,6 +44,7 @@ def list_projects(session: SessionDep) -> list[dict]:
 
 @router.post("", response_model=ProjectOut, status_code=status.HTTP_201_CREATED)
 def create_project(spec: ProjectSpec, session: SessionDep, rt: RuntimeDep, who: PrincipalDep) -> dict:
+    check_sqlite_location(spec, rt)
     _refuse_missing_secrets(None, spec)
     row = apply_project(ProjectRow(), spec, rt.box, keep_password=False)
     session.add(row)
@@ -67,6 +68,7 @@ def update_project(project_id: IdPath, spec: ProjectSpec, session: SessionDep, r
                    who: PrincipalDep) -> dict:
     """Replace a project; an omitted password (or ``***`` secret option) keeps the stored one,
     unless the connection now points elsewhere: then it must be given again."""
+    check_sqlite_location(spec, rt)
     row = _get(session, project_id)
     changes = _guard_stored_secrets(session, who, row, spec, action="project.update")
     password_changed = normalized(spec)[1] is not None
@@ -120,6 +122,7 @@ def test_unsaved_connection(spec: ProjectSpec, session: SessionDep, rt: RuntimeD
     """Test settings before saving them. With ``project_id`` and no password given, the
     stored password of that project is used (the edit form never shows it), but only for
     the engine, host, port, database and user it was saved with."""
+    check_sqlite_location(spec, rt)
     if project_id is None:
         _refuse_missing_secrets(None, spec)
         return _try_connect(spec)
@@ -137,7 +140,7 @@ def test_connection(project_id: IdPath, session: SessionDep, rt: RuntimeDep) -> 
 def _try_connect(spec: ProjectSpec) -> dict:
     """Connect and run ``SELECT 1``; the answer never contains the password."""
     started = time.perf_counter()
-    engine = create_db_engine(build_url(spec), poolclass=sa.pool.NullPool)
+    engine = create_db_engine(build_url(spec), poolclass=sa.pool.NullPool, sqlite_mode="ro")
     privileges = None
     try:
         with engine.connect() as conn:

@@ -18,8 +18,11 @@ function stepResult(step) {
       h("p", { class: "muted small", text: `after ${fmtNumber(step.elapsed_ms, 1)} ms` }));
   }
   const shown = step.rows.length;
+  const count = step.truncated
+    ? `first ${fmtNumber(step.row_count)} rows; more exist`
+    : `${fmtNumber(step.row_count)} row${step.row_count === 1 ? "" : "s"}`;
   const stats = h("p", { class: "preview-stats" },
-    h("strong", { class: "row-count", text: `${fmtNumber(step.row_count)} row${step.row_count === 1 ? "" : "s"}` }),
+    h("strong", { class: "row-count", text: count }),
     ` · ${step.columns.length} column${step.columns.length === 1 ? "" : "s"} · ${fmtNumber(step.elapsed_ms, 1)} ms`,
     shown < step.row_count ? ` · showing the first ${fmtNumber(shown)}` : "");
   const headers = step.columns.map((c) => h("th", { scope: "col" }, c.name, h("span", { class: "col-type", text: c.type || "" })));

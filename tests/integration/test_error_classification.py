@@ -1,0 +1,243 @@
+"""Transient or permanent, by SQLSTATE / error number: real errors from PostgreSQL, MariaDB and
+SQLite, each classified by its dialect and by the engine-neutral ``classify_error``.
+
+The local PostgreSQL trusts every local connection, so it never asks for a password: the
+wrong-password case talks to a stand-in that answers the start-up exactly as a PostgreSQL
+server with password authentication does (an ErrorResponse with SQLSTATE 28P01), and
+psycopg2/libpq turn that into the same error a real server gives.
+"""
+from __future__ import annotations
+
+import socket
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from shared.dialects import get_dialect
+from shared.dialects.classify import PERMANENT, TRANSIENT, classify_error
+from tests.integration.pg_refusal import pg_refusing_password
+from tests.conftest import MYSQL_URL, PG_URL, _database_factory, require_service, unique_name
+
+
+@pytest.fixture(scope="module")
+def pg_once() -> Iterator[str]:
+    """One PostgreSQL database for every case of this module (each case uses its own tables)."""
+    require_service("PostgreSQL", PG_URL)
+    factory = _database_factory(PG_URL, create='CREATE DATABASE "{name}"',
+                                drop='DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield next(factory)()
+    next(factory, None)
+
+
+@pytest.fixture(scope="module")
+def mysql_once() -> Iterator[str]:
+    require_service("MariaDB", MYSQL_URL)
+    factory = _database_factory(MYSQL_URL, create="CREATE DATABASE `{name}` CHARACTER SET utf8mb4",
+                                drop="DROP DATABASE IF EXISTS `{name}`")
+    yield next(factory)()
+    next(factory, None)
+
+
+def _error_of(url: str, *statements: str, **engine_args: object) -> BaseException:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool, **engine_args)
+    try:
+        with engine.connect() as conn:
+            for sql in statements:
+                conn.exec_driver_sql(sql)
+    except sa.exc.DBAPIError as exc:
+        return exc
+    finally:
+        engine.dispose()
+    raise AssertionError(f"no error from {statements}")
+
+
+def _assert_class(exc: BaseException, engine: str, expected: str) -> None:
+    assert get_dialect(engine).classify(exc) == expected, repr(getattr(exc, "orig", exc))
+    assert classify_error(exc) == expected
+
+
+def _refused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again: nothing listens there
+
+
+def _pg_with(url: str, **parts: object) -> str:
+    return make_url(url).set(**parts).render_as_string(hide_password=False)
+
+
+def _pg_serialization_failure(url: str) -> BaseException:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE acct (id int PRIMARY KEY, n int)")
+        conn.exec_driver_sql("INSERT INTO acct VALUES (1, 0)")
+    try:
+        with engine.connect() as a, engine.connect() as b:
+            a.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            a.exec_driver_sql("SELECT n FROM acct WHERE id = 1")
+            b.exec_driver_sql("UPDATE acct SET n = 1 WHERE id = 1")
+            b.commit()
+            with pytest.raises(sa.exc.DBAPIError) as caught:
+                a.exec_driver_sql("UPDATE acct SET n = 2 WHERE id = 1")
+            return caught.value
+    finally:
+        engine.dispose()
+
+
+def _lock_timeout(url: str, *, setting: str) -> BaseException:
+    """An update that waits for a row another session holds, with a short lock timeout."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE held (id int PRIMARY KEY, n int)")
+        conn.exec_driver_sql("INSERT INTO held VALUES (1, 0)")
+    try:
+        with engine.connect() as a, engine.connect() as b:
+            a.exec_driver_sql("UPDATE held SET n = 1 WHERE id = 1")  # holds the row, uncommitted
+            b.exec_driver_sql(setting)
+            with pytest.raises(sa.exc.DBAPIError) as caught:
+                b.exec_driver_sql("UPDATE held SET n = 2 WHERE id = 1")
+            a.rollback()
+            return caught.value
+    finally:
+        engine.dispose()
+
+
+def _deadlock(url: str) -> BaseException:
+    """Two sessions each holding one row and waiting for the other's: one of them is the victim."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE pair (id int PRIMARY KEY, n int)")
+        conn.exec_driver_sql("INSERT INTO pair VALUES (1, 0), (2, 0)")
+    errors: list[BaseException] = []
+    first_locked = threading.Barrier(2)
+
+    def worker(mine: int, other: int) -> None:
+        with engine.connect() as conn:
+            try:
+                conn.exec_driver_sql(f"UPDATE pair SET n = 1 WHERE id = {mine}")
+                first_locked.wait()
+                conn.exec_driver_sql(f"UPDATE pair SET n = 1 WHERE id = {other}")
+            except sa.exc.DBAPIError as exc:
+                errors.append(exc)
+            conn.rollback()
+
+    threads = [threading.Thread(target=worker, args=(1, 2)), threading.Thread(target=worker, args=(2, 1))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    engine.dispose()
+    assert len(errors) == 1, errors
+    return errors[0]
+
+
+PG_CASES: list[tuple[str, Callable[[str], BaseException], str, str]] = [
+    ("wrong password", lambda url: _with_refusing_pg(url), "28P01", PERMANENT),
+    ("unknown role", lambda url: _error_of(_pg_with(url, username=unique_name("nobody"))), "28000", PERMANENT),
+    ("unknown database", lambda url: _error_of(_pg_with(url, database=unique_name("nodb"))), "3D000", PERMANENT),
+    ("refused port", lambda url: _error_of(_pg_with(url, port=_refused_port())), "", TRANSIENT),
+    ("syntax error", lambda url: _error_of(url, "SELEC 1"), "42601", PERMANENT),
+    ("missing table", lambda url: _error_of(url, "SELECT * FROM no_such_table"), "42P01", PERMANENT),
+    ("statement timeout", lambda url: _error_of(url, "SET statement_timeout = 50", "SELECT pg_sleep(2)"),
+     "57014", TRANSIENT),
+    ("serialization failure", _pg_serialization_failure, "40001", TRANSIENT),
+    ("lock timeout", lambda url: _lock_timeout(url, setting="SET lock_timeout = 100"), "55P03", TRANSIENT),
+    ("deadlock", _deadlock, "40P01", TRANSIENT),
+]
+
+
+def _with_refusing_pg(url: str) -> BaseException:
+    with pg_refusing_password("app") as port:
+        return _error_of(_pg_with(url, host="127.0.0.1", port=port, username="app", password="wrong"))
+
+
+@pytest.mark.parametrize("case, make, sqlstate, expected", PG_CASES, ids=[c[0] for c in PG_CASES])
+def test_postgresql_errors_are_classified_by_sqlstate(pg_once: str, case: str, make: Callable[[str], BaseException],
+                                                      sqlstate: str, expected: str) -> None:
+    from shared.dialects.classify import postgresql_sqlstate
+
+    exc = make(pg_once)
+    assert (postgresql_sqlstate(exc.orig) or "") == sqlstate, str(exc.orig)
+    _assert_class(exc, "postgresql", expected)
+
+
+@pytest.fixture
+def mysql_user() -> Iterator[tuple[str, str]]:
+    """A MariaDB user with a password and no grants (dropped afterwards)."""
+    name, password = unique_name("u"), "right-password"
+    admin = sa.create_engine(MYSQL_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE USER '{name}'@'%%' IDENTIFIED BY '{password}'")
+        conn.exec_driver_sql(f"CREATE USER '{name}'@'localhost' IDENTIFIED BY '{password}'")
+    yield name, password
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP USER IF EXISTS '{name}'@'%%'")
+        conn.exec_driver_sql(f"DROP USER IF EXISTS '{name}'@'localhost'")
+    admin.dispose()
+
+
+MYSQL_CASES: list[tuple[str, Callable[[str, tuple[str, str]], BaseException], int, str]] = [
+    ("wrong password", lambda url, u: _error_of(_pg_with(url, username=u[0], password="wrong")), 1045, PERMANENT),
+    ("database not granted", lambda url, u: _error_of(_pg_with(url, username=u[0], password=u[1])), 1044, PERMANENT),
+    ("unknown database", lambda url, u: _error_of(_pg_with(url, database=unique_name("nodb"))), 1049, PERMANENT),
+    ("refused port", lambda url, u: _error_of(_pg_with(url, port=_refused_port())), 2003, TRANSIENT),
+    ("syntax error", lambda url, u: _error_of(url, "SELEC 1"), 1064, PERMANENT),
+    ("missing table", lambda url, u: _error_of(url, "SELECT * FROM no_such_table"), 1146, PERMANENT),
+    ("lock wait timeout", lambda url, u: _lock_timeout(url, setting="SET innodb_lock_wait_timeout = 1"), 1205,
+     TRANSIENT),
+    ("deadlock", lambda url, u: _deadlock(url), 1213, TRANSIENT),
+]
+
+
+@pytest.mark.parametrize("case, make, code, expected", MYSQL_CASES, ids=[c[0] for c in MYSQL_CASES])
+def test_mariadb_errors_are_classified_by_error_number(mysql_once: str, mysql_user: tuple[str, str], case: str,
+                                                      make: Callable, code: int, expected: str) -> None:
+    exc = make(mysql_once, mysql_user)
+    assert exc.orig.args[0] == code, str(exc.orig)
+    _assert_class(exc, "mysql", expected)
+
+
+def test_sqlite_errors_are_classified_by_result_code(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    _assert_class(_error_of(url, "SELECT * FROM no_such_table"), "sqlite", PERMANENT)
+    missing = _error_of("sqlite:///file:" + str(tmp_path / "missing.db") + "?mode=ro&uri=true")
+    assert missing.orig.sqlite_errorname == "SQLITE_CANTOPEN"
+    _assert_class(missing, "sqlite", PERMANENT)
+    holder = sqlite3.connect(tmp_path / "a.db")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        busy = _error_of(url, "CREATE TABLE t (x int)", connect_args={"timeout": 0})
+        assert busy.orig.sqlite_errorname == "SQLITE_BUSY"
+        _assert_class(busy, "sqlite", TRANSIENT)
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+@pytest.mark.parametrize("exc, expected", [
+    (ValueError("a bug of ours"), TRANSIENT),  # the one rule for unknown errors: retried, bounded by max_retries
+    (ConnectionResetError(104, "reset"), TRANSIENT),
+])
+def test_errors_without_a_code_follow_the_one_rule_for_unknown_errors(exc: BaseException, expected: str) -> None:
+    assert classify_error(exc) == expected
+
+
+class _OdbcError(Exception):
+    """Shaped like pyodbc's errors: (SQLSTATE, message with the native number)."""
+
+
+@pytest.mark.parametrize("state, message, expected", [
+    ("28000", "[28000] [Microsoft][ODBC Driver 18 for SQL Server][SQL Server]Login failed for user 'app'. (18456)",
+     PERMANENT),
+    ("42000", "[42000] Cannot open database \"nodb\" requested by the login. (4060)", PERMANENT),
+    ("08001", "[08001] TCP Provider: Error code 0x2749 (10057)", TRANSIENT),
+    ("40001", "[40001] Transaction (Process ID 51) was deadlocked (1205)", TRANSIENT),
+    ("42S02", "[42S02] Invalid object name 'nope'. (208)", PERMANENT),
+])
+def test_sql_server_errors_are_classified_by_sqlstate(state: str, message: str, expected: str) -> None:
+    assert get_dialect("mssql").classify(_OdbcError(state, message)) == expected
