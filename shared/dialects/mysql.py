@@ -17,6 +17,10 @@ class MySQLDialect(Dialect):
     transactional_ddl = False
     truncate_is_transactional = False
 
+    def reflected_column_name(self, name: str) -> str:
+        """SQLAlchemy reads names from SHOW CREATE TABLE and leaves a backtick doubled."""
+        return name.replace("``", "`")
+
     # --- EXTRACTION ---
     # (owned by shared/extract; methods added here by the extract engineer)
     # Values: JSON as text; TINYINT(1)/BOOLEAN stays an int (MySQL cannot tell it from a

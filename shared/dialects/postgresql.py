@@ -127,10 +127,13 @@ class PostgresDialect(Dialect):
         """``COPY name (cols) FROM STDIN`` in CSV, streamed from ``batches``; returns the row count."""
         from shared.extract.csvstream import CsvStream
 
+        from shared.dialects.loading import plain_preparer
+
         stream = CsvStream(batches, self.load_converters(columns))
-        cols = ", ".join(self.quote_identifier(sa_dialect, c.name) for c in columns)
+        quote = plain_preparer(sa_dialect).quote_identifier  # copy_expert binds no parameters
+        cols = ", ".join(quote(c.name) for c in columns)
         cur = dbapi_conn.cursor()
-        cur.copy_expert(f"COPY {self.quote_identifier(sa_dialect, name)} ({cols}) FROM STDIN WITH (FORMAT csv)",
+        cur.copy_expert(f"COPY {quote(name)} ({cols}) FROM STDIN WITH (FORMAT csv)",
                         stream, size=256 * 1024)
         cur.close()
         return stream.rows
