@@ -157,6 +157,9 @@ class Dialect:
     truncate_load_clear: ClassVar[str] = "delete"
     aware_timestamps: ClassVar[bool] = False
     temp_table_prefix: ClassVar[str] = "TEMPORARY"
+    # set per load session from the job (DestinationSpec.allow_rounding): accept values rounded
+    # to a column's scale instead of failing their rows (shared.dialects.exact)
+    allow_rounding: bool = False
 
     # bulk_import_format: the bulk text (shared.dialects.bulk) bulk_import reads, or None
     bulk_import_format: ClassVar[str | None] = None

@@ -162,7 +162,12 @@ class MySQLDialect(Dialect):
         def utc(v: Any) -> Any:
             return v.astimezone(timezone.utc).replace(tzinfo=None) if getattr(v, "tzinfo", None) else v
 
-        special = {"uuid": str, "timestamptz": utc}
+        def no_offset(v: Any) -> Any:
+            if getattr(v, "utcoffset", lambda: None)() is not None:
+                raise ValueError(f"a MariaDB TIME cannot hold the offset of {v.isoformat()}")
+            return v
+
+        special = {"uuid": str, "timestamptz": utc, "timetz": no_offset}
         return [special.get(c.type) for c in columns]
 
     # --- LOADING ---
@@ -214,7 +219,8 @@ class MySQLDialect(Dialect):
 
     def row_encoder(self, target_columns: list[sa.Column], source_columns: list[Column]) -> Callable[[tuple], Any]:
         """Driver tuples: bool as 1/0, aware timestamps as UTC, UUID as text or 16 bytes."""
-        return mysql_row_encoder(target_columns, source_columns)
+        return guarded_encoder(mysql_row_encoder(target_columns, source_columns), target_columns, source_columns,
+                               engine="MariaDB", allow_rounding=self.allow_rounding, holds_special_text=True)
 
     def upsert(self, conn: sa.Connection, target: sa.Table, staging: sa.TableClause, columns: list[str],
                key: list[str], staged: int) -> tuple[int, int, int]:
@@ -258,6 +264,7 @@ import re  # noqa: E402
 
 from pymysql.constants.CLIENT import FOUND_ROWS as _FOUND_ROWS  # noqa: E402
 
+from shared.dialects.exact import guarded_encoder  # noqa: E402
 from shared.dialects.loading import DuplicateKeysInBatch  # noqa: E402
 from shared.dialects.mysql_bulk import mysql_export_chunks, mysql_export_sql, mysql_load_payload  # noqa: E402
 from shared.dialects.mysql_load import (  # noqa: E402

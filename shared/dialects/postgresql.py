@@ -25,19 +25,27 @@ class PostgresDialect(Dialect):
     EXTRACT_TYPES = {
         16: "bool", 21: "smallint", 23: "int", 20: "bigint", 26: "bigint", 700: "float", 701: "float",
         1700: "decimal", 25: "text", 1043: "text", 1042: "text", 19: "text", 17: "bytes", 1082: "date",
-        1083: "time", 1266: "time", 1114: "timestamp", 1184: "timestamptz", 2950: "uuid", 114: "json",
+        1083: "time", 1266: "timetz", 1114: "timestamp", 1184: "timestamptz", 2950: "uuid", 114: "json",
         3802: "json", 1186: "interval",
     }
 
     def prepare_source_session(self, dbapi_conn: Any) -> None:
-        """JSON, JSONB and every array type are returned as text on this connection."""
+        """JSON, JSONB and every array type as text; infinite dates, ``24:00`` and month intervals
+        kept (:mod:`shared.dialects.postgresql_values`); the output settings the conversions rely on
+        (exact floats, ISO dates, ``postgres`` intervals), over any user option or server default."""
         import psycopg2.extensions as ext
+
+        from shared.dialects.postgresql_values import SOURCE_SETTINGS, register_exact_casters
 
         def as_text(value: Any, _cur: Any) -> Any:
             return value
 
         oids = [114, 3802] + [oid for oid, c in ext.string_types.items() if c.name.endswith("ARRAY")]
         ext.register_type(ext.new_type(tuple(oids), "DM_AS_TEXT", as_text), dbapi_conn)
+        register_exact_casters(dbapi_conn)
+        cur = dbapi_conn.cursor()
+        cur.execute(SOURCE_SETTINGS)
+        cur.close()
 
     def begin_read_only(self, dbapi_conn: Any, *, timeout_s: float | None) -> None:
         """Session and transaction read-only; ``statement_timeout`` local to the transaction."""
@@ -115,8 +123,10 @@ class PostgresDialect(Dialect):
 
     def load_converters(self, columns: list[Column]) -> list[Callable[[Any], Any] | None]:
         """Text forms COPY's CSV input accepts (bytea hex, interval in units)."""
+        from shared.dialects.postgresql_values import interval_text
+
         def interval(td: Any) -> str:
-            return f"{td.days} days {td.seconds} seconds {td.microseconds} microseconds"
+            return td if isinstance(td, str) else interval_text(td)  # text: a month interval, kept
 
         special = {"bytes": lambda b: "\\x" + bytes(b).hex(), "interval": interval,
                    "bool": lambda v: "t" if v else "f"}
@@ -171,7 +181,8 @@ class PostgresDialect(Dialect):
 
         def encode(row: tuple) -> str:
             return "\t".join([PG_NULL if v is None else f(v) for v, f in zip(row, fmts)])
-        return encode
+        return guarded_encoder(encode, target_columns, source_columns, engine="PostgreSQL",
+                               allow_rounding=self.allow_rounding, holds_special_text=True)
 
     def clear_staging(self, conn: sa.Connection, staging: sa.TableClause) -> None:
         """TRUNCATE: temporary tables are not vacuumed, so DELETE would bloat them."""
@@ -227,6 +238,7 @@ class PostgresDialect(Dialect):
 
 
 # --- LOADING (module helpers) ---
+from shared.dialects.exact import guarded_encoder  # noqa: E402
 from shared.dialects.loading import kind_of  # noqa: E402
 from shared.dialects.postgresql_load import (  # noqa: E402
     COPY_COLUMN_RE, PG_NULL, PG_TRANSIENT, pg_formatter, build_pg_insert_new, build_pg_upsert, copy_payload,

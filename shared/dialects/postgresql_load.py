@@ -11,6 +11,7 @@ from typing import Any, Callable
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
+from shared.dialects.postgresql_values import interval_text
 from shared.dialects.loading import json_text, kind_of, plain_preparer, to_utc_naive
 
 PG_NULL = "\\N"
@@ -49,7 +50,7 @@ def _pg_datetime(kind: str, value: datetime) -> str:
 
 
 def _pg_interval(value: timedelta) -> str:
-    return f"{value.days} days {value.seconds} seconds {value.microseconds} microseconds"
+    return interval_text(value)
 
 
 def _pg_document(kind: str, value: Any) -> str:

@@ -20,7 +20,7 @@ from shared.types import Column
 
 SYNC_IMPACT_CAP = 100_000  # keys read per side by sync_delete_impact; beyond it the impact is not computed
 _NUMERIC = {"smallint", "int", "bigint", "float", "decimal", "bool"}
-_TEMPORAL = {"date", "time", "timestamp", "timestamptz", "interval"}
+_TEMPORAL = {"date", "time", "timetz", "timestamp", "timestamptz", "interval"}
 # (source portable type group, destination kinds it cannot go into)
 _INCOMPATIBLE: dict[str, set[str]] = {
     **{t: {"date", "time", "timestamp", "timestamptz", "bytes", "uuid"} for t in _NUMERIC},

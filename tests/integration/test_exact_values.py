@@ -192,7 +192,7 @@ def test_postgresql_infinity_into_a_mariadb_temporary_table_fails_the_step(speci
 # ---------------------------------------------------------------- item 5: source session settings
 FLOAT_SOURCE = """
 CREATE TABLE src (id int PRIMARY KEY, f float8, r real, d date, iv interval);
-INSERT INTO src VALUES (1, 0.1 + 0.2, 16777217::real, '2024-02-29', '1 day 02:03:04'),
+INSERT INTO src VALUES (1, 0.1::float8 + 0.2::float8, 16777217::real, '2024-02-29', '1 day 02:03:04'),
  (2, 1.7976931348623157e308, 3.4028235e38, '0001-01-01', '-00:00:01'),
  (3, 2.2250738585072014e-308, 1.17549435e-38, '1999-12-31', '1 mon 2 days')
 """
