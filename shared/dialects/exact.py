@@ -87,6 +87,9 @@ def column_checks(target: sa.Column, source: Column, *, engine: str, allow_round
     scale = getattr(target.type, "scale", None)
     if kind == "decimal" and enforces_scale and scale is not None and not allow_rounding:
         checks.append(_rounding_check(target.name, scale, type_text))
+    if kind == "int" and enforces_scale and source.type not in ("smallint", "int", "bigint", "bool") \
+            and not allow_rounding:
+        checks.append(_rounding_check(target.name, 0, type_text))
     if kind == "time" and not getattr(target.type, "timezone", False):
         checks.append(_offset_check(target.name, type_text))
     if source.type in TEMPORAL_TYPES and kind not in ("text", "json", "other") and not holds_special_text:

@@ -222,6 +222,28 @@ class MySQLDialect(Dialect):
         return guarded_encoder(mysql_row_encoder(target_columns, source_columns), target_columns, source_columns,
                                engine="MariaDB", allow_rounding=self.allow_rounding, holds_special_text=True)
 
+    def bulk_insert(self, conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str],
+                    rows: list[Any]) -> None:
+        """Multi-row INSERTs whose warnings and notes are read back (a note such as a decimal rounded
+        to its column's scale fails the row unless ``allow_rounding``)."""
+        mysql_insert_checked(conn, table, columns, rows, allow_rounding=self.allow_rounding)
+
+    def bulk_load_temp(self, dbapi_conn: Any, sa_dialect: sa.Dialect, name: str, columns: list[Column],
+                       batches: Iterable[list[tuple]]) -> int:
+        """As the default, with decimals checked against the temporary column (no silent rounding) and
+        a decimal of unknown scale narrowed afterwards to the scale its values need."""
+        places: dict[int, int] = {}
+        watched = mysql_temp_decimals(columns, [self.temp_column_type(c) for c in columns], batches, places)
+        total = super().bulk_load_temp(dbapi_conn, sa_dialect, name, columns, watched)
+        quote = plain_preparer(sa_dialect).quote_identifier
+        narrow = [f"MODIFY {quote(columns[i].name)} DECIMAL({35 + p}, {p})" for i, p in places.items()
+                  if not columns[i].precision]
+        if narrow:
+            cur = dbapi_conn.cursor()
+            cur.execute(f"ALTER TABLE {quote(name)} {', '.join(narrow)}")
+            cur.close()
+        return total
+
     def upsert(self, conn: sa.Connection, target: sa.Table, staging: sa.TableClause, columns: list[str],
                key: list[str], staged: int) -> tuple[int, int, int]:
         """Counts from one stats query and the affected-rows arithmetic of ON DUPLICATE KEY UPDATE
@@ -267,8 +289,10 @@ from pymysql.constants.CLIENT import FOUND_ROWS as _FOUND_ROWS  # noqa: E402
 from shared.dialects.exact import guarded_encoder  # noqa: E402
 from shared.dialects.loading import DuplicateKeysInBatch  # noqa: E402
 from shared.dialects.mysql_bulk import mysql_export_chunks, mysql_export_sql, mysql_load_payload  # noqa: E402
+from shared.dialects.loading import plain_preparer  # noqa: E402
 from shared.dialects.mysql_load import (  # noqa: E402
-    MYSQL_TRANSIENT, MYSQL_FATAL, build_mysql_batch_stats, build_mysql_upsert, mysql_error_code, mysql_row_encoder,
+    MYSQL_TRANSIENT, MYSQL_FATAL, build_mysql_batch_stats, build_mysql_upsert, mysql_error_code,
+    mysql_insert_checked, mysql_row_encoder, mysql_temp_decimals,
 )
 
 _AT_ROW = re.compile(r" at row \d+$")

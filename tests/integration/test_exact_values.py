@@ -214,3 +214,186 @@ def test_source_session_settings_do_not_change_values(bulk: bool, pg_database: C
         (1, "0.30000000000000004", "1.6777216e+07", "2024-02-29", "1 day 02:03:04"),
         (2, "1.7976931348623157e+308", "3.4028235e+38", "0001-01-01", "-00:00:01"),
         (3, "2.2250738585072014e-308", "1.1754944e-38", "1999-12-31", "1 mon 2 days")]
+
+
+# ---------------------------------------------------------------- item 7: rounding to the destination's scale
+ROUND_SOURCE = """
+CREATE TABLE src (id int PRIMARY KEY, n numeric, f float8);
+INSERT INTO src VALUES (1, 0.1234567890123456789012345678901234567890, NULL), (2, 1e-40, NULL),
+ (3, 1.50, 0.25), (4, 2, NULL), (5, NULL, 0.1)
+"""
+
+
+@pytest.fixture
+def round_source(pg_database: Callable[[], str]) -> str:
+    url = pg_database()
+    execute(url, ROUND_SOURCE)
+    return url
+
+
+@pytest.mark.parametrize("bulk", PATHS)
+@pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
+def test_a_value_rounded_to_the_column_scale_fails_its_row(kind: str, bulk: bool, round_source: str,
+                                                           pg_database: Callable[[], str],
+                                                           mysql_database: Callable[[], str]) -> None:
+    dst = pg_database() if kind == "postgresql" else mysql_database()
+    execute(dst, "CREATE TABLE dst (id int PRIMARY KEY, n NUMERIC(65,30), f NUMERIC(10,1))")
+    counts, failed = migrate(round_source, "SELECT * FROM src", dst, "dst", Mode.upsert, bulk=bulk)
+    assert [p for p, _ in failed] == [1, 2, 3]
+    assert "column n" in failed[0][1] and "0.1234567890123456789012345678901234567890" in failed[0][1]
+    assert "allow_rounding" in failed[0][1]
+    assert "column n" in failed[1][1] and "1E-40" in failed[1][1].upper()
+    assert "column f" in failed[2][1] and "0.25" in failed[2][1]
+    assert [r[0] for r in text_rows(dst, "dst", "id")] == [4, 5]
+
+
+@pytest.mark.parametrize("bulk", PATHS)
+def test_allow_rounding_writes_rounded_values(bulk: bool, round_source: str, mysql_database: Callable[[], str],
+                                             pg_database: Callable[[], str]) -> None:
+    from shared.load import LoadSession
+
+    for dst in (mysql_database(), pg_database()):
+        execute(dst, "CREATE TABLE dst (id int PRIMARY KEY, n NUMERIC(65,30), f NUMERIC(10,1))")
+        original = LoadSession.__init__
+
+        def allowing(self, *args, **kwargs):  # the loader worker passes the job's allow_rounding
+            original(self, *args, **{**kwargs, "allow_rounding": True})
+        LoadSession.__init__ = allowing  # type: ignore[method-assign]
+        try:
+            counts, failed = migrate(round_source, "SELECT * FROM src", dst, "dst", Mode.upsert, bulk=bulk)
+        finally:
+            LoadSession.__init__ = original  # type: ignore[method-assign]
+        assert failed == [] and counts["rows_inserted"] == 5
+        rows = dict((r[0], r[1]) for r in text_rows(dst, "dst", "id, n"))
+        assert str(rows[2]) in ("0E-30", "0.000000000000000000000000000000")
+
+
+def test_a_mariadb_note_on_insert_fails_the_row(mysql_database: Callable[[], str]) -> None:
+    from decimal import Decimal
+
+    from shared.load import LoadSession
+    from shared.types import Column
+
+    dst = mysql_database()
+    execute(dst, "CREATE TABLE dst (id int PRIMARY KEY, n DECIMAL(10,2), d DATE, i INT)")
+    engine = create_db_engine(dst, poolclass=sa.pool.NullPool)
+    columns = [Column("id", "int"), Column("n", "text"), Column("d", "text"), Column("i", "decimal")]
+    session = LoadSession(engine, table="dst", columns=columns, mode=Mode.upsert)
+    session.begin()
+    failed = session.write([(1, "1.234", None, None), (2, "1.5", "2024-01-02", Decimal("7")),
+                            (3, None, "2024-01-01 10:00:00", None), (4, None, None, Decimal("1.5"))])
+    session.finish()
+    session.commit()
+    session.close()
+    engine.dispose()
+    assert [f.position for f in failed] == [1, 3, 4]
+    assert "column n" in failed[0].error and "1.234" in failed[0].error
+    assert "1265" in failed[1].error and "'d'" in failed[1].error  # MariaDB's Note, read back
+    assert "column i" in failed[2].error and "1.5" in failed[2].error
+    assert text_rows(dst, "dst", "id, CAST(n AS CHAR), CAST(d AS CHAR), i") == [(2, "1.50", "2024-01-02", 7)]
+
+
+def test_an_unconstrained_numeric_keeps_its_scale_through_a_mariadb_temporary_table(
+        pg_database: Callable[[], str], mysql_database: Callable[[], str]) -> None:
+    from decimal import Decimal
+
+    from shared.errors import SourceError
+
+    pg = create_db_engine(pg_database(), poolclass=sa.pool.NullPool)
+    my = create_db_engine(mysql_database(), poolclass=sa.pool.NullPool)
+
+    def through_mariadb(sql: str) -> list[tuple]:
+        steps = [StepSpec(name="read", project_id=1, sql=sql),
+                 StepSpec(name="again", project_id=2, sql="SELECT * FROM @result1 AS r ORDER BY id")]
+        with Extraction(steps, {1: pg, 2: my}) as extraction:
+            extraction.open()
+            return [tuple(r) for b in extraction.batches() for r in b]
+    try:
+        rows = through_mariadb("SELECT 1 AS id, 1.50::numeric AS n, 2.5::numeric(10,3) AS m "
+                               "UNION ALL SELECT 2, 3.25, 1")
+        assert [(str(n), str(m)) for _, n, m in rows] == [("1.50", "2.500"), ("3.25", "1.000")]
+        with pytest.raises(SourceError, match="0.1234567890123456789012345678901234567890"):
+            through_mariadb("SELECT 1 AS id, 0.1234567890123456789012345678901234567890::numeric AS n")
+    finally:
+        pg.dispose()
+        my.dispose()
+
+
+# ---------------------------------------------------------------- item 8: SQLite NUMERIC digits
+@pytest.mark.parametrize("value", ["1.00000000000000000000000000001", "9999999999999999999999999999.9999999999",
+                                   "12345678901234567890"])
+def test_sqlite_numeric_refuses_what_it_would_round(value: str, sqlite_url: str) -> None:
+    from decimal import Decimal
+
+    from shared.load import LoadSession
+    from shared.types import Column
+
+    run_sql(sqlite_url, "CREATE TABLE dst (id int PRIMARY KEY, n NUMERIC)")
+    engine = create_db_engine(sqlite_url, poolclass=sa.pool.NullPool)
+    session = LoadSession(engine, table="dst", columns=[Column("id", "int"), Column("n", "decimal")],
+                          mode=Mode.insert_only)
+    session.begin()
+    failed = session.write([(1, Decimal(value)), (2, Decimal("1.5"))])
+    session.finish()
+    session.commit()
+    session.close()
+    engine.dispose()
+    assert [f.position for f in failed] == [1] and "column n" in failed[0].error
+    assert text_rows(sqlite_url, "dst", "id, n") == [(2, 1.5)]
+
+
+# ---------------------------------------------------------------- item 9: timetz
+@pytest.mark.parametrize("bulk", PATHS)
+@pytest.mark.parametrize("kind", ["postgresql", "mariadb", "sqlite"])
+def test_a_time_with_an_offset_fails_its_row_where_the_offset_would_be_dropped(
+        kind: str, bulk: bool, pg_database: Callable[[], str], mysql_database: Callable[[], str],
+        sqlite_url: str) -> None:
+    src = pg_database()
+    execute(src, "CREATE TABLE src (id int PRIMARY KEY, t timetz); "
+                 "INSERT INTO src VALUES (1, '12:00:00+05'), (2, '13:00:00+00'), (3, NULL)")
+    dst = {"postgresql": pg_database, "mariadb": mysql_database}.get(kind, lambda: sqlite_url)()
+    run_sql(dst, "CREATE TABLE dst (id int PRIMARY KEY, t TIME)")
+    counts, failed = migrate(src, "SELECT * FROM src", dst, "dst", Mode.upsert, bulk=bulk and kind != "sqlite")
+    assert [p for p, _ in failed] == [1, 2]
+    assert "column t" in failed[0][1] and "12:00:00+05:00" in failed[0][1]
+    if kind == "postgresql":
+        execute(dst, "CREATE TABLE dst2 (id int PRIMARY KEY, t timetz)")
+        counts, failed = migrate(src, "SELECT * FROM src", dst, "dst2", Mode.upsert, bulk=bulk)
+        assert failed == []
+        assert text_rows(dst, "dst2", "id, t::text") == [(1, "12:00:00+05"), (2, "13:00:00+00"), (3, None)]
+
+
+# ---------------------------------------------------------------- item 10: -0.0 and real into double
+@pytest.mark.parametrize("bulk", PATHS)
+@pytest.mark.parametrize("kind", ["postgresql", "mariadb", "sqlite"])
+def test_negative_zero_and_real_into_double_are_the_same_on_both_paths(
+        kind: str, bulk: bool, pg_database: Callable[[], str], mysql_database: Callable[[], str],
+        sqlite_url: str) -> None:
+    src = pg_database()
+    execute(src, "CREATE TABLE src (id int PRIMARY KEY, z float8, r real); "
+                 "INSERT INTO src VALUES (1, '-0', 0.1), (2, 0, 16777217), (3, 1.5, 3.4028235e38)")
+    dst = {"postgresql": pg_database, "mariadb": mysql_database}.get(kind, lambda: sqlite_url)()
+    run_sql(dst, "CREATE TABLE dst (id int PRIMARY KEY, z DOUBLE PRECISION, r DOUBLE PRECISION)")
+    counts, failed = migrate(src, "SELECT * FROM src", dst, "dst", Mode.upsert, bulk=bulk and kind != "sqlite")
+    assert failed == []
+    rows = [(i, repr(float(z)), float(r)) for i, z, r in text_rows(dst, "dst", "id, z, r")]
+    negative_zero = "-0.0" if kind == "postgresql" else "0.0"  # MariaDB and SQLite do not keep the sign of zero
+    assert rows == [(1, negative_zero, 0.1), (2, "0.0", 16777216.0), (3, "1.5", 3.4028235e38)]
+
+
+def test_sqlite_numeric_refuses_numeric_text_it_would_round(sqlite_url: str) -> None:
+    from shared.load import LoadSession
+    from shared.types import Column
+
+    run_sql(sqlite_url, "CREATE TABLE dst (id int PRIMARY KEY, n NUMERIC)")
+    engine = create_db_engine(sqlite_url, poolclass=sa.pool.NullPool)
+    session = LoadSession(engine, table="dst", columns=[Column("id", "int"), Column("n", "text")],
+                          mode=Mode.insert_only)
+    session.begin()
+    failed = session.write([(1, "1.00000000000000000000000000001"), (2, "2.5"), (3, "12"), (4, "n/a")])
+    session.finish()
+    session.commit()
+    session.close()
+    engine.dispose()
+    assert [f.position for f in failed] == [1] and "column n" in failed[0].error
+    assert text_rows(sqlite_url, "dst", "id, n") == [(2, 2.5), (3, 12), (4, "n/a")]
