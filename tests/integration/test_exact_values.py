@@ -17,7 +17,7 @@ from shared.jobspec import Mode, StepSpec
 from tests.integration.test_fastpath_equivalence import execute, migrate
 
 pytestmark = pytest.mark.integration
-PATHS = [pytest.param(True, id="fast"), pytest.param(False, id="general")]
+PATHS = (("fast", True), ("general", False))  # table name, bulk text
 
 
 def run_sql(url: str, sql: str) -> None:
@@ -27,6 +27,16 @@ def run_sql(url: str, sql: str) -> None:
         doubled = conn.dialect.paramstyle in ("format", "pyformat")
         conn.exec_driver_sql(sql.replace("%", "%%") if doubled else sql)
     engine.dispose()
+
+
+def both_paths(src: str, sql: str, dst: str, ddl: str, mode: Mode = Mode.upsert, *,
+               bulk_ok: bool = True) -> dict[str, tuple[dict, list]]:
+    """The same query migrated into table ``fast`` (bulk text) and ``general``; their results."""
+    results = {}
+    for table, bulk in PATHS:
+        run_sql(dst, f"CREATE TABLE {table} {ddl}")
+        results[table] = migrate(src, sql, dst, table, mode, bulk=bulk and bulk_ok)
+    return results
 
 
 def text_rows(url: str, table: str, columns: str) -> list[tuple]:
@@ -50,9 +60,8 @@ def _my_ident(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-@pytest.mark.parametrize("bulk", PATHS)
 @pytest.mark.parametrize("kind", ["postgresql", "mariadb", "sqlite"])
-def test_any_identifier_the_engine_accepts_loads(kind: str, bulk: bool, pg_database: Callable[[], str],
+def test_any_identifier_the_engine_accepts_loads(kind: str, pg_database: Callable[[], str],
                                                  mysql_database: Callable[[], str], sqlite_url: str) -> None:
     src = pg_database()
     cols = ", ".join(f"{_pg_ident(n)} int" for n in ODD_NAMES)
@@ -61,13 +70,14 @@ def test_any_identifier_the_engine_accepts_loads(kind: str, bulk: bool, pg_datab
                   f"(2, {', '.join(str(10 + i) for i in range(len(ODD_NAMES)))})"])
     dst = {"postgresql": pg_database, "mariadb": mysql_database}.get(kind, lambda: sqlite_url)()
     ident = _my_ident if kind == "mariadb" else _pg_ident
-    run_sql(dst, f"CREATE TABLE dst (id int PRIMARY KEY, {', '.join(f'{ident(n)} int' for n in ODD_NAMES)})")
-    counts, failed = migrate(src, "SELECT * FROM src", dst, "dst", Mode.upsert, bulk=bulk and kind != "sqlite")
-    assert failed == [] and counts["rows_inserted"] == 2
-    assert text_rows(dst, "dst", "*") == [(1, *range(len(ODD_NAMES))), (2, *range(10, 10 + len(ODD_NAMES)))]
-    run_sql(dst, "DELETE FROM dst")  # plain inserts (no staging) too
-    counts, failed = migrate(src, "SELECT * FROM src", dst, "dst", Mode.truncate_load, bulk=bulk and kind != "sqlite")
-    assert failed == [] and counts["rows_inserted"] == 2
+    ddl = f"(id int PRIMARY KEY, {', '.join(f'{ident(n)} int' for n in ODD_NAMES)})"
+    for table, (counts, failed) in both_paths(src, "SELECT * FROM src", dst, ddl, bulk_ok=kind != "sqlite").items():
+        assert failed == [] and counts["rows_inserted"] == 2, table
+        assert text_rows(dst, table, "*") == [(1, *range(len(ODD_NAMES))), (2, *range(10, 10 + len(ODD_NAMES)))]
+        run_sql(dst, f"DELETE FROM {table}")  # plain inserts (no staging) too
+        counts, failed = migrate(src, "SELECT * FROM src", dst, table, Mode.truncate_load,
+                                 bulk=table == "fast" and kind != "sqlite")
+        assert failed == [] and counts["rows_inserted"] == 2, table
 
 
 @pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
@@ -116,30 +126,26 @@ def special_source(pg_database: Callable[[], str]) -> str:
     return url
 
 
-@pytest.mark.parametrize("bulk", PATHS)
-def test_postgresql_special_values_stay_exact_into_postgresql(bulk: bool, special_source: str,
+def test_postgresql_special_values_stay_exact_into_postgresql(special_source: str,
                                                              pg_database: Callable[[], str]) -> None:
     dst = pg_database()
-    execute(dst, f"CREATE TABLE dst {SPECIAL_DEST}")
-    counts, failed = migrate(special_source, "SELECT * FROM src", dst, "dst", Mode.upsert, bulk=bulk)
-    assert failed == []
-    assert text_rows(dst, "dst", SPECIAL_COLUMNS) == text_rows(special_source, "src", SPECIAL_COLUMNS)
+    for table, (counts, failed) in both_paths(special_source, "SELECT * FROM src", dst, SPECIAL_DEST).items():
+        assert failed == [], table
+        assert text_rows(dst, table, SPECIAL_COLUMNS) == text_rows(special_source, "src", SPECIAL_COLUMNS), table
 
 
-@pytest.mark.parametrize("bulk", PATHS)
 @pytest.mark.parametrize("kind", ["mariadb", "sqlite"])
 def test_postgresql_special_values_fail_their_row_where_the_destination_cannot_hold_them(
-        kind: str, bulk: bool, special_source: str, mysql_database: Callable[[], str], sqlite_url: str) -> None:
+        kind: str, special_source: str, mysql_database: Callable[[], str], sqlite_url: str) -> None:
     dst = mysql_database() if kind == "mariadb" else sqlite_url
     ddl = ("(id int PRIMARY KEY, ts DATETIME(6), tstz DATETIME(6), d DATE, tm TIME(6))" if kind == "mariadb" else
            "(id int PRIMARY KEY, ts DATETIME, tstz DATETIME, d DATE, tm TIME)")
-    execute(dst, f"CREATE TABLE dst {ddl}")
     sql = "SELECT id, ts, tstz, d, tm FROM src WHERE id <= 3"
-    counts, failed = migrate(special_source, sql, dst, "dst", Mode.upsert, bulk=bulk and kind == "mariadb")
-    assert [p for p, _ in failed] == ([1, 2] if kind == "sqlite" else [1, 2])
-    assert "infinity" in failed[0][1] and "ts" in failed[0][1]
-    assert "infinity" in failed[1][1]
-    assert [r[0] for r in text_rows(dst, "dst", "id")] == [3]
+    for table, (counts, failed) in both_paths(special_source, sql, dst, ddl, bulk_ok=kind == "mariadb").items():
+        assert [p for p, _ in failed] == [1, 2], table
+        assert "infinity" in failed[0][1] and "ts" in failed[0][1]
+        assert "infinity" in failed[1][1]
+        assert [r[0] for r in text_rows(dst, table, "id")] == [3]
 
 
 def test_postgresql_time_24_00_goes_into_a_mariadb_time_as_24_hours(special_source: str,
@@ -199,18 +205,16 @@ INSERT INTO src VALUES (1, 0.1::float8 + 0.2::float8, 16777217::real, '2024-02-2
 FLOAT_COLUMNS = "id, f::text, r::text, d::text, iv::text"
 
 
-@pytest.mark.parametrize("bulk", PATHS)
-def test_source_session_settings_do_not_change_values(bulk: bool, pg_database: Callable[[], str]) -> None:
+def test_source_session_settings_do_not_change_values(pg_database: Callable[[], str]) -> None:
     src, dst = pg_database(), pg_database()
     execute(src, FLOAT_SOURCE)
     name = sa.engine.make_url(src).database
     execute(src, [f'ALTER DATABASE "{name}" SET extra_float_digits = 0',
                   f"ALTER DATABASE \"{name}\" SET DateStyle = 'SQL, DMY'",
                   f"ALTER DATABASE \"{name}\" SET IntervalStyle = 'iso_8601'"])
-    execute(dst, "CREATE TABLE dst (id int PRIMARY KEY, f float8, r real, d date, iv interval)")
-    counts, failed = migrate(src, "SELECT * FROM src", dst, "dst", Mode.upsert, bulk=bulk)
-    assert failed == []
-    assert text_rows(dst, "dst", FLOAT_COLUMNS) == [
+    results = both_paths(src, "SELECT * FROM src", dst, "(id int PRIMARY KEY, f float8, r real, d date, iv interval)")
+    assert [failed for _, failed in results.values()] == [[], []]
+    assert text_rows(dst, "general", FLOAT_COLUMNS) == text_rows(dst, "fast", FLOAT_COLUMNS) == [
         (1, "0.30000000000000004", "1.6777216e+07", "2024-02-29", "1 day 02:03:04"),
         (2, "1.7976931348623157e+308", "3.4028235e+38", "0001-01-01", "-00:00:01"),
         (3, "2.2250738585072014e-308", "1.1754944e-38", "1999-12-31", "1 mon 2 days")]
@@ -231,41 +235,36 @@ def round_source(pg_database: Callable[[], str]) -> str:
     return url
 
 
-@pytest.mark.parametrize("bulk", PATHS)
 @pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
-def test_a_value_rounded_to_the_column_scale_fails_its_row(kind: str, bulk: bool, round_source: str,
+def test_a_value_rounded_to_the_column_scale_fails_its_row(kind: str, round_source: str,
                                                            pg_database: Callable[[], str],
                                                            mysql_database: Callable[[], str]) -> None:
     dst = pg_database() if kind == "postgresql" else mysql_database()
-    execute(dst, "CREATE TABLE dst (id int PRIMARY KEY, n NUMERIC(65,30), f NUMERIC(10,1))")
-    counts, failed = migrate(round_source, "SELECT * FROM src", dst, "dst", Mode.upsert, bulk=bulk)
-    assert [p for p, _ in failed] == [1, 2, 3]
-    assert "column n" in failed[0][1] and "0.1234567890123456789012345678901234567890" in failed[0][1]
-    assert "allow_rounding" in failed[0][1]
-    assert "column n" in failed[1][1] and "1E-40" in failed[1][1].upper()
-    assert "column f" in failed[2][1] and "0.25" in failed[2][1]
-    assert [r[0] for r in text_rows(dst, "dst", "id")] == [4, 5]
+    ddl = "(id int PRIMARY KEY, n NUMERIC(65,30), f NUMERIC(10,1))"
+    for table, (counts, failed) in both_paths(round_source, "SELECT * FROM src", dst, ddl).items():
+        assert [p for p, _ in failed] == [1, 2, 3], table
+        assert "column n" in failed[0][1] and "0.1234567890123456789012345678901234567890" in failed[0][1]
+        assert "allow_rounding" in failed[0][1]
+        assert "column n" in failed[1][1] and "1E-40" in failed[1][1].upper()
+        assert "column f" in failed[2][1] and "0.25" in failed[2][1]
+        assert [r[0] for r in text_rows(dst, table, "id")] == [4, 5]
 
 
-@pytest.mark.parametrize("bulk", PATHS)
-def test_allow_rounding_writes_rounded_values(bulk: bool, round_source: str, mysql_database: Callable[[], str],
-                                             pg_database: Callable[[], str]) -> None:
+def test_allow_rounding_writes_rounded_values(round_source: str, mysql_database: Callable[[], str],
+                                             pg_database: Callable[[], str], monkeypatch: pytest.MonkeyPatch) -> None:
     from shared.load import LoadSession
 
-    for dst in (mysql_database(), pg_database()):
-        execute(dst, "CREATE TABLE dst (id int PRIMARY KEY, n NUMERIC(65,30), f NUMERIC(10,1))")
-        original = LoadSession.__init__
+    original = LoadSession.__init__
 
-        def allowing(self, *args, **kwargs):  # the loader worker passes the job's allow_rounding
-            original(self, *args, **{**kwargs, "allow_rounding": True})
-        LoadSession.__init__ = allowing  # type: ignore[method-assign]
-        try:
-            counts, failed = migrate(round_source, "SELECT * FROM src", dst, "dst", Mode.upsert, bulk=bulk)
-        finally:
-            LoadSession.__init__ = original  # type: ignore[method-assign]
-        assert failed == [] and counts["rows_inserted"] == 5
-        rows = dict((r[0], r[1]) for r in text_rows(dst, "dst", "id, n"))
-        assert str(rows[2]) in ("0E-30", "0.000000000000000000000000000000")
+    def allowing(self, *args, **kwargs):  # the loader worker passes the job's allow_rounding
+        original(self, *args, **{**kwargs, "allow_rounding": True})
+    monkeypatch.setattr(LoadSession, "__init__", allowing)
+    for dst in (mysql_database(), pg_database()):
+        ddl = "(id int PRIMARY KEY, n NUMERIC(65,30), f NUMERIC(10,1))"
+        for table, (counts, failed) in both_paths(round_source, "SELECT * FROM src", dst, ddl).items():
+            assert failed == [] and counts["rows_inserted"] == 5, table
+            rows = dict((r[0], r[1]) for r in text_rows(dst, table, "id, n"))
+            assert str(rows[2]) in ("0E-30", "0.000000000000000000000000000000")
 
 
 def test_a_mariadb_note_on_insert_fails_the_row(mysql_database: Callable[[], str]) -> None:
@@ -343,42 +342,42 @@ def test_sqlite_numeric_refuses_what_it_would_round(value: str, sqlite_url: str)
 
 
 # ---------------------------------------------------------------- item 9: timetz
-@pytest.mark.parametrize("bulk", PATHS)
 @pytest.mark.parametrize("kind", ["postgresql", "mariadb", "sqlite"])
 def test_a_time_with_an_offset_fails_its_row_where_the_offset_would_be_dropped(
-        kind: str, bulk: bool, pg_database: Callable[[], str], mysql_database: Callable[[], str],
+        kind: str, pg_database: Callable[[], str], mysql_database: Callable[[], str],
         sqlite_url: str) -> None:
     src = pg_database()
     execute(src, "CREATE TABLE src (id int PRIMARY KEY, t timetz); "
                  "INSERT INTO src VALUES (1, '12:00:00+05'), (2, '13:00:00+00'), (3, NULL)")
     dst = {"postgresql": pg_database, "mariadb": mysql_database}.get(kind, lambda: sqlite_url)()
-    run_sql(dst, "CREATE TABLE dst (id int PRIMARY KEY, t TIME)")
-    counts, failed = migrate(src, "SELECT * FROM src", dst, "dst", Mode.upsert, bulk=bulk and kind != "sqlite")
-    assert [p for p, _ in failed] == [1, 2]
-    assert "column t" in failed[0][1] and "12:00:00+05:00" in failed[0][1]
+    results = both_paths(src, "SELECT * FROM src", dst, "(id int PRIMARY KEY, t TIME)", bulk_ok=kind != "sqlite")
+    for table, (counts, failed) in results.items():
+        assert [p for p, _ in failed] == [1, 2], table
+        assert "column t" in failed[0][1] and "12:00:00+05:00" in failed[0][1]
     if kind == "postgresql":
-        execute(dst, "CREATE TABLE dst2 (id int PRIMARY KEY, t timetz)")
-        counts, failed = migrate(src, "SELECT * FROM src", dst, "dst2", Mode.upsert, bulk=bulk)
-        assert failed == []
-        assert text_rows(dst, "dst2", "id, t::text") == [(1, "12:00:00+05"), (2, "13:00:00+00"), (3, None)]
+        for table, bulk in PATHS:
+            execute(dst, f"CREATE TABLE {table}_tz (id int PRIMARY KEY, t timetz)")
+            counts, failed = migrate(src, "SELECT * FROM src", dst, f"{table}_tz", Mode.upsert, bulk=bulk)
+            assert failed == []
+            assert text_rows(dst, f"{table}_tz", "id, t::text") == [(1, "12:00:00+05"), (2, "13:00:00+00"),
+                                                                    (3, None)]
 
 
 # ---------------------------------------------------------------- item 10: -0.0 and real into double
-@pytest.mark.parametrize("bulk", PATHS)
 @pytest.mark.parametrize("kind", ["postgresql", "mariadb", "sqlite"])
 def test_negative_zero_and_real_into_double_are_the_same_on_both_paths(
-        kind: str, bulk: bool, pg_database: Callable[[], str], mysql_database: Callable[[], str],
+        kind: str, pg_database: Callable[[], str], mysql_database: Callable[[], str],
         sqlite_url: str) -> None:
     src = pg_database()
     execute(src, "CREATE TABLE src (id int PRIMARY KEY, z float8, r real); "
                  "INSERT INTO src VALUES (1, '-0', 0.1), (2, 0, 16777217), (3, 1.5, 3.4028235e38)")
     dst = {"postgresql": pg_database, "mariadb": mysql_database}.get(kind, lambda: sqlite_url)()
-    run_sql(dst, "CREATE TABLE dst (id int PRIMARY KEY, z DOUBLE PRECISION, r DOUBLE PRECISION)")
-    counts, failed = migrate(src, "SELECT * FROM src", dst, "dst", Mode.upsert, bulk=bulk and kind != "sqlite")
-    assert failed == []
-    rows = [(i, repr(float(z)), float(r)) for i, z, r in text_rows(dst, "dst", "id, z, r")]
+    ddl = "(id int PRIMARY KEY, z DOUBLE PRECISION, r DOUBLE PRECISION)"
     negative_zero = "-0.0" if kind == "postgresql" else "0.0"  # MariaDB and SQLite do not keep the sign of zero
-    assert rows == [(1, negative_zero, 0.1), (2, "0.0", 16777216.0), (3, "1.5", 3.4028235e38)]
+    for table, (counts, failed) in both_paths(src, "SELECT * FROM src", dst, ddl, bulk_ok=kind != "sqlite").items():
+        assert failed == [], table
+        rows = [(i, repr(float(z)), float(r)) for i, z, r in text_rows(dst, table, "id, z, r")]
+        assert rows == [(1, negative_zero, 0.1), (2, "0.0", 16777216.0), (3, "1.5", 3.4028235e38)], table
 
 
 def test_sqlite_numeric_refuses_numeric_text_it_would_round(sqlite_url: str) -> None:
