@@ -74,8 +74,8 @@ def _offset_check(name: str, type_text: str) -> Callable[[Any], None]:
 def _special_check(name: str, source_type: str, kind: str, engine: str) -> Callable[[Any], None]:
     def check(value: Any) -> None:
         if isinstance(value, str):
-            raise ValueError(f"column {name}: {engine} cannot hold the PostgreSQL {source_type} value {value!r} "
-                             f"in a {kind} column")
+            raise ValueError(f"column {name}: {engine} cannot hold the {source_type} value {value!r} (the source's "
+                             f"own text, e.g. PostgreSQL's infinity) in a {kind} column")
     return check
 
 

@@ -71,10 +71,3 @@ def register_exact_casters(dbapi_conn: Any) -> None:
     for name, (oids, cast) in casters.items():
         ext.register_type(ext.new_type(oids, name, cast), dbapi_conn)
 
-
-def special_text_refused(value: Any, *, source_type: str, kind: str, column: str, engine: str) -> None:
-    """Raise ValueError for a PostgreSQL-only temporal value (text in a temporal column) going into a
-    ``kind`` column of an engine that cannot hold it; text columns take it as it is."""
-    if isinstance(value, str) and source_type in TEMPORAL_TYPES and kind != "text":
-        raise ValueError(f"column {column}: {engine} cannot hold the PostgreSQL {source_type} value {value!r} "
-                         f"in a {kind} column")
