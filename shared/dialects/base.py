@@ -161,8 +161,11 @@ class Dialect:
     # to a column's scale instead of failing their rows (shared.dialects.exact)
     allow_rounding: bool = False
 
-    # bulk_import_format: the bulk text (shared.dialects.bulk) bulk_import reads, or None
+    # bulk_import_format: the bulk text (shared.dialects.bulk) bulk_import reads, or None;
+    # bulk_import_refuses_rounding: bulk_import itself refuses a batch the engine rounded (else a
+    # batch that could be rounded to a column's scale goes the general, checked way)
     bulk_import_format: ClassVar[str | None] = None
+    bulk_import_refuses_rounding: ClassVar[bool] = False
 
     def bulk_import(self, conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str],
                     payload: bytes, *, kinds: list[str], rows: int) -> None:

@@ -181,6 +181,7 @@ class MySQLDialect(Dialect):
     upsert_form = "on_duplicate_key"
 
     bulk_import_format = "mysql_csv"
+    bulk_import_refuses_rounding = True  # LOAD DATA's notes (1265) refuse the batch
 
     def bulk_import(self, conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str],
                     payload: bytes, *, kinds: list[str], rows: int) -> None:

@@ -199,7 +199,8 @@ class LoadSession:
         if fmt not in self._bulk_cache:
             self._bulk_cache[fmt] = (fmt == self.dialect.bulk_import_format
                                      and same_text(fmt, self.columns, self._kinds)
-                                     and (self.allow_rounding or not self._may_round()))
+                                     and (self.allow_rounding or self.dialect.bulk_import_refuses_rounding
+                                          or not self._may_round()))
         return self._bulk_cache[fmt]
 
     def _may_round(self) -> bool:
