@@ -288,9 +288,8 @@ import re  # noqa: E402
 from pymysql.constants.CLIENT import FOUND_ROWS as _FOUND_ROWS  # noqa: E402
 
 from shared.dialects.exact import guarded_encoder  # noqa: E402
-from shared.dialects.loading import DuplicateKeysInBatch  # noqa: E402
+from shared.dialects.loading import DuplicateKeysInBatch, plain_preparer  # noqa: E402
 from shared.dialects.mysql_bulk import mysql_export_chunks, mysql_export_sql, mysql_load_payload  # noqa: E402
-from shared.dialects.loading import plain_preparer  # noqa: E402
 from shared.dialects.mysql_load import (  # noqa: E402
     MYSQL_TRANSIENT, MYSQL_FATAL, build_mysql_batch_stats, build_mysql_upsert, mysql_error_code,
     mysql_insert_checked, mysql_row_encoder, mysql_temp_decimals,
