@@ -1,7 +1,7 @@
 """PostgreSQL values Python's types cannot hold, read and written exactly.
 
 psycopg2's default conversions change some values silently: ``infinity``/``-infinity``
-timestamps and dates become ``datetime.max``/``min``, ``time '24:00:00'`` becomes
+timestamps and dates become ``datetime.max``/``min`` (BC dates and years past 9999 fail), ``time '24:00:00'`` becomes
 midnight, ``interval '1 mon'`` becomes 30 days. The source session registers casters that
 keep such a value as its PostgreSQL text instead (a ``str`` in a temporal column, which
 PostgreSQL destinations read back exactly and other engines refuse, naming the column).
@@ -55,9 +55,12 @@ def register_exact_casters(dbapi_conn: Any) -> None:
 
     def keeping(default: Any, special: Any) -> Any:
         def cast(value: str | None, cur: Any) -> Any:
-            if value is None:
-                return None
-            return value if special(value) else default(value, cur)
+            if value is None or special(value):
+                return value
+            try:
+                return default(value, cur)
+            except ValueError:  # BC or beyond year 9999: Python's types stop there
+                return value
         return cast
 
     infinite = _INFINITE.__contains__

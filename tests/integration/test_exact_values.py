@@ -113,7 +113,8 @@ INSERT INTO src VALUES
  (4, NULL, NULL, NULL, NULL, '25:00:00'),
  (5, NULL, NULL, NULL, NULL, '-1 days -01:00:00'),
  (6, NULL, NULL, NULL, NULL, '1 day -01:00:00'),
- (7, NULL, NULL, NULL, NULL, '3 days 00:00:00.000001')
+ (7, NULL, NULL, NULL, NULL, '3 days 00:00:00.000001'),
+ (8, '0044-03-15 12:00:00 BC', '12345-01-01 00:00:00+00', '4713-01-01 BC', NULL, NULL)
 """
 SPECIAL_COLUMNS = "id, ts::text, tstz::text, d::text, tm::text, iv::text"
 SPECIAL_DEST = "(id int PRIMARY KEY, ts timestamp, tstz timestamptz, d date, tm time, iv interval)"
