@@ -1,8 +1,9 @@
 """Values arrive exactly or their row fails loudly, on the fast and the general path.
 
-PostgreSQL special values (infinity, 24:00, month intervals), source session settings
-(extra_float_digits, DateStyle, IntervalStyle), awkward identifiers (``pct%``, quotes,
-``%(x)s``), timetz offsets and the sign of zero: issue #12 items 4, 5, 9, 10 and 14.
+PostgreSQL special values (infinity, 24:00, month intervals, BC), source session settings
+(extra_float_digits, DateStyle, IntervalStyle), rounding to a column's scale (allow_rounding,
+MariaDB notes, temporary tables), SQLite's 15 digits, awkward identifiers (``pct%``, quotes,
+``%(x)s``), timetz offsets and the sign of zero: issue #12 items 4, 5, 7, 8, 9, 10 and 14.
 """
 from __future__ import annotations
 
