@@ -130,6 +130,9 @@ class DestinationSpec(_Strict):
         None, ge=0, le=1, description="sync_delete: stop (rolled back) if a run would delete more than this share"
     )
     zero_dates: ZeroDates | None = Field(None, description="the job's zero_dates option (set at the job's top level)")
+    allow_rounding: bool = Field(
+        False, description="write values rounded to a destination column's scale instead of failing their rows"
+    )
 
     @field_validator("table")
     @classmethod
@@ -192,6 +195,16 @@ class JobSpec(JobOptions):
     description: str = Field("", max_length=5000)
     steps: list[StepSpec] = Field(..., min_length=1, max_length=MAX_STEPS)
     destination: DestinationSpec
+
+    @model_validator(mode="before")
+    @classmethod
+    def _job_level_allow_rounding(cls, data: object) -> object:
+        """``allow_rounding`` may also be given at the job's top level; it belongs to the destination."""
+        if isinstance(data, dict) and "allow_rounding" in data and isinstance(data.get("destination"), dict):
+            data = dict(data)
+            allow = data.pop("allow_rounding")
+            data["destination"] = {**data["destination"], "allow_rounding": allow}
+        return data
 
     @model_validator(mode="after")
     def _step_names_unique(self) -> "JobSpec":

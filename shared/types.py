@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 PORTABLE_TYPES = (
     "bool", "smallint", "int", "bigint", "float", "decimal", "text", "bytes",
-    "date", "time", "timestamp", "timestamptz", "uuid", "json", "interval", "unknown",
+    "date", "time", "timetz", "timestamp", "timestamptz", "uuid", "json", "interval", "unknown",
 )
 
 
@@ -58,6 +58,8 @@ def to_sqlalchemy(col: Column) -> sa.types.TypeEngine:
         return sa.Date()
     if t == "time":
         return sa.Time()
+    if t == "timetz":
+        return sa.Time(timezone=True)
     if t == "timestamp":
         return sa.DateTime(timezone=False)
     if t == "timestamptz":

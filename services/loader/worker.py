@@ -87,6 +87,7 @@ class Loader(RequestWorker):
                                   key_columns=destination.key_columns,
                                   allow_empty_source=destination.allow_empty_source,
                                   max_delete_ratio=destination.max_delete_ratio,
+                                  allow_rounding=destination.allow_rounding,
                                   statement_timeout_s=max(1.0, ctx.remaining_s()))
             state["session"] = session
             ctx.on_cancel(session.cancel)

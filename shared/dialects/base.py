@@ -33,6 +33,10 @@ class Dialect:
         """Quote one identifier with the engine's own rules."""
         return sa_dialect.identifier_preparer.quote_identifier(name)
 
+    def reflected_column_name(self, name: str) -> str:
+        """A column name as SQLAlchemy's reflection gives it, as the engine means it."""
+        return name
+
     def quote_table(self, sa_dialect: sa.Dialect, table: str) -> str:
         """Quote ``table`` or ``schema.table``."""
         return ".".join(self.quote_identifier(sa_dialect, part) for part in table.split("."))
@@ -119,10 +123,12 @@ class Dialect:
         return to_sqlalchemy(col)
 
     def create_temp_table_sql(self, sa_dialect: sa.Dialect, name: str, columns: list[Column]) -> str:
-        """``CREATE TEMPORARY TABLE`` for a referenced result (names quoted by the dialect)."""
+        """``CREATE TEMPORARY TABLE`` for a referenced result (names quoted by the dialect), to run
+        without parameters: percent signs in names are not doubled (the DDL holds no literals)."""
         table = sa.Table(name, sa.MetaData(), *(sa.Column(c.name, self.temp_column_type(c)) for c in columns),
                          prefixes=["TEMPORARY"])
-        return str(sa.schema.CreateTable(table).compile(dialect=sa_dialect)).strip()
+        ddl = str(sa.schema.CreateTable(table).compile(dialect=sa_dialect)).strip()
+        return ddl.replace("%%", "%") if getattr(sa_dialect.identifier_preparer, "_double_percents", False) else ddl
 
     def load_converters(self, columns: list[Column]) -> list[Callable[[Any], Any] | None]:
         """Per column, a function adapting a portable value for this driver's temp-table load."""
@@ -180,9 +186,15 @@ class Dialect:
     truncate_load_clear: ClassVar[str] = "delete"
     aware_timestamps: ClassVar[bool] = False
     temp_table_prefix: ClassVar[str] = "TEMPORARY"
+    # set per load session from the job (DestinationSpec.allow_rounding): accept values rounded
+    # to a column's scale instead of failing their rows (shared.dialects.exact)
+    allow_rounding: bool = False
 
-    # bulk_import_format: the bulk text (shared.dialects.bulk) bulk_import reads, or None
+    # bulk_import_format: the bulk text (shared.dialects.bulk) bulk_import reads, or None;
+    # bulk_import_refuses_rounding: bulk_import itself refuses a batch the engine rounded (else a
+    # batch that could be rounded to a column's scale goes the general, checked way)
     bulk_import_format: ClassVar[str | None] = None
+    bulk_import_refuses_rounding: ClassVar[bool] = False
 
     def bulk_import(self, conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str],
                     payload: bytes, *, kinds: list[str], rows: int) -> None:

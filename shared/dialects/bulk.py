@@ -119,7 +119,7 @@ def _converter(kind: str, fmt: str) -> Callable[[str], Any] | None:
         return int
     return {
         "bool": _pg_bool, "float": float, "decimal": Decimal, "date": date.fromisoformat,
-        "time": time.fromisoformat, "timestamp": _timestamp, "timestamptz": _timestamp, "uuid": uuid.UUID,
+        "time": time.fromisoformat, "timetz": time.fromisoformat, "timestamp": _timestamp, "timestamptz": _timestamp, "uuid": uuid.UUID,
         "bytes": _pg_bytes if fmt == PG_TEXT else bytes.fromhex,
     }.get(kind)
 

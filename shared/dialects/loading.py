@@ -7,6 +7,7 @@ KEY UPDATE``; ``mssql.py``: ``MERGE``).
 """
 from __future__ import annotations
 
+import copy
 import json
 from datetime import datetime, timezone
 from typing import Any
@@ -70,6 +71,19 @@ def json_text(value: Any) -> str:
         return json.dumps(value, default=str, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"cannot write {type(value).__name__} as JSON: {exc}") from None
+
+
+def plain_preparer(sa_dialect: sa.Dialect) -> Any:
+    """The dialect's identifier preparer for SQL sent WITHOUT parameters (``COPY``, ``LOAD DATA``,
+    a raw cursor's ``execute(sql)``): percent signs in names stay single. SQLAlchemy doubles them
+    for ``format``/``pyformat`` drivers, which undo it only when parameters are bound."""
+    prep = sa_dialect.identifier_preparer
+    if not getattr(prep, "_double_percents", False):
+        return prep
+    plain = copy.copy(prep)
+    plain._double_percents = False
+    plain._strings = {}
+    return plain
 
 
 def temp_table(name: str, columns: list[str]) -> sa.TableClause:

@@ -142,8 +142,11 @@ class MSSQLDialect(Dialect):
 
     def row_encoder(self, target_columns: list[sa.Column], source_columns: list[Column]) -> Any:
         """pyodbc tuples: aware timestamps kept for DATETIMEOFFSET, else UTC; UUID as text."""
-        return with_source_checks(mssql_row_encoder(target_columns), target_columns, source_columns,
-                                  engine="SQL Server")
+        from shared.dialects.exact import guarded_encoder
+        return with_source_checks(
+            guarded_encoder(mssql_row_encoder(target_columns), target_columns, source_columns,
+                            engine="SQL Server", allow_rounding=self.allow_rounding),
+            target_columns, source_columns, engine="SQL Server")
 
     def create_staging(self, conn: sa.Connection, name: str, target: sa.Table, columns: list[str]) -> sa.TableClause:
         """A ``#temp`` table (session-scoped) with the target's column types, without IDENTITY."""

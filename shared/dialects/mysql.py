@@ -18,6 +18,10 @@ class MySQLDialect(Dialect):
     transactional_ddl = False
     truncate_is_transactional = False
 
+    def reflected_column_name(self, name: str) -> str:
+        """SQLAlchemy reads names from SHOW CREATE TABLE and leaves a backtick doubled."""
+        return name.replace("``", "`")
+
     # --- EXTRACTION ---
     # (owned by shared/extract; methods added here by the extract engineer)
     # Values: JSON as text; TINYINT(1)/BOOLEAN stays an int (MySQL cannot tell it from a
@@ -189,7 +193,12 @@ class MySQLDialect(Dialect):
         def utc(v: Any) -> Any:
             return v.astimezone(timezone.utc).replace(tzinfo=None) if getattr(v, "tzinfo", None) else v
 
-        special = {"uuid": str, "timestamptz": utc}
+        def no_offset(v: Any) -> Any:
+            if getattr(v, "utcoffset", lambda: None)() is not None:
+                raise ValueError(f"a MariaDB TIME cannot hold the offset of {v.isoformat()}")
+            return v
+
+        special = {"uuid": str, "timestamptz": utc, "timetz": no_offset}
         return [special.get(c.type) for c in columns]
 
     # --- LOADING ---
@@ -203,6 +212,7 @@ class MySQLDialect(Dialect):
     upsert_form = "on_duplicate_key"
 
     bulk_import_format = "mysql_csv"
+    bulk_import_refuses_rounding = True  # LOAD DATA's notes (1265) refuse the batch
 
     def bulk_import(self, conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str],
                     payload: bytes, *, kinds: list[str], rows: int) -> None:
@@ -242,7 +252,30 @@ class MySQLDialect(Dialect):
 
     def row_encoder(self, target_columns: list[sa.Column], source_columns: list[Column]) -> Callable[[tuple], Any]:
         """Driver tuples: bool as 1/0, aware timestamps as UTC, UUID as text or 16 bytes."""
-        return mysql_row_encoder(target_columns, source_columns)
+        return guarded_encoder(mysql_row_encoder(target_columns, source_columns), target_columns, source_columns,
+                               engine="MariaDB", allow_rounding=self.allow_rounding, holds_special_text=True)
+
+    def bulk_insert(self, conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str],
+                    rows: list[Any]) -> None:
+        """Multi-row INSERTs whose warnings and notes are read back (a note such as a decimal rounded
+        to its column's scale fails the row unless ``allow_rounding``)."""
+        mysql_insert_checked(conn, table, columns, rows, allow_rounding=self.allow_rounding)
+
+    def bulk_load_temp(self, dbapi_conn: Any, sa_dialect: sa.Dialect, name: str, columns: list[Column],
+                       batches: Iterable[list[tuple]]) -> int:
+        """As the default, with decimals checked against the temporary column (no silent rounding) and
+        a decimal of unknown scale narrowed afterwards to the scale its values need."""
+        places: dict[int, int] = {}
+        watched = mysql_temp_decimals(columns, [self.temp_column_type(c) for c in columns], batches, places)
+        total = super().bulk_load_temp(dbapi_conn, sa_dialect, name, columns, watched)
+        quote = plain_preparer(sa_dialect).quote_identifier
+        narrow = [f"MODIFY {quote(columns[i].name)} DECIMAL({35 + p}, {p})" for i, p in places.items()
+                  if not columns[i].precision]
+        if narrow:
+            cur = dbapi_conn.cursor()
+            cur.execute(f"ALTER TABLE {quote(name)} {', '.join(narrow)}")
+            cur.close()
+        return total
 
     def upsert(self, conn: sa.Connection, target: sa.Table, staging: sa.TableClause, columns: list[str],
                key: list[str], staged: int) -> tuple[int, int, int]:
@@ -282,12 +315,14 @@ import re  # noqa: E402
 
 from pymysql.constants.CLIENT import FOUND_ROWS as _FOUND_ROWS  # noqa: E402
 
-from shared.dialects.loading import DuplicateKeysInBatch  # noqa: E402
+from shared.dialects.exact import guarded_encoder  # noqa: E402
+from shared.dialects.loading import DuplicateKeysInBatch, plain_preparer  # noqa: E402
 from shared.dialects.mysql_bulk import (  # noqa: E402
     abandon_stream, mysql_export_chunks, mysql_export_sql, mysql_load_payload,
 )
 from shared.dialects.mysql_load import (  # noqa: E402
-    MYSQL_TRANSIENT, MYSQL_FATAL, build_mysql_batch_stats, build_mysql_upsert, mysql_error_code, mysql_row_encoder,
+    MYSQL_TRANSIENT, MYSQL_FATAL, build_mysql_batch_stats, build_mysql_upsert, mysql_error_code,
+    mysql_insert_checked, mysql_row_encoder, mysql_temp_decimals,
 )
 
 _AT_ROW = re.compile(r" at row \d+$")

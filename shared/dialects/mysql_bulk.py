@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from shared.dialects.loading import BulkRefused
+from shared.dialects.loading import BulkRefused, plain_preparer
 from shared.dialects.mysql_read import FLOAT4_PRECISION
 from shared.errors import SourceError
 from shared.types import Column
@@ -159,7 +159,7 @@ def mysql_load_payload(conn: sa.Connection, table: sa.TableClause | sa.Table, co
                        *, kinds: list[str], rows: int) -> None:
     """``LOAD DATA LOCAL INFILE`` of a ``mysql_csv`` payload; raises BulkRefused unless every row
     went in without a warning. Raises DBAPIError for errors."""
-    prep = conn.dialect.identifier_preparer
+    prep = plain_preparer(conn.dialect)  # LOAD DATA runs without parameters
     targets, sets = [], []
     for i, (name, kind) in enumerate(zip(columns, kinds)):
         if kind == "bytes":

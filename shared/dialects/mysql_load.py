@@ -4,12 +4,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from collections.abc import Iterable, Iterator
 from typing import Any, Callable
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-from shared.dialects.loading import json_text, key_match, kind_of, to_utc_naive
+from shared.dialects.loading import json_text, key_match, kind_of, plain_preparer, to_utc_naive
 from shared.dialects.sourcevalues import mysql_bit_converter
 from shared.types import Column
 
@@ -91,3 +92,80 @@ def mysql_error_code(exc: BaseException) -> int | None:
     orig = getattr(exc, "orig", exc)
     args = getattr(orig, "args", ())
     return args[0] if args and isinstance(args[0], int) else None
+
+
+MAX_INSERT_BYTES = 1_000_000  # one multi-row INSERT stays below MariaDB's default max_allowed_packet
+ROUNDING_NOTE = 1265  # "Data truncated": a decimal rounded to its column's scale is only a Note
+
+
+def mysql_insert_checked(conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str], rows: list[tuple],
+                         *, allow_rounding: bool) -> None:
+    """Multi-row INSERTs of driver tuples, each statement's warnings and notes read back: any one
+    (a value changed on the way in) raises a row-level DBAPIError, so the batch is split down to
+    the row at fault; with ``allow_rounding`` a rounding note (1265) is accepted."""
+    import pymysql
+
+    prep = plain_preparer(conn.dialect)  # the statements run without parameters
+    head = f"INSERT INTO {prep.format_table(table)} ({', '.join(prep.quote(c) for c in columns)}) VALUES "
+    raw = conn.connection.dbapi_connection
+    cursor = raw.cursor()
+    parts: list[str] = []
+    size = 0
+    try:
+        for row in rows:
+            part = "(" + ",".join([raw.escape(v, raw.encoders) for v in row]) + ")"
+            if parts and size + len(part) > MAX_INSERT_BYTES:
+                _execute_checked(cursor, head + ",".join(parts), allow_rounding)
+                parts, size = [], 0
+            parts.append(part)
+            size += len(part) + 1
+        if parts:
+            _execute_checked(cursor, head + ",".join(parts), allow_rounding)
+    except pymysql.Error as exc:
+        invalidated = conn.dialect.is_disconnect(exc, raw, cursor)
+        raise sa.exc.DBAPIError.instance("INSERT", None, exc, pymysql.Error,
+                                         connection_invalidated=invalidated) from exc
+    finally:
+        cursor.close()
+
+
+def _execute_checked(cursor: Any, sql: str, allow_rounding: bool) -> None:
+    import pymysql
+
+    cursor.execute(sql)
+    if not cursor.warning_count:
+        return
+    cursor.execute("SHOW WARNINGS")
+    notes = [(level, code, message) for level, code, message in cursor.fetchall()
+             if not (allow_rounding and code == ROUNDING_NOTE)]
+    if notes:
+        level, code, message = notes[0]
+        hint = "; set allow_rounding: true on the job's destination to accept" if code == ROUNDING_NOTE else ""
+        raise pymysql.err.DataError(code, f"{message} (a {level.lower()}: the value would be changed{hint})")
+
+
+def mysql_temp_decimals(columns: list[Column], types: list[sa.types.TypeEngine], batches: Iterable[list[tuple]],
+                        places: dict[int, int]) -> Iterator[list[tuple]]:
+    """``batches`` unchanged, each decimal checked against its temporary DECIMAL(p, s) column (a value
+    it would round or clip raises ValueError naming the column); ``places`` collects, per decimal
+    column, the most decimal places a value needs."""
+    from shared.dialects.exact import decimal_of, decimal_places
+
+    limits = {i: (t.precision or 65, t.scale or 0) for i, (c, t) in enumerate(zip(columns, types))
+              if c.type == "decimal"}
+    for i in limits:
+        places[i] = 0
+    for batch in batches:
+        for row in batch:
+            for i, (precision, scale) in limits.items():
+                d = None if row[i] is None else decimal_of(row[i])
+                if d is None:
+                    continue
+                p = decimal_places(d)
+                whole = max(d.adjusted() + 1, 0) if d else 0
+                if p > scale or whole > precision - scale:
+                    raise ValueError(f"column {columns[i].name}: {row[i]} does not fit a MariaDB DECIMAL("
+                                     f"{precision}, {scale}) temporary column exactly")
+                own = -d.as_tuple().exponent  # the value's own scale, trailing zeros included
+                places[i] = max(places[i], min(max(own, 0), scale))  # type: ignore[operator]
+        yield batch

@@ -25,19 +25,27 @@ class PostgresDialect(Dialect):
     EXTRACT_TYPES = {
         16: "bool", 21: "smallint", 23: "int", 20: "bigint", 26: "bigint", 700: "float", 701: "float",
         1700: "decimal", 25: "text", 1043: "text", 1042: "text", 19: "text", 17: "bytes", 1082: "date",
-        1083: "time", 1266: "time", 1114: "timestamp", 1184: "timestamptz", 2950: "uuid", 114: "json",
+        1083: "time", 1266: "timetz", 1114: "timestamp", 1184: "timestamptz", 2950: "uuid", 114: "json",
         3802: "json", 1186: "interval",
     }
 
     def prepare_source_session(self, dbapi_conn: Any) -> None:
-        """JSON, JSONB and every array type are returned as text on this connection."""
+        """JSON, JSONB and every array type as text; infinite dates, ``24:00`` and month intervals
+        kept (:mod:`shared.dialects.postgresql_values`); the output settings the conversions rely on
+        (exact floats, ISO dates, ``postgres`` intervals), over any user option or server default."""
         import psycopg2.extensions as ext
+
+        from shared.dialects.postgresql_values import SOURCE_SETTINGS, register_exact_casters
 
         def as_text(value: Any, _cur: Any) -> Any:
             return value
 
         oids = [114, 3802] + [oid for oid, c in ext.string_types.items() if c.name.endswith("ARRAY")]
         ext.register_type(ext.new_type(tuple(oids), "DM_AS_TEXT", as_text), dbapi_conn)
+        register_exact_casters(dbapi_conn)
+        cur = dbapi_conn.cursor()
+        cur.execute(SOURCE_SETTINGS)
+        cur.close()
 
     def drop_privileges(self, dbapi_conn: Any, role: str | None) -> None:
         """``SET ROLE read_role``: the step's privileges are checked as that role."""
@@ -145,8 +153,10 @@ class PostgresDialect(Dialect):
 
     def load_converters(self, columns: list[Column]) -> list[Callable[[Any], Any] | None]:
         """Text forms COPY's CSV input accepts (bytea hex, interval in units)."""
+        from shared.dialects.postgresql_values import interval_text
+
         def interval(td: Any) -> str:
-            return f"{td.days} days {td.seconds} seconds {td.microseconds} microseconds"
+            return td if isinstance(td, str) else interval_text(td)  # text: a month interval, kept
 
         special = {"bytes": lambda b: "\\x" + bytes(b).hex(), "interval": interval,
                    "bool": lambda v: "t" if v else "f"}
@@ -157,10 +167,13 @@ class PostgresDialect(Dialect):
         """``COPY name (cols) FROM STDIN`` in CSV, streamed from ``batches``; returns the row count."""
         from shared.extract.csvstream import CsvStream
 
+        from shared.dialects.loading import plain_preparer
+
         stream = CsvStream(batches, self.load_converters(columns))
-        cols = ", ".join(self.quote_identifier(sa_dialect, c.name) for c in columns)
+        quote = plain_preparer(sa_dialect).quote_identifier  # copy_expert binds no parameters
+        cols = ", ".join(quote(c.name) for c in columns)
         cur = dbapi_conn.cursor()
-        cur.copy_expert(f"COPY {self.quote_identifier(sa_dialect, name)} ({cols}) FROM STDIN WITH (FORMAT csv)",
+        cur.copy_expert(f"COPY {quote(name)} ({cols}) FROM STDIN WITH (FORMAT csv)",
                         stream, size=256 * 1024)
         cur.close()
         return stream.rows
@@ -198,7 +211,11 @@ class PostgresDialect(Dialect):
 
         def encode(row: tuple) -> str:
             return "\t".join([PG_NULL if v is None else f(v) for v, f in zip(row, fmts)])
-        return with_source_checks(encode, target_columns, source_columns, engine="PostgreSQL", time_24h=True)
+        # MariaDB zero dates / TIME beyond a day first (their own messages), then exactness
+        return with_source_checks(
+            guarded_encoder(encode, target_columns, source_columns, engine="PostgreSQL",
+                            allow_rounding=self.allow_rounding, holds_special_text=True),
+            target_columns, source_columns, engine="PostgreSQL", time_24h=True)
 
     def clear_staging(self, conn: sa.Connection, staging: sa.TableClause) -> None:
         """TRUNCATE: temporary tables are not vacuumed, so DELETE would bloat them."""
@@ -244,6 +261,7 @@ class PostgresDialect(Dialect):
 
 
 # --- LOADING (module helpers) ---
+from shared.dialects.exact import guarded_encoder  # noqa: E402
 from shared.dialects.loading import kind_of  # noqa: E402
 from shared.dialects.sourcevalues import pg_bit_formatter, with_source_checks  # noqa: E402
 from shared.dialects.postgresql_load import (  # noqa: E402

@@ -11,7 +11,8 @@ from typing import Any, Callable
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
-from shared.dialects.loading import json_text, kind_of, to_utc_naive
+from shared.dialects.postgresql_values import interval_text
+from shared.dialects.loading import json_text, kind_of, plain_preparer, to_utc_naive
 
 PG_NULL = "\\N"
 PG_TRANSIENT = {"40001", "40P01", "55P03", "57014", "57P01", "57P02", "57P03", "53300", "25P03"}
@@ -49,7 +50,7 @@ def _pg_datetime(kind: str, value: datetime) -> str:
 
 
 def _pg_interval(value: timedelta) -> str:
-    return f"{value.days} days {value.seconds} seconds {value.microseconds} microseconds"
+    return interval_text(value)
 
 
 def _pg_document(kind: str, value: Any) -> str:
@@ -121,14 +122,14 @@ def pg_export_sql(sql: str, columns: Any, fmt: str) -> str | None:
     """The COPY statement exporting ``sql`` in a bulk format (None: not for these columns)."""
     if fmt not in _PG_EXPORTS or (fmt == "mysql_csv" and any(c.type in ("interval", "unknown") for c in columns)):
         return None
-    quote = pg.dialect().identifier_preparer.quote
+    quote = plain_preparer(pg.dialect()).quote  # COPY ... TO STDOUT runs without parameters
     cols = ", ".join(_PG_MYSQL_CSV.get(c.type, "{c}").format(c=f"dm_q.{quote(c.name)}") for c in columns)
     return _PG_EXPORTS[fmt].format(sql=sql, cols=cols)
 
 
 def copy_payload(conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str], payload: bytes) -> None:
     """``COPY table (cols) FROM STDIN`` (text format) with a COPY-text payload. Raises DBAPIError."""
-    prep = conn.dialect.identifier_preparer
+    prep = plain_preparer(conn.dialect)  # copy_expert binds no parameters
     cols = ", ".join(prep.quote(c) for c in columns)
     data = io.BytesIO(payload)
     cursor = conn.connection.dbapi_connection.cursor()

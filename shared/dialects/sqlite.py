@@ -67,9 +67,10 @@ class SQLiteDialect(Dialect):
 
     def load_converters(self, columns: list[Column]) -> list[Callable[[Any], Any] | None]:
         """Values the sqlite3 module can bind: Decimal and UUID as text, dates ISO 8601, durations seconds."""
-        iso = lambda v: v.isoformat()  # noqa: E731
-        special = {"decimal": str, "uuid": str, "date": iso, "time": iso, "timestamp": iso, "timestamptz": iso,
-                   "interval": lambda td: td.total_seconds(), "json": str, "unknown": str}
+        iso = lambda v: v if isinstance(v, str) else v.isoformat()  # noqa: E731 - text: PostgreSQL's infinity
+        special = {"decimal": str, "uuid": str, "date": iso, "time": iso, "timetz": iso, "timestamp": iso,
+                   "timestamptz": iso, "interval": lambda td: td if isinstance(td, str) else td.total_seconds(),
+                   "json": str, "unknown": str}
         return [special.get(c.type) for c in columns]
 
     # --- LOADING ---
@@ -96,7 +97,10 @@ class SQLiteDialect(Dialect):
 
     def row_encoder(self, target_columns: list[sa.Column], source_columns: list[Column]) -> Callable[[tuple], Any]:
         """Bindable tuples: SQLAlchemy's text formats for dates, UUID text, exact-or-refused decimals."""
-        return with_source_checks(sqlite_row_encoder(target_columns), target_columns, source_columns, engine="SQLite")
+        return with_source_checks(
+            guarded_encoder(sqlite_row_encoder(target_columns), target_columns, source_columns, engine="SQLite",
+                            allow_rounding=self.allow_rounding, enforces_scale=False),
+            target_columns, source_columns, engine="SQLite")
 
     def upsert(self, conn: sa.Connection, target: sa.Table, staging: sa.TableClause, columns: list[str],
                key: list[str], staged: int) -> tuple[int, int, int]:
@@ -120,6 +124,7 @@ class SQLiteDialect(Dialect):
 
 
 # --- LOADING (module helpers) ---
+from shared.dialects.exact import guarded_encoder  # noqa: E402
 from shared.dialects.loading import DuplicateKeysInBatch, build_batch_stats  # noqa: E402
 from shared.dialects.sqlite_load import (  # noqa: E402
     build_sqlite_upsert, sqlite_is_row_error, sqlite_is_transient, sqlite_row_encoder,

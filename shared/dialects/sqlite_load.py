@@ -33,10 +33,16 @@ def _sqlite_decimal(kind: str, value: Decimal) -> Any:
         return str(value)
     if value == value.to_integral_value() and INT64[0] <= int(value) <= INT64[1]:
         return int(value)
-    if len(value.normalize().as_tuple().digits) <= EXACT_REAL_DIGITS:
+    if significant_digits(value) <= EXACT_REAL_DIGITS:  # counted on the digits: normalize() rounds to 28
         return str(value)
     raise ValueError(f"SQLite cannot store {value} exactly in a numeric column (more than "
                      f"{EXACT_REAL_DIGITS} significant digits would be rounded); declare the column TEXT")
+
+
+def significant_digits(value: Decimal) -> int:
+    """Digits of ``value`` without leading or trailing zeros, exactly (no context precision)."""
+    digits = "".join(map(str, value.as_tuple().digits)).strip("0")
+    return len(digits)
 
 
 def _sqlite_float(value: float) -> float:
@@ -62,10 +68,21 @@ def sqlite_converter(kind: str, length: int | None) -> Callable[[Any], Any]:
         bytearray: bytes, memoryview: bytes,
     }
 
+    if kind in _NUMERIC_KINDS:  # numeric text would become a REAL: exact or refused, like a Decimal
+        by_type[str] = lambda v: _sqlite_numeric_text(kind, v)
+
     def convert(value: Any) -> Any:
         f = by_type.get(type(value))
         return value if f is None else f(value)
     return convert
+
+
+def _sqlite_numeric_text(kind: str, value: str) -> Any:
+    try:
+        number = Decimal(value.strip())
+    except ArithmeticError:
+        return value  # not a number: SQLite keeps the text
+    return _sqlite_decimal(kind, number) if number.is_finite() and value.strip() else value
 
 
 def sqlite_row_encoder(target_columns: list[sa.Column]) -> Callable[[tuple], tuple]:

@@ -20,7 +20,7 @@ from shared.types import Column
 
 SYNC_IMPACT_CAP = 100_000  # keys read per side by sync_delete_impact; beyond it the impact is not computed
 _NUMERIC = {"smallint", "int", "bigint", "float", "decimal", "bool"}
-_TEMPORAL = {"date", "time", "timestamp", "timestamptz", "interval"}
+_TEMPORAL = {"date", "time", "timetz", "timestamp", "timestamptz", "interval"}
 # (source portable type group, destination kinds it cannot go into)
 _INCOMPATIBLE: dict[str, set[str]] = {
     **{t: {"date", "time", "timestamp", "timestamptz", "bytes", "uuid"} for t in _NUMERIC},
@@ -89,7 +89,14 @@ def reflect_table(conn: sa.Connection, table: str) -> sa.Table | None:
         if len(matches) != 1:
             return None
         name = matches[0]
-    return sa.Table(name, sa.MetaData(), schema=schema_or_none, autoload_with=conn)
+    from shared.dialects import get_dialect
+
+    unescape = get_dialect(conn).reflected_column_name
+
+    def named(_inspector: object, _table: object, info: dict) -> None:
+        info["name"] = unescape(info["name"])
+    return sa.Table(name, sa.MetaData(), schema=schema_or_none, autoload_with=conn,
+                    listeners=[("column_reflect", named)])
 
 
 def _check(check: str, ok: bool, message: str) -> dict:

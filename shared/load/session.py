@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from shared.dialects import get_dialect
 from shared.dialects.bulk import parse as parse_bulk, same_text
+from shared.dialects.exact import rounding_risk
 from shared.dialects.loading import BulkRefused, DuplicateKeysInBatch, kind_of
 from shared.errors import Cancelled, ConnectionLost, DestinationError, SyncDeleteGuard, TooManyFailures
 from shared.jobspec import Mode
@@ -35,12 +36,13 @@ class LoadSession:
                  key_columns: list[str] | None = None, allow_empty_source: bool = False,
                  max_delete_ratio: float | None = None,
                  max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
-                 statement_timeout_s: float | None = None) -> None:
+                 statement_timeout_s: float | None = None, allow_rounding: bool = False) -> None:
         self.engine, self.table, self.columns, self.mode = engine, table, list(columns), Mode(mode)
         self.key_columns = list(key_columns) if key_columns else None
         self.allow_empty_source, self.max_delete_ratio = allow_empty_source, max_delete_ratio
         self.max_consecutive_failures, self.statement_timeout_s = max_consecutive_failures, statement_timeout_s
         self.dialect = get_dialect(engine.dialect.name)
+        self.allow_rounding = self.dialect.allow_rounding = allow_rounding
         self.counts = LoadCounts()
         self.rows_received = 0
         self._conn: sa.Connection | None = None
@@ -196,8 +198,15 @@ class LoadSession:
         """Whether a payload in ``fmt`` may go to the bulk loader as it is (cached per format)."""
         if fmt not in self._bulk_cache:
             self._bulk_cache[fmt] = (fmt == self.dialect.bulk_import_format
-                                     and same_text(fmt, self.columns, self._kinds))
+                                     and same_text(fmt, self.columns, self._kinds)
+                                     and (self.allow_rounding or self.dialect.bulk_import_refuses_rounding
+                                          or not self._may_round()))
         return self._bulk_cache[fmt]
+
+    def _may_round(self) -> bool:
+        """Whether the engine could round a bulk-text value to a column's scale (then the general path checks)."""
+        assert self._dest is not None
+        return any(rounding_risk(s, self._dest.table.c[n]) for s, n in zip(self.columns, self._dest.columns))
 
     def _encode_rows(self, rows: list[tuple], first: int) -> list[tuple[int, tuple, Any, str | None]]:
         """Encode each row; a value the engine cannot hold marks its row with the reason."""

@@ -73,7 +73,8 @@ def test_pg_copy_text_escapes_and_converts() -> None:
     assert pg_formatter("timestamp")(datetime(2024, 1, 1, 12, tzinfo=timezone(timedelta(hours=2)))) == "2024-01-01T10:00:00"
     assert pg_formatter("int")(True) == "1" and pg_formatter("bool")(False) == "f"
     assert pg_formatter("float")(float("inf")) == "Infinity"
-    assert pg_formatter("interval")(timedelta(days=1, seconds=5)) == "1 days 5 seconds 0 microseconds"
+    assert pg_formatter("interval")(timedelta(days=1, seconds=5)) == "1 days 5000000 microseconds"
+    assert pg_formatter("interval")(-timedelta(days=1, hours=1)) == "-1 days -3600000000 microseconds"
     assert pg_formatter("json")({"a": [1]}) == '{"a": [1]}'
     with pytest.raises(ValueError, match="NUL"):
         text("a\x00b")

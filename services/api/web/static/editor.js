@@ -35,7 +35,8 @@ function fromJob(job) {
     id: job.id, name: job.name, description: job.description,
     steps: job.steps.map((s) => ({ ...s, key: ++stepKey })),
     destination: { project_id: d.project_id, table: d.table, mode: d.mode, key_columns: (d.key_columns || []).join(", "),
-      allow_empty_source: d.allow_empty_source, max_delete_ratio: d.max_delete_ratio ?? "" },
+      allow_empty_source: d.allow_empty_source, max_delete_ratio: d.max_delete_ratio ?? "",
+      allow_rounding: Boolean(d.allow_rounding) },
     schedule: job.schedule, timezone: job.timezone, max_retries: job.max_retries, timeout_minutes: job.timeout_minutes,
     enabled: job.enabled, validate_before_execution: job.validate_before_execution,
   };
@@ -61,6 +62,7 @@ function destinationBody(state) {
   const d = state.destination;
   const keys = d.key_columns.split(",").map((k) => k.trim()).filter(Boolean);
   const body = { project_id: id(d.project_id), table: d.table.trim(), mode: d.mode, key_columns: keys.length ? keys : null };
+  if (d.allow_rounding) body.allow_rounding = true; // set in job files or the API; kept when saved here
   if (d.mode === "sync_delete") {
     body.allow_empty_source = d.allow_empty_source;
     body.max_delete_ratio = d.max_delete_ratio === "" ? null : int(d.max_delete_ratio);
