@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,7 +27,22 @@ TIME_OF_DAY = "time"
 ONE_DAY = timedelta(days=1)
 ZERO_DATES_OPTION = "zero_dates"
 ZERO_DATES_VALUES = ("keep", "null")
-_DATE_TEXT = re.compile(r"-?\d{4}-\d\d-\d\d")  # as MariaDB shows a date (not 'infinity' and such)
+# as MariaDB shows a date or datetime, nothing after it (not 'infinity', '… BC' or an offset)
+_DATE_TEXT = re.compile(r"(\d{4})-(\d\d)-(\d\d)(?: \d\d:\d\d:\d\d(?:\.\d{1,6})?)?")
+
+
+def _mariadb_invalid_date(value: str) -> bool:
+    """Whether ``value`` is a zero or invalid date as MariaDB/MySQL shows it ('0000-00-00',
+    '2021-02-30'): only those travel as text from a MariaDB date column. A valid calendar date
+    in text, or PostgreSQL's own forms ('infinity', '0044-03-15 BC'), is left to the other checks."""
+    match = _DATE_TEXT.fullmatch(value)
+    if match is None:
+        return False
+    try:
+        date(*(int(g) for g in match.groups()))
+    except ValueError:
+        return True
+    return False
 
 
 def mysql_time_text(value: timedelta) -> str:
@@ -53,7 +68,7 @@ def bit_digits(value: bytes | int, width: int | None, *, column: str, target: st
 
 def _date_check(column: str, engine: str) -> Callable[[Any], Any]:
     def check(value: Any) -> Any:
-        if isinstance(value, str) and _DATE_TEXT.match(value):
+        if isinstance(value, str) and _mariadb_invalid_date(value):
             raise ValueError(f"column {column!r}: the date {value!r} (a zero or invalid MariaDB/MySQL date) "
                              f"cannot be stored in {engine}; the option zero_dates: \"null\" loads such dates "
                              "as NULL")
@@ -162,7 +177,7 @@ def zero_dates_to_null(columns: list[Column], converters: list[Callable[[Any], A
     def to_null(convert: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
         def mapped(value: Any) -> Any:
             value = value if convert is None else convert(value)
-            if isinstance(value, str) and _DATE_TEXT.match(value):
+            if isinstance(value, str) and _mariadb_invalid_date(value):
                 warnings[ZERO_DATES_OPTION] = warnings.get(ZERO_DATES_OPTION, 0) + 1
                 return None
             return value
