@@ -150,6 +150,11 @@ class Dialect:
     stage_plain_inserts: ClassVar[bool] = False
     truncate_load_clear: ClassVar[str] = "delete"
     aware_timestamps: ClassVar[bool] = False
+    #   release_after_rollback  a SAVEPOINT stays open after ROLLBACK TO it: RELEASE it as well
+    #   statement_rollback    a failed statement undoes only itself and the transaction goes on
+    #                         (InnoDB): a write() attempt needs no SAVEPOINT
+    release_after_rollback: ClassVar[bool] = True
+    statement_rollback: ClassVar[bool] = False
     temp_table_prefix: ClassVar[str] = "TEMPORARY"
 
     # bulk_import_format: the bulk text (shared.dialects.bulk) bulk_import reads, or None
@@ -186,6 +191,12 @@ class Dialect:
         """
         raise NotImplementedError
 
+    def null_refusals(self, conn: sa.Connection, target: sa.Table, columns: list[str]) -> list[tuple[int, str]]:
+        """``(index in columns, the engine's message)`` for each column where the engine certainly
+        refuses NULL, so such rows fail before reaching the database (exactly as the database would
+        fail them). Only where certain: no triggers, no engine-assigned values. Default: none."""
+        return []
+
     def create_staging(self, conn: sa.Connection, name: str, target: sa.Table, columns: list[str]) -> sa.TableClause:
         """A session temporary table shaped like ``columns`` of ``target`` (no constraints)."""
         from shared.dialects.loading import build_staging_select, compile_sql, temp_table
@@ -198,9 +209,11 @@ class Dialect:
         """A session temporary table for the keys a sync_delete has seen."""
         return self.create_staging(conn, name, target, key)
 
-    def clear_staging(self, conn: sa.Connection, staging: sa.TableClause) -> None:
-        """Empty a staging table (inside the transaction; never an implicit commit)."""
+    def clear_staging(self, conn: sa.Connection, staging: sa.TableClause, *, dirty: int = 0) -> bool:
+        """Empty a staging table (inside the transaction; never an implicit commit). ``dirty``: rows
+        staged since it was last emptied for good; returns True when it was (default: always)."""
         conn.execute(sa.delete(staging))
+        return True
 
     def bulk_insert(self, conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str],
                     rows: list[Any]) -> None:

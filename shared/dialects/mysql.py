@@ -170,6 +170,7 @@ class MySQLDialect(Dialect):
     # Sessions: time_zone +00:00, STRICT_ALL_TABLES added, MariaDB max_statement_time.
     bulk_method = "executemany"
     upsert_form = "on_duplicate_key"
+    statement_rollback = True
 
     bulk_import_format = "mysql_csv"
 
@@ -212,6 +213,10 @@ class MySQLDialect(Dialect):
         """Driver tuples: bool as 1/0, aware timestamps as UTC, UUID as text or 16 bytes."""
         return mysql_row_encoder(target_columns, source_columns)
 
+    def null_refusals(self, conn: sa.Connection, target: sa.Table, columns: list[str]) -> list[tuple[int, str]]:
+        """NOT NULL columns strict mode refuses NULL for (see :func:`mysql_null_refusals`)."""
+        return mysql_null_refusals(conn, target, columns)
+
     def upsert(self, conn: sa.Connection, target: sa.Table, staging: sa.TableClause, columns: list[str],
                key: list[str], staged: int) -> tuple[int, int, int]:
         """Counts from one stats query and the affected-rows arithmetic of ON DUPLICATE KEY UPDATE
@@ -238,7 +243,8 @@ class MySQLDialect(Dialect):
     def is_row_error(self, exc: BaseException) -> bool:
         """Any server error about the data; not permissions, unknown objects or syntax."""
         code = mysql_error_code(exc)
-        return code is not None and code < 2000 and code not in MYSQL_FATAL and not self.is_transient(exc)
+        return (code is not None and not 2000 <= code < 3000  # 2xxx: client errors; 1xxx, 3xxx, 4xxx: server
+                and code not in MYSQL_FATAL and not self.is_transient(exc))
 
     def load_error_message(self, exc: BaseException) -> str:
         """``(1048) Column 'name' cannot be null``."""
@@ -257,7 +263,8 @@ from pymysql.constants.CLIENT import FOUND_ROWS as _FOUND_ROWS  # noqa: E402
 from shared.dialects.loading import DuplicateKeysInBatch  # noqa: E402
 from shared.dialects.mysql_bulk import mysql_export_chunks, mysql_export_sql, mysql_load_payload  # noqa: E402
 from shared.dialects.mysql_load import (  # noqa: E402
-    MYSQL_TRANSIENT, MYSQL_FATAL, build_mysql_batch_stats, build_mysql_upsert, mysql_error_code, mysql_row_encoder,
+    MYSQL_TRANSIENT, MYSQL_FATAL, build_mysql_batch_stats, build_mysql_upsert, mysql_error_code, mysql_null_refusals,
+    mysql_row_encoder,
 )
 
 _AT_ROW = re.compile(r" at row \d+$")

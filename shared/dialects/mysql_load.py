@@ -89,3 +89,21 @@ def mysql_error_code(exc: BaseException) -> int | None:
     orig = getattr(exc, "orig", exc)
     args = getattr(orig, "args", ())
     return args[0] if args and isinstance(args[0], int) else None
+
+
+_TRIGGERS_SQL = ("SELECT COUNT(*) FROM information_schema.TRIGGERS "
+                 "WHERE EVENT_OBJECT_SCHEMA = COALESCE(:s, DATABASE()) AND EVENT_OBJECT_TABLE = :t")
+
+
+def mysql_null_refusals(conn: sa.Connection, target: sa.Table, columns: list[str]) -> list[tuple[int, str]]:
+    """NOT NULL columns that strict mode refuses NULL for: not AUTO_INCREMENT (NULL generates a
+    value), not TIMESTAMP (NULL may mean now), not generated; none when the table has triggers."""
+    if conn.execute(sa.text(_TRIGGERS_SQL), {"s": target.schema, "t": target.name}).scalar():
+        return []
+    refused = []
+    for i, name in enumerate(columns):
+        col = target.c[name]
+        if col.nullable or col.autoincrement is True or col.computed is not None or isinstance(col.type, mysql.TIMESTAMP):
+            continue
+        refused.append((i, f"(1048) Column '{name}' cannot be null"))
+    return refused

@@ -170,9 +170,20 @@ class PostgresDialect(Dialect):
             return "\t".join([PG_NULL if v is None else f(v) for v, f in zip(row, fmts)])
         return encode
 
-    def clear_staging(self, conn: sa.Connection, staging: sa.TableClause) -> None:
-        """TRUNCATE: temporary tables are not vacuumed, so DELETE would bloat them."""
-        conn.exec_driver_sql(f"TRUNCATE {conn.dialect.identifier_preparer.format_table(staging)}")
+    def null_refusals(self, conn: sa.Connection, target: sa.Table, columns: list[str]) -> list[tuple[int, str]]:
+        """NOT NULL columns of a plain table without triggers or rules."""
+        return pg_null_refusals(conn, target, columns)
+
+    def clear_staging(self, conn: sa.Connection, staging: sa.TableClause, *, dirty: int = 0) -> bool:
+        """TRUNCATE once many rows were staged (temporary tables are not vacuumed, so DELETE alone
+        would bloat them); DELETE while few were (row isolation stages one row at a time, and a
+        TRUNCATE per row would create and drop a file each time)."""
+        table = conn.dialect.identifier_preparer.format_table(staging)
+        if dirty > PG_STAGING_DELETE_MAX:
+            conn.exec_driver_sql(f"TRUNCATE {table}")
+            return True
+        conn.exec_driver_sql(f"DELETE FROM {table}")
+        return False
 
     def bulk_insert(self, conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str],
                     rows: list[Any]) -> None:
@@ -227,5 +238,6 @@ class PostgresDialect(Dialect):
 from shared.dialects.loading import kind_of  # noqa: E402
 from shared.dialects.postgresql_load import (  # noqa: E402
     COPY_COLUMN_RE, PG_NULL, PG_TRANSIENT, pg_formatter, build_pg_insert_new, build_pg_upsert, copy_payload,
-    copy_rows, pg_export_sql,
+    copy_rows, pg_export_sql, pg_null_refusals,
 )
+PG_STAGING_DELETE_MAX = 256

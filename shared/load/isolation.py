@@ -1,0 +1,166 @@
+"""Row isolation: a batch the database refuses is split until its bad rows stand alone.
+
+The writing half of :class:`shared.load.session.LoadSession` (a mixin: it shares the
+session's connection, destination, counts and dialect). Each attempt runs inside a
+SAVEPOINT that is released afterwards, also after a rollback to it, so the number of
+open savepoints never grows with the number of bad rows (PostgreSQL keeps a rolled-back
+savepoint open until it is released: thousands of them exhaust its lock table).
+
+Splitting adapts to how dense the bad rows are: the first failing batch is halved;
+once bad rows have been seen, a failing run is cut into pieces of about half the
+observed gap between bad rows, down to single rows when most rows are bad, instead of
+halving a batch ``log2(n)`` times where every half fails again.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+import sqlalchemy as sa
+
+from shared.dialects.loading import DuplicateKeysInBatch
+from shared.errors import Cancelled, DestinationError, TooManyFailures
+from shared.load.results import FailedRow, failed_row
+
+_Item = tuple[int, tuple, Any]  # (1-based position, source row, encoded row)
+_Encoded = tuple[int, tuple, Any, "str | None"]
+
+
+class DuplicateKeyRow(Exception):
+    """Internal signal: a single row's key was already written by this execution."""
+
+
+class RowIsolation:
+    """Mixin: :meth:`write` with bad-row isolation. Needs the session's attributes (see LoadSession)."""
+
+    _iso_rows = 0  # rows resolved while isolating (good and bad)
+    _iso_bad = 0
+
+    def write(self, rows: list[tuple]) -> list[FailedRow]:
+        """Apply one batch (rows in ``columns`` order); returns this batch's failed rows.
+
+        Raises TooManyFailures (``failed_rows`` attribute: this batch's failures so far),
+        Cancelled, ConnectionLost, DestinationError (statement-level or transient errors).
+        """
+        conn = self._require_open()
+        first = self.rows_received + 1
+        self.rows_received += len(rows)
+        failures: list[FailedRow] = []
+        try:
+            for run in self._runs(self._encode_rows(rows, first), failures):
+                self._apply(conn, run, failures)
+        except TooManyFailures as exc:
+            exc.failed_rows = failures  # type: ignore[attr-defined]
+            raise
+        return failures
+
+    def _encode_rows(self, rows: list[tuple], first: int) -> list[_Encoded]:
+        """Encode each row; a value the engine cannot hold (or a NULL it refuses) marks its row."""
+        refuse = self._null_refused
+        try:
+            items = [(p, r, e, None) for p, r, e in zip(range(first, first + len(rows)), rows, map(self._encode, rows))]
+        except (ValueError, TypeError, OverflowError):
+            items = [self._encode_one(position, row) for position, row in enumerate(rows, first)]
+        if refuse:
+            items = [(p, r, e, err if err is not None else self._null_error(r)) for p, r, e, err in items]
+        return items
+
+    def _encode_one(self, position: int, row: tuple) -> _Encoded:
+        try:
+            return position, row, self._encode(row), None
+        except (ValueError, TypeError, OverflowError) as exc:
+            return position, row, None, str(exc) or type(exc).__name__
+
+    def _null_error(self, row: tuple) -> str | None:
+        """The engine's own message when ``row`` holds NULL where the destination certainly refuses it."""
+        for index, message in self._null_refused:
+            if row[index] is None:
+                return message
+        return None
+
+    def _runs(self, items: list[_Encoded], failures: list[FailedRow]) -> Iterator[list[_Item]]:
+        """Yield runs of encodable rows; rows that could not be encoded fail in their place."""
+        run: list[_Item] = []
+        for position, row, encoded, error in items:
+            if error is None:
+                run.append((position, row, encoded))
+                continue
+            if run:
+                yield run
+                run = []
+            self._fail(position, row, error, failures)
+        if run:
+            yield run
+
+    def _apply(self, conn: sa.Connection, run: list[_Item], failures: list[FailedRow]) -> None:
+        """Fast path first; on a row-level error split (SAVEPOINTs) down to single rows."""
+        error = self._attempt(conn, run)
+        if error is None:
+            if self._iso_bad:
+                self._iso_rows += len(run)
+            return
+        if len(run) == 1:
+            self._iso_rows += 1
+            self._iso_bad += 1
+            self._fail(run[0][0], run[0][1], error or "duplicate key in the batch", failures)
+            return
+        for part in self._pieces(run):
+            self._apply(conn, part, failures)
+
+    def _pieces(self, run: list[_Item]) -> list[list[_Item]]:
+        """Halves at first; pieces of about half the observed gap between bad rows once some were seen."""
+        size = len(run) // 2 if len(run) > 1 else 1
+        if self._iso_bad:
+            size = max(1, min(size, self._iso_rows // (2 * self._iso_bad)))
+        return [run[i:i + size] for i in range(0, len(run), size)]
+
+    def _attempt(self, conn: sa.Connection, run: list[_Item]) -> str | None:
+        """Apply ``run`` inside a SAVEPOINT: None when written, else why not ('' = only split it)."""
+        if self._cancelled:
+            raise Cancelled(f"loading into {self.table} was cancelled")
+        savepoint = None if self.dialect.statement_rollback else conn.begin_nested()
+        try:
+            delta = self._apply_batch(conn, [encoded for _, _, encoded in run])
+            if savepoint is not None:
+                savepoint.commit()
+        except DuplicateKeysInBatch:
+            self._undo(conn, savepoint, None)  # split so each key's rows apply in source order
+            return ""
+        except DuplicateKeyRow as exc:
+            self._undo(conn, savepoint, None)
+            return str(exc)
+        except sa.exc.DBAPIError as exc:
+            self._raise_for(exc, rows_level_ok=True)  # transient/statement-level: leave the savepoint alone
+            self._undo(conn, savepoint, exc)
+            return self.dialect.load_error_message(exc) or "rejected by the database"
+        self.counts.add(delta)
+        self._consecutive = 0
+        return None
+
+    def _undo(self, conn: sa.Connection, savepoint: sa.NestedTransaction | None,
+              cause: BaseException | None) -> None:
+        """Roll back to the SAVEPOINT and release it. Raises DestinationError when the transaction is gone."""
+        if savepoint is None:  # the failed statement undid itself (statement_rollback)
+            return
+        try:
+            savepoint.rollback()
+            name = getattr(savepoint, "_savepoint", None)
+            if name and self.dialect.release_after_rollback:
+                conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+        except sa.exc.DBAPIError as exc:
+            raise DestinationError(f"writing to {self.table} failed and the transaction was lost: "
+                                   f"{self.dialect.load_error_message(cause or exc)}") from (cause or exc)
+
+    def _fail(self, position: int, row: tuple, error: str, failures: list[FailedRow]) -> None:
+        """Record a failed row. Raises TooManyFailures at the consecutive limit."""
+        assert self._dest is not None
+        failures.append(failed_row(position, self._dest.columns, row, error))
+        self.counts.rows_failed += 1
+        self._consecutive += 1
+        if self._seen is not None:
+            self._remember_key(row)
+        if self._consecutive >= self.max_consecutive_failures:
+            raise TooManyFailures(self._consecutive)
+
+    # provided by LoadSession
+    _encode: Callable[[tuple], Any]
+    _null_refused: list[tuple[int, str]]
