@@ -206,8 +206,24 @@ class Dialect:
         return temp_table(name, columns)
 
     def create_key_table(self, conn: sa.Connection, name: str, target: sa.Table, key: list[str]) -> sa.TableClause:
-        """A session temporary table for the keys a sync_delete has seen."""
-        return self.create_staging(conn, name, target, key)
+        """A session temporary table for keys (seen by a sync_delete, written by a keyed mode), indexed."""
+        table = self.create_staging(conn, name, target, key)
+        prep = conn.dialect.identifier_preparer
+        conn.exec_driver_sql(f"CREATE INDEX {prep.quote(name + '_ix')} ON {prep.format_table(table)} "
+                             f"({', '.join(prep.quote(k) for k in key)})")
+        return table
+
+    def key_collations(self, conn: sa.Connection, target: sa.Table, key: list[str]) -> list[str | None]:
+        """Per key column, a collation that comparisons must name because the staging copy loses it
+        (default: none; the copies keep the destination's collations)."""
+        return [None] * len(key)
+
+    def check_keys(self, conn: sa.Connection, staging: sa.TableClause, written: sa.TableClause, key: list[str],
+                   collations: list[str | None]) -> tuple[int, int, int]:
+        """(staged rows, distinct staged keys, staged rows whose key this execution already wrote)."""
+        from shared.dialects.loading import build_key_check
+        rows, distinct, repeated = conn.execute(build_key_check(staging, written, key, collations)).one()
+        return int(rows), int(distinct), int(repeated)
 
     def clear_staging(self, conn: sa.Connection, staging: sa.TableClause, *, dirty: int = 0) -> bool:
         """Empty a staging table (inside the transaction; never an implicit commit). ``dirty``: rows

@@ -213,6 +213,12 @@ class MySQLDialect(Dialect):
         """Driver tuples: bool as 1/0, aware timestamps as UTC, UUID as text or 16 bytes."""
         return mysql_row_encoder(target_columns, source_columns)
 
+    def check_keys(self, conn: sa.Connection, staging: sa.TableClause, written: sa.TableClause, key: list[str],
+                   collations: list[str | None]) -> tuple[int, int, int]:
+        """One scan of staging (MySQL cannot open a TEMPORARY table twice in one statement)."""
+        rows, distinct, repeated = conn.execute(build_mysql_batch_stats(written, staging, key, conn.dialect)).one()
+        return int(rows), int(distinct), int(repeated)
+
     def null_refusals(self, conn: sa.Connection, target: sa.Table, columns: list[str]) -> list[tuple[int, str]]:
         """NOT NULL columns strict mode refuses NULL for (see :func:`mysql_null_refusals`)."""
         return mysql_null_refusals(conn, target, columns)

@@ -98,6 +98,10 @@ class SQLiteDialect(Dialect):
         """Bindable tuples: SQLAlchemy's text formats for dates, UUID text, exact-or-refused decimals."""
         return sqlite_row_encoder(target_columns)
 
+    def key_collations(self, conn: sa.Connection, target: sa.Table, key: list[str]) -> list[str | None]:
+        """The key index's collations (NOCASE, RTRIM...): staging copies made with AS SELECT lose them."""
+        return sqlite_key_collations(conn, target, key)
+
     def upsert(self, conn: sa.Connection, target: sa.Table, staging: sa.TableClause, columns: list[str],
                key: list[str], staged: int) -> tuple[int, int, int]:
         """changes() counts inserted and changed rows; matched rows come from one stats query.
@@ -126,5 +130,5 @@ class SQLiteDialect(Dialect):
 # --- LOADING (module helpers) ---
 from shared.dialects.loading import DuplicateKeysInBatch, build_batch_stats  # noqa: E402
 from shared.dialects.sqlite_load import (  # noqa: E402
-    build_sqlite_upsert, sqlite_is_row_error, sqlite_is_transient, sqlite_row_encoder,
+    build_sqlite_upsert, sqlite_is_row_error, sqlite_is_transient, sqlite_key_collations, sqlite_row_encoder,
 )

@@ -20,6 +20,7 @@ from shared.errors import Cancelled, ConnectionLost, DestinationError, SyncDelet
 from shared.jobspec import Mode
 from shared.load.destination import Destination, resolve_destination
 from shared.load.isolation import RowIsolation
+from shared.load.keys import WrittenKeys
 from shared.load.results import FailedRow, LoadCounts
 from shared.types import Column
 
@@ -48,6 +49,7 @@ class LoadSession(RowIsolation):
         self._dest: Destination | None = None
         self._staging: sa.TableClause | None = None
         self._seen: sa.TableClause | None = None
+        self._written: WrittenKeys | None = None
         self._handle: Any = None
         self._lock = threading.Lock()
         self._cancelled = False
@@ -99,6 +101,8 @@ class LoadSession(RowIsolation):
         self._keyed = bool(dest.key) and self.mode is not Mode.truncate_load  # emptied: dup keys fail
         if self._keyed or self.dialect.stage_plain_inserts:
             self._staging = self.dialect.create_staging(conn, f"dm_stage_{token}", dest.table, dest.columns)
+        if self._keyed:
+            self._written = WrittenKeys(self.dialect, conn, name=f"dm_keys_{token}", target=dest.table, key=dest.key)
         if self.mode is Mode.sync_delete:
             self._seen = self.dialect.create_key_table(conn, f"dm_seen_{token}", dest.table, dest.key)
 
@@ -201,6 +205,8 @@ class LoadSession(RowIsolation):
             self._dirty = 0
         self._dirty += staged
         load(self._staging)
+        if self._written is not None:
+            self._written.check(conn, self._staging)
         if self.mode in (Mode.upsert, Mode.sync_delete):
             inserted, updated, unchanged = d.upsert(conn, dest.table, self._staging, dest.columns, dest.key, staged)
             counts = LoadCounts(rows_inserted=inserted, rows_updated=updated, rows_skipped=unchanged)
@@ -209,6 +215,8 @@ class LoadSession(RowIsolation):
             counts = LoadCounts(rows_inserted=inserted, rows_skipped=skipped)
         else:
             counts = LoadCounts(rows_inserted=d.insert_all(conn, dest.table, self._staging, dest.columns))
+        if self._written is not None:
+            self._written.add(conn, self._staging)
         if self._seen is not None:
             d.record_seen(conn, self._seen, self._staging, dest.key)
         return counts
