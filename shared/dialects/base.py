@@ -155,6 +155,8 @@ class Dialect:
     #                         (InnoDB): a write() attempt needs no SAVEPOINT
     release_after_rollback: ClassVar[bool] = True
     statement_rollback: ClassVar[bool] = False
+    #   server_isolation      create_isolation/run_isolation try staged rows one by one on the server
+    server_isolation: ClassVar[bool] = False
     temp_table_prefix: ClassVar[str] = "TEMPORARY"
 
     # bulk_import_format: the bulk text (shared.dialects.bulk) bulk_import reads, or None
@@ -212,6 +214,16 @@ class Dialect:
         conn.exec_driver_sql(f"CREATE INDEX {prep.quote(name + '_ix')} ON {prep.format_table(table)} "
                              f"({', '.join(prep.quote(k) for k in key)})")
         return table
+
+    def create_isolation(self, conn: sa.Connection, *, token: str, staging: sa.TableClause, target: sa.Table,
+                         columns: list[str], key: list[str], mode: str, written: sa.TableClause | None,
+                         seen: sa.TableClause | None) -> str:
+        """Prepare server-side row isolation for one session (engines with ``server_isolation``)."""
+        raise NotImplementedError
+
+    def run_isolation(self, conn: sa.Connection, handle: str) -> list[tuple[int, str | None, int, int]]:
+        """Apply every staged row on its own: (position, error or None, inserted, updated) per row."""
+        raise NotImplementedError
 
     def key_collations(self, conn: sa.Connection, target: sa.Table, key: list[str]) -> list[str | None]:
         """Per key column, a collation that comparisons must name because the staging copy loses it

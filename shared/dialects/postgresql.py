@@ -143,6 +143,7 @@ class PostgresDialect(Dialect):
     bulk_method = "copy"
     upsert_form = "on_conflict"
     aware_timestamps = True
+    server_isolation = True
 
     bulk_import_format = "pg_text"
 
@@ -169,6 +170,13 @@ class PostgresDialect(Dialect):
         def encode(row: tuple) -> str:
             return "\t".join([PG_NULL if v is None else f(v) for v, f in zip(row, fmts)])
         return encode
+
+    def create_isolation(self, conn: sa.Connection, **kwargs: Any) -> str:
+        """A PL/pgSQL function trying each staged row in a subtransaction (see postgresql_isolate)."""
+        return create_isolation(conn, **kwargs)
+
+    def run_isolation(self, conn: sa.Connection, handle: str) -> list[tuple[int, str | None, int, int]]:
+        return run_isolation(conn, handle)
 
     def null_refusals(self, conn: sa.Connection, target: sa.Table, columns: list[str]) -> list[tuple[int, str]]:
         """NOT NULL columns of a plain table without triggers or rules."""
@@ -240,4 +248,6 @@ from shared.dialects.postgresql_load import (  # noqa: E402
     COPY_COLUMN_RE, PG_NULL, PG_TRANSIENT, pg_formatter, build_pg_insert_new, build_pg_upsert, copy_payload,
     copy_rows, pg_export_sql, pg_null_refusals,
 )
+from shared.dialects.postgresql_isolate import create_isolation, run_isolation  # noqa: E402
+
 PG_STAGING_DELETE_MAX = 256

@@ -13,6 +13,7 @@ halving a batch ``log2(n)`` times where every half fails again.
 """
 from __future__ import annotations
 
+import uuid
 from typing import Any, Callable, Iterator
 
 import sqlalchemy as sa
@@ -34,6 +35,7 @@ class RowIsolation:
 
     _iso_rows = 0  # rows resolved while isolating (good and bad)
     _iso_bad = 0
+    _iso_handle: tuple[sa.TableClause, str] | None = None
 
     def write(self, rows: list[tuple]) -> list[FailedRow]:
         """Apply one batch (rows in ``columns`` order); returns this batch's failed rows.
@@ -103,8 +105,55 @@ class RowIsolation:
             self._iso_bad += 1
             self._fail(run[0][0], run[0][1], error or "duplicate key in the batch", failures)
             return
-        for part in self._pieces(run):
+        pieces = self._pieces(run)
+        if len(pieces[0]) == 1 and self.dialect.server_isolation and self._isolate_on_server(conn, run, failures):
+            return
+        for part in pieces:
             self._apply(conn, part, failures)
+
+    def _isolate_on_server(self, conn: sa.Connection, run: list[_Item], failures: list[FailedRow]) -> bool:
+        """Stage ``run`` once and let the server try each row on its own (``Dialect.run_isolation``).
+
+        False when the rows cannot even be staged (then the client splits as usual)."""
+        staging, handle = self._server_isolation(conn)
+        savepoint = conn.begin_nested()
+        try:
+            self.dialect.clear_staging(conn, staging, dirty=1 << 62)  # emptied for good: rows stay in order
+            self._dirty = len(run)
+            self.dialect.bulk_insert(conn, staging, self._dest.columns, [encoded for _, _, encoded in run])
+            results = self.dialect.run_isolation(conn, handle)
+            savepoint.commit()
+        except sa.exc.DBAPIError as exc:
+            self._raise_for(exc, rows_level_ok=True)
+            self._undo(conn, savepoint, exc)
+            return False
+        for position, error, inserted, updated in results:
+            item = run[position - 1]
+            self._iso_rows += 1
+            if error:
+                self._iso_bad += 1
+                self._fail(item[0], item[1], error, failures, remember=False)
+                continue
+            self.counts.rows_inserted += inserted
+            self.counts.rows_updated += updated
+            self.counts.rows_skipped += 1 - inserted - updated
+            self._consecutive = 0
+        return True
+
+    def _server_isolation(self, conn: sa.Connection) -> tuple[sa.TableClause, str]:
+        """The staging table and the server-side isolation handle, made once per session."""
+        if self._iso_handle is None:
+            token = uuid.uuid4().hex[:8]
+            dest = self._dest
+            staging = self._staging
+            if staging is None:  # plain inserts go straight to the destination: stage for isolation only
+                staging = self.dialect.create_staging(conn, f"dm_iso_{token}", dest.table, dest.columns)
+            handle = self.dialect.create_isolation(
+                conn, token=token, staging=staging, target=dest.table, columns=dest.columns,
+                key=dest.key if self._written is not None else [], mode=self.mode.value,
+                written=self._written.table if self._written is not None else None, seen=self._seen)
+            self._iso_handle = (staging, handle)
+        return self._iso_handle
 
     def _pieces(self, run: list[_Item]) -> list[list[_Item]]:
         """Halves at first; pieces of about half the observed gap between bad rows once some were seen."""
@@ -150,13 +199,15 @@ class RowIsolation:
             raise DestinationError(f"writing to {self.table} failed and the transaction was lost: "
                                    f"{self.dialect.load_error_message(cause or exc)}") from (cause or exc)
 
-    def _fail(self, position: int, row: tuple, error: str, failures: list[FailedRow]) -> None:
-        """Record a failed row. Raises TooManyFailures at the consecutive limit."""
+    def _fail(self, position: int, row: tuple, error: str, failures: list[FailedRow], *,
+              remember: bool = True) -> None:
+        """Record a failed row (``remember``: add its key to sync_delete's seen keys). Raises
+        TooManyFailures at the consecutive limit."""
         assert self._dest is not None
         failures.append(failed_row(position, self._dest.columns, row, error))
         self.counts.rows_failed += 1
         self._consecutive += 1
-        if self._seen is not None:
+        if remember and self._seen is not None:
             self._remember_key(row)
         if self._consecutive >= self.max_consecutive_failures:
             raise TooManyFailures(self._consecutive)
