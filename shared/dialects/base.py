@@ -217,12 +217,16 @@ class Dialect:
 
     def create_isolation(self, conn: sa.Connection, *, token: str, staging: sa.TableClause, target: sa.Table,
                          columns: list[str], key: list[str], mode: str, written: sa.TableClause | None,
-                         seen: sa.TableClause | None) -> str:
-        """Prepare server-side row isolation for one session (engines with ``server_isolation``)."""
+                         seen: sa.TableClause | None) -> Any:
+        """Prepare server-side row isolation for one session (engines with ``server_isolation``);
+        returns the handle :meth:`run_isolation` takes."""
         raise NotImplementedError
 
-    def run_isolation(self, conn: sa.Connection, handle: str) -> list[tuple[int, str | None, int, int]]:
-        """Apply every staged row on its own: (position, error or None, inserted, updated) per row."""
+    def run_isolation(self, conn: sa.Connection, handle: Any, *, columns: list[str],
+                      rows: list[Any]) -> list[tuple[int, str | None, int, int]]:
+        """Stage encoded ``rows`` in order and apply each on its own on the server:
+        (1-based position, error or None, inserted, updated) per row. Raises DBAPIError when the
+        rows cannot be staged."""
         raise NotImplementedError
 
     def key_collations(self, conn: sa.Connection, target: sa.Table, key: list[str]) -> list[str | None]:

@@ -171,6 +171,7 @@ class MySQLDialect(Dialect):
     bulk_method = "executemany"
     upsert_form = "on_duplicate_key"
     statement_rollback = True
+    server_isolation = True
 
     bulk_import_format = "mysql_csv"
 
@@ -218,6 +219,14 @@ class MySQLDialect(Dialect):
         """One scan of staging (MySQL cannot open a TEMPORARY table twice in one statement)."""
         rows, distinct, repeated = conn.execute(build_mysql_batch_stats(written, staging, key, conn.dialect)).one()
         return int(rows), int(distinct), int(repeated)
+
+    def create_isolation(self, conn: sa.Connection, **kwargs: Any) -> Any:
+        """An anonymous compound statement trying each row on its own (see mysql_isolate)."""
+        return create_mysql_isolation(conn, **kwargs)
+
+    def run_isolation(self, conn: sa.Connection, handle: Any, *, columns: list[str],
+                      rows: list[Any]) -> list[tuple[int, str | None, int, int]]:
+        return run_mysql_isolation(conn, handle, columns=columns, rows=rows)
 
     def null_refusals(self, conn: sa.Connection, target: sa.Table, columns: list[str]) -> list[tuple[int, str]]:
         """NOT NULL columns strict mode refuses NULL for (see :func:`mysql_null_refusals`)."""
@@ -267,6 +276,7 @@ import re  # noqa: E402
 from pymysql.constants.CLIENT import FOUND_ROWS as _FOUND_ROWS  # noqa: E402
 
 from shared.dialects.loading import DuplicateKeysInBatch  # noqa: E402
+from shared.dialects.mysql_isolate import create_mysql_isolation, run_mysql_isolation  # noqa: E402
 from shared.dialects.mysql_bulk import mysql_export_chunks, mysql_export_sql, mysql_load_payload  # noqa: E402
 from shared.dialects.mysql_load import (  # noqa: E402
     MYSQL_TRANSIENT, MYSQL_FATAL, build_mysql_batch_stats, build_mysql_upsert, mysql_error_code, mysql_null_refusals,

@@ -171,12 +171,13 @@ class PostgresDialect(Dialect):
             return "\t".join([PG_NULL if v is None else f(v) for v, f in zip(row, fmts)])
         return encode
 
-    def create_isolation(self, conn: sa.Connection, **kwargs: Any) -> str:
+    def create_isolation(self, conn: sa.Connection, **kwargs: Any) -> Any:
         """A PL/pgSQL function trying each staged row in a subtransaction (see postgresql_isolate)."""
         return create_isolation(conn, **kwargs)
 
-    def run_isolation(self, conn: sa.Connection, handle: str) -> list[tuple[int, str | None, int, int]]:
-        return run_isolation(conn, handle)
+    def run_isolation(self, conn: sa.Connection, handle: Any, *, columns: list[str],
+                      rows: list[Any]) -> list[tuple[int, str | None, int, int]]:
+        return run_isolation(conn, handle, columns=columns, rows=rows)
 
     def null_refusals(self, conn: sa.Connection, target: sa.Table, columns: list[str]) -> list[tuple[int, str]]:
         """NOT NULL columns of a plain table without triggers or rules."""

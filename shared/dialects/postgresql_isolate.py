@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
 from shared.dialects.loading import build_record_seen, compile_sql, temp_table
-from shared.dialects.postgresql_load import build_pg_insert_new, build_pg_upsert
+from shared.dialects.postgresql_load import build_pg_insert_new, build_pg_upsert, copy_rows
 
 _FUNCTION = """CREATE FUNCTION pg_temp.{name}() RETURNS TABLE(pos bigint, err text, ins bigint, upd bigint)
 LANGUAGE plpgsql AS $dm$
@@ -47,8 +47,8 @@ END $dm$"""
 
 def create_isolation(conn: sa.Connection, *, token: str, staging: sa.TableClause, target: sa.Table,
                      columns: list[str], key: list[str], mode: str, written: sa.TableClause | None,
-                     seen: sa.TableClause | None) -> str:
-    """Create the view and the function for one session; returns the function's name."""
+                     seen: sa.TableClause | None) -> tuple[str, sa.TableClause]:
+    """Create the view and the function for one session; returns (function name, staging)."""
     prep, dialect = conn.dialect.identifier_preparer, conn.dialect
     view = f"dm_one_{token}"
     conn.exec_driver_sql(f"CREATE TEMP VIEW {prep.quote(view)} AS SELECT * FROM {prep.format_table(staging)} "
@@ -80,9 +80,13 @@ def create_isolation(conn: sa.Connection, *, token: str, staging: sa.TableClause
     name = f"dm_isolate_{token}"
     conn.exec_driver_sql(_FUNCTION.format(name=name, staging=prep.format_table(staging), check=check, apply=apply,
                                           record=record, seen=seen_sql))
-    return name
+    return name, staging
 
 
-def run_isolation(conn: sa.Connection, name: str) -> list[tuple[int, str | None, int, int]]:
-    """(1-based position in staging, error or None, inserted, updated) for every staged row."""
+def run_isolation(conn: sa.Connection, handle: tuple[str, sa.TableClause], *, columns: list[str],
+                  rows: list[str]) -> list[tuple[int, str | None, int, int]]:
+    """Stage ``rows`` (COPY lines) and try each: (1-based position, error or None, inserted, updated)."""
+    name, staging = handle
+    conn.exec_driver_sql(f"TRUNCATE {conn.dialect.identifier_preparer.format_table(staging)}")  # rows stay in order
+    copy_rows(conn, staging, columns, rows)
     return [tuple(r) for r in conn.exec_driver_sql(f"SELECT pos, err, ins, upd FROM pg_temp.{name}()").all()]

@@ -35,7 +35,7 @@ class RowIsolation:
 
     _iso_rows = 0  # rows resolved while isolating (good and bad)
     _iso_bad = 0
-    _iso_handle: tuple[sa.TableClause, str] | None = None
+    _iso_handle: Any = None
 
     def write(self, rows: list[tuple]) -> list[FailedRow]:
         """Apply one batch (rows in ``columns`` order); returns this batch's failed rows.
@@ -115,13 +115,11 @@ class RowIsolation:
         """Stage ``run`` once and let the server try each row on its own (``Dialect.run_isolation``).
 
         False when the rows cannot even be staged (then the client splits as usual)."""
-        staging, handle = self._server_isolation(conn)
+        handle = self._server_isolation(conn)
         savepoint = conn.begin_nested()
         try:
-            self.dialect.clear_staging(conn, staging, dirty=1 << 62)  # emptied for good: rows stay in order
-            self._dirty = len(run)
-            self.dialect.bulk_insert(conn, staging, self._dest.columns, [encoded for _, _, encoded in run])
-            results = self.dialect.run_isolation(conn, handle)
+            results = self.dialect.run_isolation(conn, handle, columns=self._dest.columns,
+                                                 rows=[encoded for _, _, encoded in run])
             savepoint.commit()
         except sa.exc.DBAPIError as exc:
             self._raise_for(exc, rows_level_ok=True)
@@ -140,19 +138,18 @@ class RowIsolation:
             self._consecutive = 0
         return True
 
-    def _server_isolation(self, conn: sa.Connection) -> tuple[sa.TableClause, str]:
-        """The staging table and the server-side isolation handle, made once per session."""
+    def _server_isolation(self, conn: sa.Connection) -> Any:
+        """The server-side isolation handle, made once per session (outside any SAVEPOINT)."""
         if self._iso_handle is None:
             token = uuid.uuid4().hex[:8]
             dest = self._dest
             staging = self._staging
             if staging is None:  # plain inserts go straight to the destination: stage for isolation only
                 staging = self.dialect.create_staging(conn, f"dm_iso_{token}", dest.table, dest.columns)
-            handle = self.dialect.create_isolation(
+            self._iso_handle = self.dialect.create_isolation(
                 conn, token=token, staging=staging, target=dest.table, columns=dest.columns,
                 key=dest.key if self._written is not None else [], mode=self.mode.value,
                 written=self._written.table if self._written is not None else None, seen=self._seen)
-            self._iso_handle = (staging, handle)
         return self._iso_handle
 
     def _pieces(self, run: list[_Item]) -> list[list[_Item]]:
