@@ -40,20 +40,46 @@ class RowIsolation:
     def write(self, rows: list[tuple]) -> list[FailedRow]:
         """Apply one batch (rows in ``columns`` order); returns this batch's failed rows.
 
-        Raises TooManyFailures (``failed_rows`` attribute: this batch's failures so far),
+        Rows that fail before the database (a value it cannot hold, a NULL it refuses) are set
+        aside and the rest is written as one run; consecutive failures are then counted in source
+        order. Raises TooManyFailures (``failed_rows``: this batch's failures up to the stop),
         Cancelled, ConnectionLost, DestinationError (statement-level or transient errors).
         """
         conn = self._require_open()
         first = self.rows_received + 1
         self.rows_received += len(rows)
         failures: list[FailedRow] = []
-        try:
-            for run in self._runs(self._encode_rows(rows, first), failures):
-                self._apply(conn, run, failures)
-        except TooManyFailures as exc:
-            exc.failed_rows = failures  # type: ignore[attr-defined]
-            raise
+        present: list[tuple] = []  # failed rows whose keys a sync_delete must still see
+        run: list[_Item] = []
+        for position, row, encoded, error in self._encode_rows(rows, first):
+            if error is None:
+                run.append((position, row, encoded))
+            else:
+                self._fail(position, row, error, failures)
+                present.append(row)
+        if run:
+            self._apply(conn, run, failures, present)
+        if self._seen is not None and present:
+            self._remember_keys(conn, present)
+        failures.sort(key=lambda f: f.position)
+        self._count_failures(failures, first, len(rows))
         return failures
+
+    def _count_failures(self, failures: list[FailedRow], first: int, size: int) -> None:
+        """Add the batch's failures to the counts, tracking consecutive ones across batches.
+
+        Raises TooManyFailures at the limit (its ``failed_rows``: the failures up to there)."""
+        streak, last = self._consecutive, first - 1
+        for index, failure in enumerate(failures):
+            streak = streak + 1 if failure.position == last + 1 else 1
+            last = failure.position
+            if streak >= self.max_consecutive_failures:
+                self.counts.rows_failed += index + 1
+                exc = TooManyFailures(streak)
+                exc.failed_rows = failures[:index + 1]  # type: ignore[attr-defined]
+                raise exc
+        self.counts.rows_failed += len(failures)
+        self._consecutive = streak if failures and last == first + size - 1 else 0
 
     def _encode_rows(self, rows: list[tuple], first: int) -> list[_Encoded]:
         """Encode each row; a value the engine cannot hold (or a NULL it refuses) marks its row."""
@@ -79,21 +105,7 @@ class RowIsolation:
                 return message
         return None
 
-    def _runs(self, items: list[_Encoded], failures: list[FailedRow]) -> Iterator[list[_Item]]:
-        """Yield runs of encodable rows; rows that could not be encoded fail in their place."""
-        run: list[_Item] = []
-        for position, row, encoded, error in items:
-            if error is None:
-                run.append((position, row, encoded))
-                continue
-            if run:
-                yield run
-                run = []
-            self._fail(position, row, error, failures)
-        if run:
-            yield run
-
-    def _apply(self, conn: sa.Connection, run: list[_Item], failures: list[FailedRow]) -> None:
+    def _apply(self, conn: sa.Connection, run: list[_Item], failures: list[FailedRow], present: list[tuple]) -> None:
         """Fast path first; on a row-level error split (SAVEPOINTs) down to single rows."""
         error = self._attempt(conn, run)
         if error is None:
@@ -104,12 +116,13 @@ class RowIsolation:
             self._iso_rows += 1
             self._iso_bad += 1
             self._fail(run[0][0], run[0][1], error or "duplicate key in the batch", failures)
+            present.append(run[0][1])
             return
         pieces = self._pieces(run)
         if len(pieces[0]) == 1 and self.dialect.server_isolation and self._isolate_on_server(conn, run, failures):
             return
         for part in pieces:
-            self._apply(conn, part, failures)
+            self._apply(conn, part, failures, present)
 
     def _isolate_on_server(self, conn: sa.Connection, run: list[_Item], failures: list[FailedRow]) -> bool:
         """Stage ``run`` once and let the server try each row on its own (``Dialect.run_isolation``).
@@ -130,12 +143,11 @@ class RowIsolation:
             self._iso_rows += 1
             if error:
                 self._iso_bad += 1
-                self._fail(item[0], item[1], error, failures, remember=False)
+                self._fail(item[0], item[1], error, failures)  # the server recorded its key already
                 continue
             self.counts.rows_inserted += inserted
             self.counts.rows_updated += updated
             self.counts.rows_skipped += 1 - inserted - updated
-            self._consecutive = 0
         return True
 
     def _server_isolation(self, conn: sa.Connection) -> Any:
@@ -179,7 +191,6 @@ class RowIsolation:
             self._undo(conn, savepoint, exc)
             return self.dialect.load_error_message(exc) or "rejected by the database"
         self.counts.add(delta)
-        self._consecutive = 0
         return None
 
     def _undo(self, conn: sa.Connection, savepoint: sa.NestedTransaction | None,
@@ -196,18 +207,28 @@ class RowIsolation:
             raise DestinationError(f"writing to {self.table} failed and the transaction was lost: "
                                    f"{self.dialect.load_error_message(cause or exc)}") from (cause or exc)
 
-    def _fail(self, position: int, row: tuple, error: str, failures: list[FailedRow], *,
-              remember: bool = True) -> None:
-        """Record a failed row (``remember``: add its key to sync_delete's seen keys). Raises
-        TooManyFailures at the consecutive limit."""
-        assert self._dest is not None
+    def _fail(self, position: int, row: tuple, error: str, failures: list[FailedRow]) -> None:
+        """Record a failed row of this batch (counted by :meth:`_count_failures`)."""
         failures.append(failed_row(position, self._dest.columns, row, error))
-        self.counts.rows_failed += 1
-        self._consecutive += 1
-        if remember and self._seen is not None:
-            self._remember_key(row)
-        if self._consecutive >= self.max_consecutive_failures:
-            raise TooManyFailures(self._consecutive)
+
+    def _remember_keys(self, conn: sa.Connection, rows: list[tuple]) -> None:
+        """sync_delete: rows that failed to write still count as present in the source."""
+        keys = []
+        for row in rows:
+            key = tuple(row[i] for i in self._key_index)
+            if any(v is None for v in key):
+                continue  # a NULL key matches no destination row
+            try:
+                keys.append(self._encode_key(key))
+            except (ValueError, TypeError, OverflowError):
+                continue  # a key the destination cannot hold matches none of its rows
+        if not keys:
+            return
+        try:
+            with conn.begin_nested():
+                self.dialect.bulk_insert(conn, self._seen, self._dest.key, keys)
+        except sa.exc.DBAPIError as exc:
+            self._raise_for(exc)
 
     # provided by LoadSession
     _encode: Callable[[tuple], Any]

@@ -221,18 +221,6 @@ class LoadSession(RowIsolation):
             d.record_seen(conn, self._seen, self._staging, dest.key)
         return counts
 
-    def _remember_key(self, row: tuple) -> None:
-        """sync_delete: a row that failed to write still counts as present in the source."""
-        assert self._conn is not None and self._dest is not None and self._seen is not None
-        try:
-            encoded = self._encode_key(tuple(row[i] for i in self._key_index))
-            with self._conn.begin_nested():
-                self.dialect.bulk_insert(self._conn, self._seen, self._dest.key, [encoded])
-        except (ValueError, TypeError, OverflowError):
-            return  # a key the destination cannot hold matches none of its rows
-        except sa.exc.DBAPIError as exc:
-            self._raise_for(exc, rows_level_ok=True)
-
     # ------------------------------------------------------------------ end of source
     def finish(self) -> LoadCounts:
         """End of source: sync_delete's guards and deletes. Does not commit.
