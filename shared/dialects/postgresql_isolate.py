@@ -72,8 +72,8 @@ def create_isolation(conn: sa.Connection, *, token: str, staging: sa.TableClause
         theirs = " || ', ' || ".join(f"quote_literal(w.{prep.quote(k)}::text)" for k in key)
         match = " AND ".join(f"o.{prep.quote(k)} = w.{prep.quote(k)}" for k in key)
         check = (f"SELECT 'duplicate key ({names})=(' || {mine} || '): an earlier source row of this execution "
-                 f"already wrote the key (' || {theirs} || ')' INTO k FROM {prep.quote(view)} o "
-                 f"JOIN {prep.format_table(written)} w ON {match} LIMIT 1;")
+                 f"already wrote the key (' || {theirs} || ')' INTO k FROM {prep.quote(view)} o CROSS JOIN LATERAL "
+                 f"(SELECT * FROM {prep.format_table(written)} w WHERE {match} LIMIT 1) w;")  # an index lookup
         record = f"{sql(build_record_seen(written, one, key))};"
     if seen is not None:  # a failed row still counts as present
         seen_sql = f"{sql(build_record_seen(seen, one, key))};"
