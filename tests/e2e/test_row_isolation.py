@@ -41,11 +41,11 @@ def job(client: Client, projects: dict, *, sql: str, dest: str, table: str, mode
 
 def test_150_consecutive_not_null_failures_stop_a_postgresql_to_mariadb_upsert(env) -> None:
     client, urls, projects = env
-    # Given 1,000 PostgreSQL rows whose rows 51-200 have no name, and a MariaDB table holding one old row
+    # Given 300 PostgreSQL rows whose rows 51-200 have no name, and a MariaDB table holding one old row
     with connect(urls["postgresql"]) as conn:
         conn.exec_driver_sql("CREATE TABLE people (id bigint PRIMARY KEY, name text, amount int)")
         conn.exec_driver_sql("INSERT INTO people SELECT i, CASE WHEN i BETWEEN 51 AND 200 THEN NULL "
-                             "ELSE 'n' || i END, i FROM generate_series(1, 1000) i")
+                             "ELSE 'n' || i END, i FROM generate_series(1, 300) i")
     with connect(urls["mysql"]) as conn:
         conn.exec_driver_sql("CREATE TABLE people (id BIGINT PRIMARY KEY, name VARCHAR(20) NOT NULL, amount INT)")
         conn.exec_driver_sql("INSERT INTO people VALUES (5000, 'before', 1)")
@@ -87,3 +87,25 @@ def test_nan_and_infinity_rows_fail_and_are_stored_in_the_history(env, dest: str
     assert errors["failed_rows"][0]["values"]["f"] == "NaN" and "nan" in errors["failed_rows"][0]["error"].lower()
     if dest == "mysql":
         assert errors["failed_rows"][1]["values"]["f"] == "Infinity"
+
+
+def test_keys_equal_under_the_destination_collation_are_failed_rows_not_a_silent_merge(env) -> None:
+    client, urls, projects = env
+    # Given four PostgreSQL rows whose keys MariaDB's utf8mb4_general_ci sees as two ('a'/'A', 'b'/'b ')
+    table = unique_name("codes")
+    with connect(urls["postgresql"]) as conn:
+        conn.exec_driver_sql(f"CREATE TABLE {table} (code text PRIMARY KEY, amount int)")
+        conn.exec_driver_sql(f"INSERT INTO {table} VALUES ('a', 1), ('A', 2), ('b', 3), ('b ', 4)")
+    with connect(urls["mysql"]) as conn:
+        conn.exec_driver_sql(f"CREATE TABLE {table} (code VARCHAR(10) COLLATE utf8mb4_general_ci PRIMARY KEY, "
+                             "amount INT)")
+    # When they are upserted into an empty table
+    execution = client.run(job(client, projects, sql=f"SELECT code, amount FROM {table} ORDER BY amount",
+                               dest="mysql", table=table, mode="upsert"))
+    # Then the first row of each key is written, the other two are failed rows, and the counts say so
+    assert execution["status"] == "partial_success", execution
+    assert (execution["rows_inserted"], execution["rows_updated"], execution["rows_failed"]) == (2, 0, 2)
+    assert query(urls["mysql"], f"SELECT code, amount FROM {table} ORDER BY amount") == [("a", 1), ("b", 3)]
+    errors = client.errors(execution["id"])
+    assert [r["position"] for r in errors["failed_rows"]] == [2, 4]
+    assert all("duplicate key" in r["error"] for r in errors["failed_rows"]), errors
