@@ -9,12 +9,14 @@ savepoint open until it is released: thousands of them exhaust its lock table).
 Splitting adapts to how dense the bad rows are: the first failing batch is halved;
 once bad rows have been seen, a failing run is cut into pieces of about half the
 observed gap between bad rows, down to single rows when most rows are bad, instead of
-halving a batch ``log2(n)`` times where every half fails again.
+halving a batch ``log2(n)`` times where every half fails again. When the pieces would be
+single rows and the engine can (``Dialect.server_isolation``), the run is staged once and
+the server tries each row on its own in one round trip.
 """
 from __future__ import annotations
 
 import uuid
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import sqlalchemy as sa
 
@@ -129,6 +131,8 @@ class RowIsolation:
 
         False when the rows cannot even be staged (then the client splits as usual)."""
         handle = self._server_isolation(conn)
+        if handle is False:
+            return False
         savepoint = conn.begin_nested()
         try:
             results = self.dialect.run_isolation(conn, handle, columns=self._dest.columns,
@@ -151,17 +155,25 @@ class RowIsolation:
         return True
 
     def _server_isolation(self, conn: sa.Connection) -> Any:
-        """The server-side isolation handle, made once per session (outside any SAVEPOINT)."""
+        """The server-side isolation handle, made once per session; False when it cannot be made."""
         if self._iso_handle is None:
             token = uuid.uuid4().hex[:8]
             dest = self._dest
             staging = self._staging
             if staging is None:  # plain inserts go straight to the destination: stage for isolation only
                 staging = self.dialect.create_staging(conn, f"dm_iso_{token}", dest.table, dest.columns)
-            self._iso_handle = self.dialect.create_isolation(
-                conn, token=token, staging=staging, target=dest.table, columns=dest.columns,
-                key=dest.key if self._written is not None else [], mode=self.mode.value,
-                written=self._written.table if self._written is not None else None, seen=self._seen)
+            savepoint = conn.begin_nested()
+            try:
+                self._iso_handle = self.dialect.create_isolation(
+                    conn, token=token, staging=staging, target=dest.table, columns=dest.columns,
+                    key=dest.key if self._written is not None else [], mode=self.mode.value,
+                    written=self._written.table if self._written is not None else None, seen=self._seen)
+                savepoint.commit()
+            except sa.exc.DBAPIError as exc:  # e.g. no right to create functions: split on the client
+                if self._cancelled or self.dialect.is_transient(exc):
+                    self._raise_for(exc)
+                self._undo(conn, savepoint, exc)
+                self._iso_handle = False
         return self._iso_handle
 
     def _pieces(self, run: list[_Item]) -> list[list[_Item]]:
