@@ -50,6 +50,7 @@ class RowIsolation:
         conn = self._require_open()
         first = self.rows_received + 1
         self.rows_received += len(rows)
+        self._iso_rows, self._iso_bad = self._iso_rows // 2, self._iso_bad // 2  # older batches weigh less
         failures: list[FailedRow] = []
         present: list[tuple] = []  # failed rows whose keys a sync_delete must still see
         run: list[_Item] = []
