@@ -124,7 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rebuild", action="store_true", help="rebuild the source tables even when present")
     parser.add_argument("--out", default="bench-results", help="directory for the JSON results")
     parser.add_argument("--label", default="", help="a label stored with the results")
+    parser.add_argument("--bad-rows", choices=("check", "null"), nargs="?", const="check",
+                        help="instead: row isolation, 60%% interleaved bad rows (CHECK or NOT NULL) through LoadSession "
+                             "into PostgreSQL and MariaDB, every mode (--rows defaults to 100,000 here)")
     args = parser.parse_args(argv)
+    if args.bad_rows:
+        from bench.bad_rows import bench_bad_rows
+        rows = args.rows if "--rows" in (argv if argv is not None else sys.argv) else 100_000
+        results = bench_bad_rows(rows, bad_kind=args.bad_rows)
+        return 0 if all(r["exact"] for r in results) else 1
 
     cases = [c for c in args.cases.split(",") if c]
     unknown = set(cases) - set(CASES)

@@ -14,13 +14,12 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime, time as dtime
-from decimal import Decimal
 from typing import Any
 
 from shared import messages, metrics
 from shared.connections import mask_secrets_in_text
 from shared.errors import Cancelled, DatamigError, TimedOut
+from shared.jsonsafe import json_safe
 from shared.messages import Cancel, Event
 from shared.topology import Topology
 from shared.transport.base import Consumer, Message, Transport
@@ -57,18 +56,8 @@ def error_info(exc: BaseException) -> dict[str, Any]:
 
 
 def jsonable(value: Any) -> Any:
-    """A JSON-safe rendering of a row value for history (bytes as hex, long text cut)."""
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        raw = bytes(value)
-        return "\\x" + raw[:64].hex() + ("…" if len(raw) > 64 else "")
-    if isinstance(value, (datetime, date, dtime)):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    text = str(value)
-    return text if len(text) <= 1000 else text[:1000] + "…"
+    """A JSON-safe rendering of a row value for history (see :func:`shared.jsonsafe.json_safe`)."""
+    return json_safe(value)
 
 
 class ExecutionContext:

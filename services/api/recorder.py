@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import messages, metrics
 from shared.messages import Cancel, Event
-from shared.store.executions import Recorded, record_event
+from shared.store.executions import Recorded, note_unstored_failed_rows, record_event
 from shared.store.models import ExecutionRow, JobRow
 from shared.topology import Topology
 from shared.transport.base import Consumer, Message, Transport
@@ -40,12 +41,32 @@ class Recorder:
         self.apply(event)
 
     def apply(self, event: Event) -> None:
+        """Record one event. When its failed rows cannot be stored, the event is recorded without
+        them (status, counts, error) and the execution counts them as ``failed_rows_not_stored``."""
+        try:
+            recorded, row, job, resend_cancel = self._record(event)
+        except Exception:
+            if not event.failed_rows:
+                raise
+            log.exception("execution %s: the details of %d failed rows could not be stored; recording the event "
+                          "without them", event.run, len(event.failed_rows))
+            recorded, row, job, resend_cancel = self._record(replace(event, failed_rows=[]),
+                                                             unstored=len(event.failed_rows))
+        self._after(event, recorded, row, job, resend_cancel)
+
+    def _record(self, event: Event, *, unstored: int = 0) -> tuple[Recorded, ExecutionRow | None, JobRow | None, bool]:
         with self._sessions() as session:
+            if unstored:
+                note_unstored_failed_rows(session, event.run, unstored)
             recorded = record_event(session, event, **self._retry)
             row = session.get(ExecutionRow, event.run)
             job = session.get(JobRow, row.job_id) if row is not None else None
             resend_cancel = row is not None and row.cancel_requested and row.status == "running"
             session.commit()
+        return recorded, row, job, resend_cancel
+
+    def _after(self, event: Event, recorded: Recorded, row: ExecutionRow | None, job: JobRow | None,
+               resend_cancel: bool) -> None:
         if row is not None and job is not None:
             _observe(recorded, row, job.name)
         if recorded.retry is not None:

@@ -166,7 +166,8 @@ class Loader(RequestWorker):
         session = state["session"]
         failed_count = session.counts.rows_failed if session else 0
         log.warning("execution %s %s (rolled back): %s", request.run, status, info.get("message"))
-        ctx.publish("finished", status=status, error=info, report=report,
+        failed = [_failed(f) for f in getattr(exc, "failed_rows", None) or []]  # the stopping batch's rows
+        ctx.publish("finished", status=status, error=info, report=report, failed_rows=failed,
                     counts={"rows_read": state["rows_read"], "rows_inserted": 0, "rows_updated": 0,
                             "rows_skipped": 0, "rows_deleted": 0, "rows_failed": failed_count})
 

@@ -185,6 +185,13 @@ class Dialect:
     stage_plain_inserts: ClassVar[bool] = False
     truncate_load_clear: ClassVar[str] = "delete"
     aware_timestamps: ClassVar[bool] = False
+    #   release_after_rollback  a SAVEPOINT stays open after ROLLBACK TO it: RELEASE it as well
+    #   statement_rollback    a failed statement undoes only itself and the transaction goes on
+    #                         (InnoDB): a write() attempt needs no SAVEPOINT
+    release_after_rollback: ClassVar[bool] = True
+    statement_rollback: ClassVar[bool] = False
+    #   server_isolation      create_isolation/run_isolation try staged rows one by one on the server
+    server_isolation: ClassVar[bool] = False
     temp_table_prefix: ClassVar[str] = "TEMPORARY"
     # set per load session from the job (DestinationSpec.allow_rounding): accept values rounded
     # to a column's scale instead of failing their rows (shared.dialects.exact)
@@ -227,6 +234,12 @@ class Dialect:
         """
         raise NotImplementedError
 
+    def null_refusals(self, conn: sa.Connection, target: sa.Table, columns: list[str]) -> list[tuple[int, str]]:
+        """``(index in columns, the engine's message)`` for each column where the engine certainly
+        refuses NULL, so such rows fail before reaching the database (exactly as the database would
+        fail them). Only where certain: no triggers, no engine-assigned values. Default: none."""
+        return []
+
     def create_staging(self, conn: sa.Connection, name: str, target: sa.Table, columns: list[str]) -> sa.TableClause:
         """A session temporary table shaped like ``columns`` of ``target`` (no constraints)."""
         from shared.dialects.loading import build_staging_select, compile_sql, temp_table
@@ -236,12 +249,44 @@ class Dialect:
         return temp_table(name, columns)
 
     def create_key_table(self, conn: sa.Connection, name: str, target: sa.Table, key: list[str]) -> sa.TableClause:
-        """A session temporary table for the keys a sync_delete has seen."""
-        return self.create_staging(conn, name, target, key)
+        """A session temporary table for keys (seen by a sync_delete, written by a keyed mode), indexed."""
+        table = self.create_staging(conn, name, target, key)
+        prep = conn.dialect.identifier_preparer
+        conn.exec_driver_sql(f"CREATE INDEX {prep.quote(name + '_ix')} ON {prep.format_table(table)} "
+                             f"({', '.join(prep.quote(k) for k in key)})")
+        return table
 
-    def clear_staging(self, conn: sa.Connection, staging: sa.TableClause) -> None:
-        """Empty a staging table (inside the transaction; never an implicit commit)."""
+    def create_isolation(self, conn: sa.Connection, *, token: str, staging: sa.TableClause, target: sa.Table,
+                         columns: list[str], key: list[str], mode: str, written: sa.TableClause | None,
+                         seen: sa.TableClause | None) -> Any:
+        """Prepare server-side row isolation for one session (engines with ``server_isolation``);
+        returns the handle :meth:`run_isolation` takes."""
+        raise NotImplementedError
+
+    def run_isolation(self, conn: sa.Connection, handle: Any, *, columns: list[str],
+                      rows: list[Any]) -> list[tuple[int, str | None, int, int]]:
+        """Stage encoded ``rows`` in order and apply each on its own on the server:
+        (1-based position, error or None, inserted, updated) per row. Raises DBAPIError when the
+        rows cannot be staged."""
+        raise NotImplementedError
+
+    def key_collations(self, conn: sa.Connection, target: sa.Table, key: list[str]) -> list[str | None]:
+        """Per key column, a collation that comparisons must name because the staging copy loses it
+        (default: none; the copies keep the destination's collations)."""
+        return [None] * len(key)
+
+    def check_keys(self, conn: sa.Connection, staging: sa.TableClause, written: sa.TableClause, key: list[str],
+                   collations: list[str | None]) -> tuple[int, int, int]:
+        """(staged rows, distinct staged keys, staged rows whose key this execution already wrote)."""
+        from shared.dialects.loading import build_key_check
+        rows, distinct, repeated = conn.execute(build_key_check(staging, written, key, collations)).one()
+        return int(rows), int(distinct), int(repeated)
+
+    def clear_staging(self, conn: sa.Connection, staging: sa.TableClause, *, dirty: int = 0) -> bool:
+        """Empty a staging table (inside the transaction; never an implicit commit). ``dirty``: rows
+        staged since it was last emptied for good; returns True when it was (default: always)."""
         conn.execute(sa.delete(staging))
+        return True
 
     def bulk_insert(self, conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str],
                     rows: list[Any]) -> None:

@@ -152,3 +152,33 @@ def build_delete_missing(target: sa.Table, seen: sa.TableClause, key: list[str])
 def compile_sql(stmt: sa.ClauseElement, sa_dialect: sa.Dialect) -> str:
     """Statement text for a dialect. Only for statements without values (identifiers only)."""
     return str(stmt.compile(dialect=sa_dialect, compile_kwargs={"literal_binds": True}))
+
+
+def _key_col(table: sa.FromClause, name: str, collation: str | None) -> sa.ColumnElement:
+    column = table.c[name]
+    return sa.collate(column, collation) if collation else column
+
+
+def build_key_check(staging: sa.TableClause, written: sa.TableClause, key: list[str],
+                    collations: list[str | None]) -> sa.Select:
+    """(staged rows, distinct staged keys, staged rows whose key this execution already wrote).
+
+    Keys compare as the destination compares them: the staging and written-keys tables copy
+    its column types and collations (``collations`` adds one where a copy loses it: SQLite).
+    """
+    keys = [_key_col(staging, k, c) for k, c in zip(key, collations)]
+    match = sa.and_(*[s == written.c[k] for s, k in zip(keys, key)])
+    distinct = sa.select(*keys).distinct().subquery("dm_keys")
+    return sa.select(
+        sa.select(sa.func.count()).select_from(staging).scalar_subquery(),
+        sa.select(sa.func.count()).select_from(distinct).scalar_subquery(),
+        sa.select(sa.func.count()).select_from(staging).where(sa.exists().where(match)).scalar_subquery(),
+    )
+
+
+def build_key_repeat(staging: sa.TableClause, written: sa.TableClause, key: list[str],
+                     collations: list[str | None]) -> sa.Select:
+    """A staged key and the already written key it matches (for the failed row's message)."""
+    keys = [_key_col(staging, k, c) for k, c in zip(key, collations)]
+    match = sa.and_(*[s == written.c[k] for s, k in zip(keys, key)])
+    return sa.select(*[staging.c[k] for k in key], *[written.c[k] for k in key]).where(match).limit(1)

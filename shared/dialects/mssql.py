@@ -127,6 +127,7 @@ class MSSQLDialect(Dialect):
     bulk_method = "fast_executemany"
     upsert_form = "merge"
     aware_timestamps = True
+    release_after_rollback = False  # SAVE TRANSACTION has no RELEASE
 
     def start_load_transaction(self, conn: sa.Connection, *, statement_timeout_s: float | None) -> None:
         conn.exec_driver_sql("SET XACT_ABORT OFF")

@@ -210,6 +210,8 @@ class MySQLDialect(Dialect):
     # Sessions: time_zone +00:00, STRICT_ALL_TABLES added, MariaDB max_statement_time.
     bulk_method = "executemany"
     upsert_form = "on_duplicate_key"
+    statement_rollback = True
+    server_isolation = True
 
     bulk_import_format = "mysql_csv"
     bulk_import_refuses_rounding = True  # LOAD DATA's notes (1265) refuse the batch
@@ -277,6 +279,24 @@ class MySQLDialect(Dialect):
             cur.close()
         return total
 
+    def check_keys(self, conn: sa.Connection, staging: sa.TableClause, written: sa.TableClause, key: list[str],
+                   collations: list[str | None]) -> tuple[int, int, int]:
+        """One scan of staging (MySQL cannot open a TEMPORARY table twice in one statement)."""
+        rows, distinct, repeated = conn.execute(build_mysql_batch_stats(written, staging, key, conn.dialect)).one()
+        return int(rows), int(distinct), int(repeated)
+
+    def create_isolation(self, conn: sa.Connection, **kwargs: Any) -> Any:
+        """An anonymous compound statement trying each row on its own (see mysql_isolate)."""
+        return create_mysql_isolation(conn, **kwargs)
+
+    def run_isolation(self, conn: sa.Connection, handle: Any, *, columns: list[str],
+                      rows: list[Any]) -> list[tuple[int, str | None, int, int]]:
+        return run_mysql_isolation(conn, handle, columns=columns, rows=rows)
+
+    def null_refusals(self, conn: sa.Connection, target: sa.Table, columns: list[str]) -> list[tuple[int, str]]:
+        """NOT NULL columns strict mode refuses NULL for (see :func:`mysql_null_refusals`)."""
+        return mysql_null_refusals(conn, target, columns)
+
     def upsert(self, conn: sa.Connection, target: sa.Table, staging: sa.TableClause, columns: list[str],
                key: list[str], staged: int) -> tuple[int, int, int]:
         """Counts from one stats query and the affected-rows arithmetic of ON DUPLICATE KEY UPDATE
@@ -299,7 +319,8 @@ class MySQLDialect(Dialect):
     def is_row_error(self, exc: BaseException) -> bool:
         """Any server error about the data; not permissions, unknown objects or syntax."""
         code = mysql_error_code(exc)
-        return code is not None and code < 2000 and code not in MYSQL_FATAL and not self.is_transient(exc)
+        return (code is not None and not 2000 <= code < 3000  # 2xxx: client errors; 1xxx, 3xxx, 4xxx: server
+                and code not in MYSQL_FATAL and not self.is_transient(exc))
 
     def load_error_message(self, exc: BaseException) -> str:
         """``(1048) Column 'name' cannot be null``."""
@@ -317,12 +338,13 @@ from pymysql.constants.CLIENT import FOUND_ROWS as _FOUND_ROWS  # noqa: E402
 
 from shared.dialects.exact import guarded_encoder  # noqa: E402
 from shared.dialects.loading import DuplicateKeysInBatch, plain_preparer  # noqa: E402
+from shared.dialects.mysql_isolate import create_mysql_isolation, run_mysql_isolation  # noqa: E402
 from shared.dialects.mysql_bulk import (  # noqa: E402
     abandon_stream, mysql_export_chunks, mysql_export_sql, mysql_load_payload,
 )
 from shared.dialects.mysql_load import (  # noqa: E402
     MYSQL_TRANSIENT, MYSQL_FATAL, build_mysql_batch_stats, build_mysql_upsert, mysql_error_code,
-    mysql_insert_checked, mysql_row_encoder, mysql_temp_decimals,
+    mysql_insert_checked, mysql_null_refusals, mysql_row_encoder, mysql_temp_decimals,
 )
 
 _AT_ROW = re.compile(r" at row \d+$")

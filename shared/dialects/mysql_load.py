@@ -169,3 +169,21 @@ def mysql_temp_decimals(columns: list[Column], types: list[sa.types.TypeEngine],
                 own = -d.as_tuple().exponent  # the value's own scale, trailing zeros included
                 places[i] = max(places[i], min(max(own, 0), scale))  # type: ignore[operator]
         yield batch
+
+
+_TRIGGERS_SQL = ("SELECT COUNT(*) FROM information_schema.TRIGGERS "
+                 "WHERE EVENT_OBJECT_SCHEMA = COALESCE(:s, DATABASE()) AND EVENT_OBJECT_TABLE = :t")
+
+
+def mysql_null_refusals(conn: sa.Connection, target: sa.Table, columns: list[str]) -> list[tuple[int, str]]:
+    """NOT NULL columns that strict mode refuses NULL for: not AUTO_INCREMENT (NULL generates a
+    value), not TIMESTAMP (NULL may mean now), not generated; none when the table has triggers."""
+    if conn.execute(sa.text(_TRIGGERS_SQL), {"s": target.schema, "t": target.name}).scalar():
+        return []
+    refused = []
+    for i, name in enumerate(columns):
+        col = target.c[name]
+        if col.nullable or col.autoincrement is True or col.computed is not None or isinstance(col.type, mysql.TIMESTAMP):
+            continue
+        refused.append((i, f"(1048) Column '{name}' cannot be null"))
+    return refused

@@ -186,6 +186,7 @@ class PostgresDialect(Dialect):
     bulk_method = "copy"
     upsert_form = "on_conflict"
     aware_timestamps = True
+    server_isolation = True
 
     bulk_import_format = "pg_text"
 
@@ -217,9 +218,28 @@ class PostgresDialect(Dialect):
                             allow_rounding=self.allow_rounding, holds_special_text=True),
             target_columns, source_columns, engine="PostgreSQL", time_24h=True)
 
-    def clear_staging(self, conn: sa.Connection, staging: sa.TableClause) -> None:
-        """TRUNCATE: temporary tables are not vacuumed, so DELETE would bloat them."""
-        conn.exec_driver_sql(f"TRUNCATE {conn.dialect.identifier_preparer.format_table(staging)}")
+    def create_isolation(self, conn: sa.Connection, **kwargs: Any) -> Any:
+        """A PL/pgSQL function trying each staged row in a subtransaction (see postgresql_isolate)."""
+        return create_isolation(conn, **kwargs)
+
+    def run_isolation(self, conn: sa.Connection, handle: Any, *, columns: list[str],
+                      rows: list[Any]) -> list[tuple[int, str | None, int, int]]:
+        return run_isolation(conn, handle, columns=columns, rows=rows)
+
+    def null_refusals(self, conn: sa.Connection, target: sa.Table, columns: list[str]) -> list[tuple[int, str]]:
+        """NOT NULL columns of a plain table without triggers or rules."""
+        return pg_null_refusals(conn, target, columns)
+
+    def clear_staging(self, conn: sa.Connection, staging: sa.TableClause, *, dirty: int = 0) -> bool:
+        """TRUNCATE once many rows were staged (temporary tables are not vacuumed, so DELETE alone
+        would bloat them); DELETE while few were (row isolation stages one row at a time, and a
+        TRUNCATE per row would create and drop a file each time)."""
+        table = conn.dialect.identifier_preparer.format_table(staging)
+        if dirty > PG_STAGING_DELETE_MAX:
+            conn.exec_driver_sql(f"TRUNCATE {table}")
+            return True
+        conn.exec_driver_sql(f"DELETE FROM {table}")
+        return False
 
     def bulk_insert(self, conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str],
                     rows: list[Any]) -> None:
@@ -266,5 +286,8 @@ from shared.dialects.loading import kind_of  # noqa: E402
 from shared.dialects.sourcevalues import pg_bit_formatter, with_source_checks  # noqa: E402
 from shared.dialects.postgresql_load import (  # noqa: E402
     COPY_COLUMN_RE, PG_NULL, PG_TRANSIENT, pg_formatter, build_pg_insert_new, build_pg_upsert, copy_payload,
-    copy_rows, pg_export_sql,
+    copy_rows, pg_export_sql, pg_null_refusals,
 )
+from shared.dialects.postgresql_isolate import create_isolation, run_isolation  # noqa: E402
+
+PG_STAGING_DELETE_MAX = 256

@@ -139,3 +139,17 @@ def copy_payload(conn: sa.Connection, table: sa.TableClause | sa.Table, columns:
         raise sa.exc.DBAPIError.instance("COPY", None, exc, conn.dialect.loaded_dbapi.Error) from exc
     finally:
         cursor.close()
+
+
+_PLAIN_TABLE_SQL = """SELECT c.relkind = 'r'
+   AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal)
+   AND NOT EXISTS (SELECT 1 FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.rulename <> '_RETURN')
+FROM pg_class c WHERE c.oid = CAST(:t AS regclass)"""
+
+
+def pg_null_refusals(conn: sa.Connection, target: sa.Table, columns: list[str]) -> list[tuple[int, str]]:
+    """NOT NULL columns of a plain table without triggers or rules (nothing can replace a NULL)."""
+    if not conn.execute(sa.text(_PLAIN_TABLE_SQL), {"t": conn.dialect.identifier_preparer.format_table(target)}).scalar():
+        return []
+    return [(i, f'null value in column "{c}" of relation "{target.name}" violates not-null constraint')
+            for i, c in enumerate(columns) if not target.c[c].nullable]

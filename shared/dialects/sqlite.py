@@ -102,6 +102,10 @@ class SQLiteDialect(Dialect):
                             allow_rounding=self.allow_rounding, enforces_scale=False),
             target_columns, source_columns, engine="SQLite")
 
+    def key_collations(self, conn: sa.Connection, target: sa.Table, key: list[str]) -> list[str | None]:
+        """The key index's collations (NOCASE, RTRIM...): staging copies made with AS SELECT lose them."""
+        return sqlite_key_collations(conn, target, key)
+
     def upsert(self, conn: sa.Connection, target: sa.Table, staging: sa.TableClause, columns: list[str],
                key: list[str], staged: int) -> tuple[int, int, int]:
         """changes() counts inserted and changed rows; matched rows come from one stats query.
@@ -127,6 +131,6 @@ class SQLiteDialect(Dialect):
 from shared.dialects.exact import guarded_encoder  # noqa: E402
 from shared.dialects.loading import DuplicateKeysInBatch, build_batch_stats  # noqa: E402
 from shared.dialects.sqlite_load import (  # noqa: E402
-    build_sqlite_upsert, sqlite_is_row_error, sqlite_is_transient, sqlite_row_encoder,
+    build_sqlite_upsert, sqlite_is_row_error, sqlite_is_transient, sqlite_key_collations, sqlite_row_encoder,
 )
 from shared.dialects.sourcevalues import with_source_checks  # noqa: E402

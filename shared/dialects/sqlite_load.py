@@ -116,3 +116,17 @@ def sqlite_is_row_error(exc: BaseException) -> bool:
     if isinstance(orig, (sqlite3.IntegrityError, sqlite3.DataError)):
         return True
     return any(h in str(orig).lower() for h in _ROW_HINTS) and not sqlite_is_transient(exc)
+
+
+def sqlite_key_collations(conn: sa.Connection, target: sa.Table, key: list[str]) -> list[str | None]:
+    """The collations of the unique index on ``key`` (CREATE TABLE ... AS SELECT does not copy them)."""
+    quote = conn.dialect.identifier_preparer.quote
+    schema = f"{quote(target.schema)}." if target.schema else ""
+    for index in conn.exec_driver_sql(f"PRAGMA {schema}index_list({quote(target.name)})").all():
+        if not index[2]:
+            continue
+        info = conn.exec_driver_sql(f"PRAGMA {schema}index_xinfo({quote(index[1])})").all()
+        collations = {row[2]: row[4] for row in info if row[5]}
+        if sorted(collations) == sorted(key):
+            return [None if str(collations[k]).upper() == "BINARY" else collations[k] for k in key]
+    return [None] * len(key)

@@ -13,16 +13,15 @@ The promise (the README quotes this):
   (:class:`shared.errors.ValidationFailed`, naming table and columns).
 * **Key**: the destination's primary key, or ``key_columns`` backed by a primary key
   or unique index on exactly those columns.
-* ``insert_only``: inserts every source row. A row whose key already exists (in the
-  destination or earlier in the source) is skipped and counted in ``rows_skipped``.
+* ``insert_only``: inserts every source row. A row whose key already exists in the
+  destination is skipped and counted in ``rows_skipped``.
   Only key conflicts are skipped; any other error (NOT NULL, type, check, foreign key,
   too long, another unique index) fails the row. Without a key (or when the source
   lacks an engine-generated key): plain inserts. Never ``INSERT IGNORE``.
 * ``upsert``: inserts new keys, updates existing ones; needs a key present in the
   source. A row whose destination row already holds equal values (NULL equals NULL)
   is not rewritten and counts as **skipped**, so ``rows_updated`` counts rows whose
-  values changed and ``inserted + updated + skipped + failed`` = rows written. When a
-  key repeats in the source, rows apply in source order: the last one wins.
+  values changed and ``inserted + updated + skipped + failed`` = rows written.
   (MySQL/MariaDB's ``ON DUPLICATE KEY UPDATE`` also fires on other unique indexes.)
 * ``truncate_load``: deletes every destination row with ``DELETE`` inside the
   transaction (counted in ``rows_deleted``), then inserts the source rows: the table
@@ -35,10 +34,15 @@ The promise (the README quotes this):
   raises :class:`shared.errors.SyncDeleteGuard` (nothing deleted) unless
   ``allow_empty_source``; deleting more than ``max_delete_ratio`` of the destination
   rows raises it too (the caller rolls back).
-* **Row-level errors**: each batch goes the fast bulk way first (clean data pays
+* **Duplicate keys** (:mod:`shared.load.keys`): in every keyed mode, a source row whose
+  key the destination considers equal (its collation, trailing spaces) to a key this
+  execution already wrote fails (the first row of a key wins); never a silent merge.
+* **Row-level errors** (:mod:`shared.load.isolation`): each batch goes the fast bulk way first (clean data pays
   nothing more). A batch that fails with a row-level error (data, constraint) is
-  rolled back to a SAVEPOINT and split in halves, recursively, until the bad rows are
-  isolated; every good row is still written. Each bad row becomes a
+  rolled back to a SAVEPOINT (released after use) and split, recursively, until the bad
+  rows are isolated (halves first, then pieces sized by the bad-row density seen so
+  far); every good row is still written. NULLs the engine certainly refuses
+  (``Dialect.null_refusals``) fail before reaching the database. Each bad row becomes a
   :class:`FailedRow` (1-based position in the source result, values with long text
   truncated and bytes as a hex prefix, the database's message, UTC time). A value the
   engine cannot hold at all fails its row before reaching the database.

@@ -17,19 +17,20 @@ from shared.dialects import get_dialect
 from shared.dialects.bulk import parse as parse_bulk, same_text
 from shared.dialects.exact import rounding_risk
 from shared.dialects.loading import BulkRefused, DuplicateKeysInBatch, kind_of
-from shared.errors import Cancelled, ConnectionLost, DestinationError, SyncDeleteGuard, TooManyFailures
+from shared.errors import Cancelled, ConnectionLost, DestinationError, SyncDeleteGuard
 from shared.jobspec import Mode
 from shared.load.destination import Destination, resolve_destination
-from shared.load.results import FailedRow, LoadCounts, failed_row
+from shared.load.isolation import RowIsolation
+from shared.load.keys import WrittenKeys
+from shared.load.results import FailedRow, LoadCounts
 from shared.types import Column
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 100
 MAX_BULK_REFUSALS = 3  # consecutive bulk-text batches refused before the session stops trying the fast path
-_Item = tuple[int, tuple, Any]  # (1-based position, source row, encoded row)
 
 
-class LoadSession:
+class LoadSession(RowIsolation):
     """Applies a mode to a destination table batch by batch; see :mod:`shared.load`."""
 
     def __init__(self, engine: sa.Engine, *, table: str, columns: list[Column], mode: Mode,
@@ -50,6 +51,7 @@ class LoadSession:
         self._dest: Destination | None = None
         self._staging: sa.TableClause | None = None
         self._seen: sa.TableClause | None = None
+        self._written: WrittenKeys | None = None
         self._handle: Any = None
         self._lock = threading.Lock()
         self._cancelled = False
@@ -57,6 +59,7 @@ class LoadSession:
         self._kinds: list[str] = []
         self._bulk_cache: dict[str, bool] = {}
         self._bulk_refusals = 0
+        self._dirty = 0  # rows staged since the staging table was last emptied for good
 
     # ------------------------------------------------------------------ lifecycle
     def begin(self) -> None:
@@ -89,6 +92,7 @@ class LoadSession:
         targets = [dest.table.c[c] for c in dest.columns]
         self._encode = self.dialect.row_encoder(targets, self.columns)
         self._kinds = [kind_of(t.type) for t in targets]
+        self._null_refused = self.dialect.null_refusals(conn, dest.table, dest.columns)
         by_name = dict(zip(dest.columns, self.columns))
         self._key_index = [dest.columns.index(k) for k in dest.key]
         self._encode_key = self.dialect.row_encoder([dest.table.c[k] for k in dest.key],
@@ -99,6 +103,8 @@ class LoadSession:
         self._keyed = bool(dest.key) and self.mode is not Mode.truncate_load  # emptied: dup keys fail
         if self._keyed or self.dialect.stage_plain_inserts:
             self._staging = self.dialect.create_staging(conn, f"dm_stage_{token}", dest.table, dest.columns)
+        if self._keyed:
+            self._written = WrittenKeys(self.dialect, conn, name=f"dm_keys_{token}", target=dest.table, key=dest.key)
         if self.mode is Mode.sync_delete:
             self._seen = self.dialect.create_key_table(conn, f"dm_seen_{token}", dest.table, dest.key)
 
@@ -144,24 +150,6 @@ class LoadSession:
                 log.warning("cancelling the running statement on %s failed", self.table, exc_info=True)
 
     # ------------------------------------------------------------------ writing
-    def write(self, rows: list[tuple]) -> list[FailedRow]:
-        """Apply one batch (rows in ``columns`` order); returns this batch's failed rows.
-
-        Raises TooManyFailures (``failed_rows`` attribute: this batch's failures so far),
-        Cancelled, ConnectionLost, DestinationError (statement-level or transient errors).
-        """
-        conn = self._require_open()
-        first = self.rows_received + 1
-        self.rows_received += len(rows)
-        failures: list[FailedRow] = []
-        try:
-            for run in self._runs(self._encode_rows(rows, first), failures):
-                self._apply(conn, run, failures)
-        except TooManyFailures as exc:
-            exc.failed_rows = failures  # type: ignore[attr-defined]
-            raise
-        return failures
-
     def write_bulk(self, payload: bytes, rows: int, fmt: str) -> list[FailedRow]:
         """Apply one batch given as bulk text (:mod:`shared.dialects.bulk`); returns its failed rows.
 
@@ -178,10 +166,10 @@ class LoadSession:
                     conn, table, self._dest.columns, payload, kinds=self._kinds, rows=rows))  # type: ignore[union-attr]
                 savepoint.commit()
             except (DuplicateKeysInBatch, BulkRefused):
-                self._undo(savepoint, None)
+                self._undo(conn, savepoint, None)
             except sa.exc.DBAPIError as exc:
                 self._raise_for(exc, rows_level_ok=True)  # transient/statement-level: raise
-                self._undo(savepoint, exc)
+                self._undo(conn, savepoint, exc)
             else:
                 self.rows_received += rows
                 self.counts.add(delta)
@@ -208,66 +196,6 @@ class LoadSession:
         assert self._dest is not None
         return any(rounding_risk(s, self._dest.table.c[n]) for s, n in zip(self.columns, self._dest.columns))
 
-    def _encode_rows(self, rows: list[tuple], first: int) -> list[tuple[int, tuple, Any, str | None]]:
-        """Encode each row; a value the engine cannot hold marks its row with the reason."""
-        try:
-            return [(p, r, e, None) for p, r, e in zip(range(first, first + len(rows)), rows, map(self._encode, rows))]
-        except (ValueError, TypeError, OverflowError):
-            pass
-        items = []
-        for position, row in enumerate(rows, first):
-            try:
-                items.append((position, row, self._encode(row), None))
-            except (ValueError, TypeError, OverflowError) as exc:
-                items.append((position, row, None, str(exc) or type(exc).__name__))
-        return items
-
-    def _runs(self, items: list[tuple[int, tuple, Any, str | None]], failures: list[FailedRow]):
-        """Yield runs of encodable rows; rows that could not be encoded fail in their place."""
-        run: list[_Item] = []
-        for position, row, encoded, error in items:
-            if error is None:
-                run.append((position, row, encoded))
-                continue
-            if run:
-                yield run
-                run = []
-            self._fail(position, row, error, failures)
-        if run:
-            yield run
-
-    def _apply(self, conn: sa.Connection, run: list[_Item], failures: list[FailedRow]) -> None:
-        """Fast path first; on a row-level error split in halves (SAVEPOINTs) down to single rows."""
-        if self._cancelled:
-            raise Cancelled(f"loading into {self.table} was cancelled")
-        savepoint = conn.begin_nested()
-        try:
-            delta = self._apply_batch(conn, [encoded for _, _, encoded in run])
-            savepoint.commit()
-        except DuplicateKeysInBatch:
-            self._undo(savepoint, None)  # split so each key's rows apply in source order
-        except sa.exc.DBAPIError as exc:
-            self._raise_for(exc, rows_level_ok=True)  # transient/statement-level: leave the savepoint alone
-            self._undo(savepoint, exc)
-            if len(run) == 1:
-                self._fail(run[0][0], run[0][1], self.dialect.load_error_message(exc), failures)
-                return
-        else:
-            self.counts.add(delta)
-            self._consecutive = 0
-            return
-        middle = len(run) // 2
-        self._apply(conn, run[:middle], failures)
-        self._apply(conn, run[middle:], failures)
-
-    def _undo(self, savepoint: sa.NestedTransaction, cause: BaseException | None) -> None:
-        """Roll back to the batch's SAVEPOINT. Raises DestinationError when the transaction is gone."""
-        try:
-            savepoint.rollback()
-        except sa.exc.DBAPIError as exc:
-            raise DestinationError(f"writing to {self.table} failed and the transaction was lost: "
-                                   f"{self.dialect.load_error_message(cause or exc)}") from (cause or exc)
-
     def _apply_batch(self, conn: sa.Connection, encoded: list[Any]) -> LoadCounts:
         """One batch through the bulk path and the mode's set-based statement."""
         assert self._dest is not None
@@ -282,8 +210,12 @@ class LoadSession:
         if self._staging is None:
             load(dest.table)
             return LoadCounts(rows_inserted=staged)
-        d.clear_staging(conn, self._staging)
+        if d.clear_staging(conn, self._staging, dirty=self._dirty):
+            self._dirty = 0
+        self._dirty += staged
         load(self._staging)
+        if self._written is not None:
+            self._written.check(conn, self._staging)
         if self.mode in (Mode.upsert, Mode.sync_delete):
             inserted, updated, unchanged = d.upsert(conn, dest.table, self._staging, dest.columns, dest.key, staged)
             counts = LoadCounts(rows_inserted=inserted, rows_updated=updated, rows_skipped=unchanged)
@@ -292,32 +224,11 @@ class LoadSession:
             counts = LoadCounts(rows_inserted=inserted, rows_skipped=skipped)
         else:
             counts = LoadCounts(rows_inserted=d.insert_all(conn, dest.table, self._staging, dest.columns))
+        if self._written is not None:
+            self._written.add(conn, self._staging)
         if self._seen is not None:
             d.record_seen(conn, self._seen, self._staging, dest.key)
         return counts
-
-    def _fail(self, position: int, row: tuple, error: str, failures: list[FailedRow]) -> None:
-        """Record a failed row. Raises TooManyFailures at the consecutive limit."""
-        assert self._dest is not None
-        failures.append(failed_row(position, self._dest.columns, row, error))
-        self.counts.rows_failed += 1
-        self._consecutive += 1
-        if self._seen is not None:
-            self._remember_key(row)
-        if self._consecutive >= self.max_consecutive_failures:
-            raise TooManyFailures(self._consecutive)
-
-    def _remember_key(self, row: tuple) -> None:
-        """sync_delete: a row that failed to write still counts as present in the source."""
-        assert self._conn is not None and self._dest is not None and self._seen is not None
-        try:
-            encoded = self._encode_key(tuple(row[i] for i in self._key_index))
-            with self._conn.begin_nested():
-                self.dialect.bulk_insert(self._conn, self._seen, self._dest.key, [encoded])
-        except (ValueError, TypeError, OverflowError):
-            return  # a key the destination cannot hold matches none of its rows
-        except sa.exc.DBAPIError as exc:
-            self._raise_for(exc, rows_level_ok=True)
 
     # ------------------------------------------------------------------ end of source
     def finish(self) -> LoadCounts:

@@ -15,12 +15,14 @@ from sqlalchemy.orm import Session
 
 from shared.connections import mask_secrets_in_text
 from shared.jobspec import FINISHED_STATUSES
+from shared.jsonsafe import json_safe, safe_text
 from shared.messages import Event
 from shared.retry import backoff_s, should_retry
 from shared.store.models import ExecutionRow, FailedRowRow, JobRow, utcnow
 
 COUNT_FIELDS = ("rows_read", "rows_inserted", "rows_updated", "rows_skipped", "rows_deleted", "rows_failed")
 ACTIVE_STATUSES = ("queued", "running")
+UNSTORED_FAILED_ROWS = "failed_rows_not_stored"
 
 
 def format_duration(seconds: float | None) -> str:
@@ -107,10 +109,22 @@ def _add_failed_rows(session: Session, execution_id: int, rows: list[dict]) -> N
             continue
         existing.add(pos)
         at = r.get("at")
+        values = r.get("values") or {}
         session.add(FailedRowRow(
-            execution_id=execution_id, position=pos, values=r.get("values") or {},
-            error=mask_secrets_in_text(str(r.get("error", ""))),
+            execution_id=execution_id, position=pos,
+            values=json_safe(values) if isinstance(values, dict) else {"value": json_safe(values)},
+            error=safe_text(mask_secrets_in_text(str(r.get("error", ""))), limit=None),
             at=at if isinstance(at, datetime) else utcnow()))
+
+
+def note_unstored_failed_rows(session: Session, execution_id: int, count: int) -> None:
+    """Count failed rows whose details could not be stored (warning ``failed_rows_not_stored``)."""
+    row = session.get(ExecutionRow, execution_id)
+    if row is None or count <= 0:
+        return
+    merged = dict(row.warnings or {})
+    merged[UNSTORED_FAILED_ROWS] = int(merged.get(UNSTORED_FAILED_ROWS, 0)) + count
+    row.warnings = merged
 
 
 @dataclass

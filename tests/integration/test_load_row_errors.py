@@ -71,18 +71,34 @@ def test_seven_bad_rows_of_a_thousand_are_isolated(dest, kind: str, mode: Mode) 
     assert ids == [i for i in range(1, 1001) if i not in BAD]
 
 
+def _payload(fmt: str, rows: list[tuple]) -> bytes:
+    if fmt == "pg_text":
+        return "".join("\t".join("\\N" if v is None else str(v) for v in r) + "\n" for r in rows).encode()
+    return "".join(",".join("NULL" if v is None else f'"{v}"' for v in r) + "\n" for r in rows).encode()
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["general", "bulk"])
+@pytest.mark.parametrize("mode", list(Mode), ids=lambda m: m.value)
 @pytest.mark.parametrize("kind", ["postgresql", "mariadb", "sqlite"])
-def test_150_consecutive_bad_rows_stop_the_run_and_rollback_restores_the_table(dest, kind: str) -> None:  # noqa: F811
+def test_150_consecutive_bad_rows_stop_the_run_and_rollback_restores_the_table(dest, kind: str, mode: Mode,  # noqa: F811
+                                                                                bulk: bool) -> None:
     engine = dest(kind)
+    fmt = engine.dialect.name != "sqlite" and ("pg_text" if kind == "postgresql" else "mysql_csv")
+    if bulk and not fmt:
+        pytest.skip("no bulk text path into SQLite")
     child = make_tables(engine)
     with engine.begin() as conn:
         conn.execute(child.insert(), [{"id": 5000, "name": "before", "parent_id": 1}])
     rows = [(i, "good", 1) for i in range(1, 51)] + [(i, None, 1) for i in range(51, 201)]
-    session = LoadSession(engine, table="child", columns=COLUMNS, mode=Mode.truncate_load)
+    session = LoadSession(engine, table="child", columns=COLUMNS, mode=mode)
     session.begin()
-    session.write(rows[:120])
+
+    def write(part: list[tuple]) -> list:
+        return session.write_bulk(_payload(fmt, part), len(part), fmt) if bulk else session.write(part)
+
+    write(rows[:120])
     with pytest.raises(TooManyFailures) as info:
-        session.write(rows[120:])
+        write(rows[120:])
     assert info.value.consecutive == 100
     assert [f.position for f in info.value.failed_rows][-1] == 150  # 70 in the first batch, 30 here
     session.rollback()

@@ -10,7 +10,8 @@ from sqlalchemy.dialects import mssql
 
 from shared.dialects import get_dialect
 from shared.dialects.loading import (
-    build_batch_stats, build_count_missing, build_delete_missing, build_insert_new, compile_sql, temp_table,
+    build_batch_stats, build_count_missing, build_delete_missing, build_insert_new, build_key_check, build_key_repeat,
+    compile_sql, temp_table,
 )
 from shared.dialects.mssql_load import build_mssql_merge, build_mssql_staging, mssql_row_encoder
 
@@ -62,6 +63,17 @@ def test_sync_delete_is_an_anti_join_on_the_seen_keys() -> None:
     count = compile_sql(build_count_missing(TARGET, seen, ["id", "region"]), DIALECT)
     assert count.count("count(*)") == 2
     assert "count(*)" in compile_sql(build_batch_stats(TARGET, STAGE, ["id"]), DIALECT)
+
+
+def test_duplicate_keys_are_checked_against_the_keys_already_written() -> None:
+    # the #temp copies keep the destination's collation, so = compares keys as the destination does
+    written = temp_table("#dm_keys_1", ["id", "region"])
+    sql = compile_sql(build_key_check(STAGE, written, ["id", "region"], [None, None]), DIALECT)
+    assert "SELECT DISTINCT [#dm_stage_1].id AS id, [#dm_stage_1].region AS region" in sql
+    assert ("WHERE EXISTS (SELECT * \nFROM [#dm_keys_1] \nWHERE [#dm_stage_1].id = [#dm_keys_1].id "
+            "AND [#dm_stage_1].region = [#dm_keys_1].region)") in sql
+    repeat = compile_sql(build_key_repeat(STAGE, written, ["id", "region"], [None, None]), DIALECT)
+    assert repeat.startswith("SELECT TOP 1 [#dm_stage_1].id, [#dm_stage_1].region, [#dm_keys_1].id")
 
 
 def test_values_are_encoded_for_pyodbc() -> None:
