@@ -17,7 +17,9 @@ import sqlalchemy as sa
 from shared import messages, metrics
 from shared.connections import build_url, create_db_engine
 from shared.errors import DatamigError
+from shared.faults import fault_point
 from shared.jobspec import DestinationSpec, Mode
+from shared.load.state import ExecutionFenced, claim, ensure_state_table, mark_committed
 from shared.logs import execution_context
 from shared.messages import Batch, EndOfBatches, LoadRequest
 from shared.secrets import SecretBox
@@ -71,18 +73,20 @@ class Loader(RequestWorker):
 
         def counts() -> dict:
             session = state["session"]
-            return {"rows_read": state["rows_read"], **(session.counts.to_dict() if session else {})}
+            return {"rows_read": state["rows_read"], **(_staged(session.counts.to_dict()) if session else {})}
 
         ctx = ExecutionContext(self._transport, self._topology, run=request.run, job_id=request.job_id,
                                service="loader", worker=self.name, deadline=request.deadline,
                                heartbeat_s=self._heartbeat_s, counts=counts)
         token = execution_context.set({"job_id": request.job_id, "execution_id": request.run})
+        fault_point("loader_after_request")
         self._control.register(ctx)
         ctx.start()
         engine: sa.Engine | None = None
         try:
             engine = create_db_engine(build_url(spec_from_snapshot(request.project, self._box)),
                                       poolclass=sa.pool.NullPool)
+            ensure_state_table(engine)
             session = LoadSession(engine, table=destination.table, columns=columns, mode=Mode(destination.mode),
                                   key_columns=destination.key_columns,
                                   allow_empty_source=destination.allow_empty_source,
@@ -90,14 +94,20 @@ class Loader(RequestWorker):
                                   statement_timeout_s=max(1.0, ctx.remaining_s()))
             state["session"] = session
             ctx.on_cancel(session.cancel)
-            session.begin()
+            session.begin(claim=lambda conn: claim(conn, execution_id=request.run, job_id=request.job_id))
             self._consume(request, ctx, session, state)
             final = session.finish()
             ctx.check()
-            session.commit()
+            committed = {"rows_read": state["rows_read"], **final.to_dict()}
+            session.commit(before=lambda conn: mark_committed(conn, execution_id=request.run, counts=committed))
+            fault_point("loader_after_commit")
             status = "partial_success" if final.rows_failed else "completed"
-            ctx.publish("finished", status=status, counts={"rows_read": state["rows_read"], **final.to_dict()})
+            ctx.publish("finished", status=status, counts=_staged(committed))
             log.info("execution %s %s: %s rows read, %s", request.run, status, state["rows_read"], final.to_dict())
+        except ExecutionFenced as exc:  # a duplicate or a zombie: whoever holds the row reports
+            if state["session"] is not None:
+                state["session"].rollback()
+            log.warning("execution %s not loaded: %s", request.run, exc)
         except Exception as exc:  # noqa: BLE001 - every failure rolls back and is reported
             if state["session"] is not None:
                 state["session"].rollback()
@@ -141,7 +151,7 @@ class Loader(RequestWorker):
             state["rows_read"] = item.first + item.size - 1
             if failed or time.monotonic() - last_progress >= PROGRESS_EVERY_S:
                 last_progress = time.monotonic()
-                ctx.publish("progress", counts={"rows_read": state["rows_read"], **session.counts.to_dict()},
+                ctx.publish("progress", counts={"rows_read": state["rows_read"], **_staged(session.counts.to_dict())},
                             failed_rows=[_failed(f) for f in failed])
 
     def _observe(self, request: LoadRequest, session: Any, before: dict, started: float, size: int) -> None:
@@ -161,13 +171,23 @@ class Loader(RequestWorker):
             info.get("kind", ""), "failed")
         if ctx.stop_status and status == "failed":
             status = ctx.stop_status
+        if ctx.stop_status == "failed" and info.get("kind") == "cancelled":  # the scheduler's stop, not a user's
+            status = "failed"
+            info.update(message=ctx.stop_reason or str(info.get("message")), kind="worker_lost", transient=True)
         report = info.pop("report", None) or []
         session = state["session"]
         failed_count = session.counts.rows_failed if session else 0
         log.warning("execution %s %s (rolled back): %s", request.run, status, info.get("message"))
-        ctx.publish("finished", status=status, error=info, report=report,
+        staged = _staged(session.counts.to_dict())["rows_staged"] if session else 0
+        ctx.publish("finished", status=status, error=info, report=report,  # rolled back: nothing written
                     counts={"rows_read": state["rows_read"], "rows_inserted": 0, "rows_updated": 0,
-                            "rows_skipped": 0, "rows_deleted": 0, "rows_failed": failed_count})
+                            "rows_skipped": 0, "rows_deleted": 0, "rows_failed": failed_count,
+                            "rows_staged": staged})
+
+
+def _staged(counts: dict) -> dict:
+    """Counts plus ``rows_staged``: rows written inside the load transaction (committed or not)."""
+    return {**counts, "rows_staged": counts["rows_inserted"] + counts["rows_updated"] + counts["rows_deleted"]}
 
 
 def _failed(row: Any) -> dict:

@@ -114,6 +114,10 @@ class SQLiteDialect(Dialect):
         inserted = staged - matched
         return inserted, written - inserted, matched - (written - inserted)
 
+    def set_lock_timeout(self, conn: sa.Connection, seconds: float) -> None:
+        """``PRAGMA busy_timeout`` ("database is locked" when it expires)."""
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {max(1, int(seconds * 1000))}")
+
     def is_transient(self, exc: BaseException) -> bool:
         """Database locked/busy, interrupted (cancel)."""
         return super().is_transient(exc) or sqlite_is_transient(exc)
