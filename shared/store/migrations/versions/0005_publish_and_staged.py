@@ -1,5 +1,4 @@
-"""dm_executions.published_at (run request actually published) and rows_staged (written
-inside the load transaction, committed or not)
+"""published_at and rows_staged on dm_executions (item 13: unpublished dispatches; item 14: staged counts)
 
 Revision ID: 0005
 Revises: 0004
