@@ -112,3 +112,20 @@ def wait(predicate, *, timeout_s: float, what: str, stack: Stack, every_s: float
             return value
         time.sleep(every_s)
     raise AssertionError(f"timed out waiting for {what}\n{stack.all_logs()[-8000:]}")
+
+
+def add_project(stack: Stack, name: str, url: str) -> int:
+    with stack.api as api:
+        r = api.post("/api/projects", json={"name": name, "url": url})
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+
+def add_job(stack: Stack, *, source_id: int, destination_id: int, mode: str, **options: object) -> int:
+    body = {"name": f"{mode} {time.monotonic_ns()}",
+            "steps": [{"name": "items", "project_id": source_id, "sql": "SELECT id, name, price FROM items"}],
+            "destination": {"project_id": destination_id, "table": "items", "mode": mode}, **options}
+    with stack.api as api:
+        r = api.post("/api/jobs", json=body)
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
