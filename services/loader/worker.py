@@ -19,7 +19,7 @@ from shared.connections import build_url, create_db_engine
 from shared.errors import DatamigError
 from shared.faults import fault_point
 from shared.jobspec import DestinationSpec, Mode
-from shared.load.state import ExecutionFenced, claim, ensure_state_table, mark_committed
+from shared.load.state import ABANDONED, COMMITTED, ExecutionFenced, claim, ensure_state_table, mark_committed, settle
 from shared.logs import execution_context
 from shared.messages import Batch, EndOfBatches, LoadRequest
 from shared.secrets import SecretBox
@@ -31,6 +31,7 @@ from shared.worker import ExecutionContext, RequestWorker, error_info, jsonable
 
 log = logging.getLogger("datamig.loader")
 PROGRESS_EVERY_S = 1.0
+SETTLE_ATTEMPTS = 10  # seconds of asking the destination after a failed COMMIT
 
 
 class BatchStreamBroken(DatamigError):
@@ -99,7 +100,7 @@ class Loader(RequestWorker):
             final = session.finish()
             ctx.check()
             committed = {"rows_read": state["rows_read"], **final.to_dict()}
-            session.commit(before=lambda conn: mark_committed(conn, execution_id=request.run, counts=committed))
+            self._commit(session, engine, request, committed)
             fault_point("loader_after_commit")
             status = "partial_success" if final.rows_failed else "completed"
             ctx.publish("finished", status=status, counts=_staged(committed))
@@ -121,6 +122,27 @@ class Loader(RequestWorker):
                 engine.dispose()
             self._transport.delete_queue(request.batch_queue)
             execution_context.reset(token)
+
+    def _commit(self, session: Any, engine: sa.Engine, request: LoadRequest, counts: dict) -> None:
+        """COMMIT with the execution's committed row. When COMMIT itself fails its outcome is
+        unknown (the connection may drop after the server committed): the state table tells.
+        Raises the commit's error unless the destination holds the commit."""
+        try:
+            session.commit(before=lambda conn: mark_committed(conn, execution_id=request.run, counts=counts))
+        except DatamigError:
+            session.rollback()
+            for _ in range(SETTLE_ATTEMPTS):
+                try:
+                    settled = settle(engine, execution_id=request.run, job_id=request.job_id)
+                except DatamigError:
+                    settled = None
+                if settled is not None and settled.outcome == COMMITTED:
+                    log.warning("execution %s: COMMIT reported an error but the destination committed", request.run)
+                    return
+                if settled is not None and settled.outcome == ABANDONED:
+                    raise  # nothing committed, and nothing of this execution can commit any more
+                time.sleep(1.0)
+            raise
 
     def _consume(self, request: LoadRequest, ctx: ExecutionContext, session: Any, state: dict) -> None:
         """Apply batches in order until the end marker. Raises on abort, cancel or timeout."""
