@@ -90,6 +90,7 @@ def test_kill_a_random_service_at_a_random_moment_history_tells_the_truth(
         source_id = add_project(stack, "source", src)
         jobs = {mode: add_job(stack, source_id=source_id, destination_id=add_project(stack, mode, url), mode=mode,
                               max_retries=5) for mode, url in destinations.items()}
+        current = {victim: victim for victim in VICTIMS}  # process name of each service now
         for n in range(1, ROUNDS + 1):
             mode, victim, anchor = rng.choice(MODES), rng.choice(VICTIMS), rng.choice(ANCHORS)
             delay = rng.uniform(0.0, 2.0)
@@ -98,8 +99,9 @@ def test_kill_a_random_service_at_a_random_moment_history_tells_the_truth(
             first = execute(stack, jobs[mode])
             wait(lambda: _reached(stack, first, anchor), timeout_s=60, every_s=0.05, what=where, stack=stack)
             time.sleep(delay)
-            kill9(stack.procs.pop(victim))
-            stack.procs[victim] = stack.start(f"{victim}-{n}", victim)
+            kill9(stack.procs.pop(current[victim]))
+            current[victim] = f"{victim}-{n}"
+            stack.start(current[victim], victim)
             if victim == "api":
                 stack.wait_healthy()
             runs = wait(lambda: _settled(stack, jobs[mode], first), timeout_s=120, what=where, stack=stack)
