@@ -65,6 +65,7 @@ def source_values_match(src: str, dst: str) -> bool:
     return names == ROWS
 
 
+@pytest.mark.timeout(900)  # ~3-4 minutes on an idle CI machine; much more on a loaded one
 def test_kill_a_random_service_at_a_random_moment_history_tells_the_truth(
         pg_database, tmp_path, queue_prefix) -> None:
     require_service("PostgreSQL", PG_URL)
