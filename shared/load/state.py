@@ -85,7 +85,8 @@ def ensure_state_table(engine: sa.Engine) -> None:
             return
         message = get_dialect(engine.dialect.name).load_error_message(exc)
         raise DestinationError(f"the destination needs the table {STATE_TABLE} (the product's record of "
-                               f"executions) and it could not be created: {message}") from exc
+                               f"executions) and it could not be created: {message}; create it once as a user "
+                               f"who may (see the README, 'After a kill') and grant SELECT, INSERT, UPDATE on it") from exc
 
 
 def _row(execution_id: int, job_id: int, state: str) -> dict:
