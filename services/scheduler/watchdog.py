@@ -73,9 +73,10 @@ class Watchdog:
                                         message=f"no heartbeat from the {lost} for {self._lost_s:.0f} s (worker lost)")
         if republish:
             log.warning("executions %s were dispatched but never published; queued again", republish)
-            session.execute(sa.update(ExecutionRow).where(ExecutionRow.id.in_(republish), ExecutionRow.status == "queued",
-                                                          ExecutionRow.published_at.is_(None))
-                            .values(dispatched_at=None, deadline_at=None))
+            session.execute(sa.update(ExecutionRow).where(  # re-checked: another replica may have just dispatched
+                ExecutionRow.id.in_(republish), ExecutionRow.status == "queued", ExecutionRow.published_at.is_(None),
+                ExecutionRow.dispatched_at < stale).values(dispatched_at=None, deadline_at=None)
+                .execution_options(synchronize_session=False))
             session.commit()
         if self._liveness is not None:
             self._liveness.forget_old(now)
