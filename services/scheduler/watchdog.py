@@ -45,6 +45,9 @@ class Watchdog:
         self._transport, self._topology = transport, topology
         self._lost_s, self._liveness, self._settle = worker_lost_s, liveness, settle
         self._orphaned: dict[int, datetime] = {}  # batches waiting for a loader, since
+        self._now = datetime.min
+        self._decided: dict[int, datetime] = {}  # final event sent at; history may lag (API down)
+        self._resend_after = timedelta(seconds=max(60.0, 5 * worker_lost_s))
 
     def run(self, session: Session, *, now: datetime) -> int:
         """One pass. Returns how many executions it decided or sent back to the queue."""
@@ -57,9 +60,11 @@ class Watchdog:
                    ExecutionRow.dispatched_at < stale))).all()
         live = self._liveness if self._liveness is not None and self._liveness.started else None
         listening = live is None or live.listening_s(now) >= self._lost_s
+        self._now = now
         decided, republish = 0, []
         for row in rows:
-            if live is not None and live.finished(row.id):
+            if now - self._decided.get(row.id, now - self._resend_after) < self._resend_after or (
+                    live is not None and live.finished(row.id)):
                 continue  # its final event is on its way to history
             if row.deadline_at is not None and row.deadline_at < late:
                 decided += self._decide(session, row, status="timed_out", kind="timeout",
@@ -132,6 +137,7 @@ class Watchdog:
                 settled = None
             if settled is not None and settled.outcome == COMMITTED:
                 self._completed(row, settled.counts)
+                self._remember(row.id)
                 return 1
             if settled is not None and settled.outcome == "in_flight":
                 log.info("execution %s: its load transaction is still open; stopping it", row.id)
@@ -143,7 +149,13 @@ class Watchdog:
         self._transport.publish(event.encode(), exchange=self._topology.events, routing_key=f"finished.{row.id}")
         self._transport.delete_queue(self._topology.batches(row.id))
         self._orphaned.pop(row.id, None)
+        self._remember(row.id)
         return 1
+
+    def _remember(self, execution_id: int) -> None:
+        self._decided[execution_id] = self._now
+        while len(self._decided) > 10_000:
+            self._decided.pop(next(iter(self._decided)))
 
     def _completed(self, row: ExecutionRow, counts: dict[str, int]) -> None:
         status = "partial_success" if counts.get("rows_failed") else "completed"
