@@ -65,7 +65,7 @@ def source_values_match(src: str, dst: str) -> bool:
     return names == ROWS
 
 
-@pytest.mark.timeout(900)  # 8 min 50 s measured on 2 shared cores (load ~10); mostly service restarts
+@pytest.mark.timeout(900)  # measured: 3 min at load 6, 9-10 min at load 10 (2 shared cores); mostly restarts
 def test_kill_a_random_service_at_a_random_moment_history_tells_the_truth(
         pg_database, tmp_path, queue_prefix) -> None:
     require_service("PostgreSQL", PG_URL)
