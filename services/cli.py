@@ -41,6 +41,19 @@ def _start_metrics(settings: Settings) -> None:
         start_metrics_server(settings.metrics_port)
 
 
+def _scheduler_box(settings: Settings):  # type: ignore[no-untyped-def]
+    """The scheduler reads destinations only to settle executions whose worker vanished."""
+    from shared.bootstrap import build_secret_box
+    from shared.errors import ConfigError
+
+    try:
+        return build_secret_box(settings)
+    except ConfigError:
+        log.warning("no DM_SECRET_KEY: the scheduler cannot ask a destination whether a vanished loader "
+                    "committed; such executions are failed and retried")
+        return None
+
+
 def start_workers(settings: Settings, names: Sequence[str], *, transport=None, topology=None):  # type: ignore[no-untyped-def]
     """Start scheduler/extractor/loader (as named) and return a function that stops them."""
     from shared.bootstrap import build_secret_box, build_store, build_transport
@@ -71,7 +84,7 @@ def start_workers(settings: Settings, names: Sequence[str], *, transport=None, t
 
         scheduler = Scheduler(session_factory(build_store(settings)), transport, topology, poll_s=settings.poll_s,
                               worker_lost_s=settings.worker_lost_s, batch_rows=settings.batch_rows,
-                              timeout_scale=settings.timeout_scale)
+                              timeout_scale=settings.timeout_scale, box=_scheduler_box(settings))
         thread = threading.Thread(target=scheduler.run, name="scheduler", daemon=True)
         thread.start()
         stops.append(scheduler.stop)

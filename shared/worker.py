@@ -93,12 +93,14 @@ class ExecutionContext:
                                     routing_key=f"{kind}.{self.run}", persistent=kind == "finished")
 
     def _heartbeat_loop(self, every_s: float) -> None:
-        while not self._hb_stop.wait(every_s):
+        """Beat at once (the watchdog knows the owner from its first second), then every ``every_s``."""
+        while not self._hb_stop.is_set():
             try:
                 self.publish("heartbeat", counts=self._counts())
                 metrics.record_heartbeat(self._service)
             except Exception:  # noqa: BLE001 - a missed heartbeat is not fatal
                 log.warning("heartbeat for execution %s not sent", self.run, exc_info=True)
+            self._hb_stop.wait(every_s)
 
     def on_cancel(self, hook: Callable[[], None]) -> None:
         self._cancel_hooks.append(hook)

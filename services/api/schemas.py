@@ -110,6 +110,8 @@ class ExecutionOut(BaseModel):
     rows_deleted: int
     rows_failed: int
     rows_written: int
+    rows_staged: int = Field(0, description="rows written inside the load transaction, committed or not "
+                                              "(rolled back when the execution did not succeed)")
     rows_per_second: float | None
     error: ErrorOut | None
     report: list[dict[str, Any]] | None = None

@@ -17,7 +17,9 @@ import sqlalchemy as sa
 from shared import messages, metrics
 from shared.connections import build_url, create_db_engine
 from shared.errors import DatamigError
+from shared.faults import fault_point
 from shared.jobspec import DestinationSpec, Mode
+from shared.load.state import ABANDONED, COMMITTED, ExecutionFenced, claim, ensure_state_table, mark_committed, settle
 from shared.logs import execution_context
 from shared.messages import Batch, EndOfBatches, LoadRequest
 from shared.secrets import SecretBox
@@ -29,6 +31,7 @@ from shared.worker import ExecutionContext, RequestWorker, error_info, jsonable
 
 log = logging.getLogger("datamig.loader")
 PROGRESS_EVERY_S = 1.0
+SETTLE_ATTEMPTS = 10  # seconds of asking the destination after a failed COMMIT
 
 
 class BatchStreamBroken(DatamigError):
@@ -71,18 +74,20 @@ class Loader(RequestWorker):
 
         def counts() -> dict:
             session = state["session"]
-            return {"rows_read": state["rows_read"], **(session.counts.to_dict() if session else {})}
+            return {"rows_read": state["rows_read"], **(_staged(session.counts.to_dict()) if session else {})}
 
         ctx = ExecutionContext(self._transport, self._topology, run=request.run, job_id=request.job_id,
                                service="loader", worker=self.name, deadline=request.deadline,
                                heartbeat_s=self._heartbeat_s, counts=counts)
         token = execution_context.set({"job_id": request.job_id, "execution_id": request.run})
+        fault_point("loader_after_request")
         self._control.register(ctx)
         ctx.start()
         engine: sa.Engine | None = None
         try:
             engine = create_db_engine(build_url(spec_from_snapshot(request.project, self._box)),
                                       poolclass=sa.pool.NullPool, sqlite_mode="rw")  # never creates a file
+            ensure_state_table(engine)
             session = LoadSession(engine, table=destination.table, columns=columns, mode=Mode(destination.mode),
                                   key_columns=destination.key_columns,
                                   allow_empty_source=destination.allow_empty_source,
@@ -91,14 +96,20 @@ class Loader(RequestWorker):
                                   statement_timeout_s=max(1.0, ctx.remaining_s()))
             state["session"] = session
             ctx.on_cancel(session.cancel)
-            session.begin()
+            session.begin(claim=lambda conn: claim(conn, execution_id=request.run, job_id=request.job_id))
             self._consume(request, ctx, session, state)
             final = session.finish()
             ctx.check()
-            session.commit()
+            committed = {"rows_read": state["rows_read"], **final.to_dict()}
+            self._commit(session, engine, request, committed)
+            fault_point("loader_after_commit")
             status = "partial_success" if final.rows_failed else "completed"
-            ctx.publish("finished", status=status, counts={"rows_read": state["rows_read"], **final.to_dict()})
+            ctx.publish("finished", status=status, counts=_staged(committed))
             log.info("execution %s %s: %s rows read, %s", request.run, status, state["rows_read"], final.to_dict())
+        except ExecutionFenced as exc:  # a duplicate or a zombie: whoever holds the row reports
+            if state["session"] is not None:
+                state["session"].rollback()
+            log.warning("execution %s not loaded: %s", request.run, exc)
         except Exception as exc:  # noqa: BLE001 - every failure rolls back and is reported
             if state["session"] is not None:
                 state["session"].rollback()
@@ -112,6 +123,27 @@ class Loader(RequestWorker):
                 engine.dispose()
             self._transport.delete_queue(request.batch_queue)
             execution_context.reset(token)
+
+    def _commit(self, session: Any, engine: sa.Engine, request: LoadRequest, counts: dict) -> None:
+        """COMMIT with the execution's committed row. When COMMIT itself fails its outcome is
+        unknown (the connection may drop after the server committed): the state table tells.
+        Raises the commit's error unless the destination holds the commit."""
+        try:
+            session.commit(before=lambda conn: mark_committed(conn, execution_id=request.run, counts=counts))
+        except DatamigError:
+            session.rollback()
+            for _ in range(SETTLE_ATTEMPTS):
+                try:
+                    settled = settle(engine, execution_id=request.run, job_id=request.job_id)
+                except DatamigError:
+                    settled = None
+                if settled is not None and settled.outcome == COMMITTED:
+                    log.warning("execution %s: COMMIT reported an error but the destination committed", request.run)
+                    return
+                if settled is not None and settled.outcome == ABANDONED:
+                    raise  # nothing committed, and nothing of this execution can commit any more
+                time.sleep(1.0)
+            raise
 
     def _consume(self, request: LoadRequest, ctx: ExecutionContext, session: Any, state: dict) -> None:
         """Apply batches in order until the end marker. Raises on abort, cancel or timeout."""
@@ -142,7 +174,7 @@ class Loader(RequestWorker):
             state["rows_read"] = item.first + item.size - 1
             if failed or time.monotonic() - last_progress >= PROGRESS_EVERY_S:
                 last_progress = time.monotonic()
-                ctx.publish("progress", counts={"rows_read": state["rows_read"], **session.counts.to_dict()},
+                ctx.publish("progress", counts={"rows_read": state["rows_read"], **_staged(session.counts.to_dict())},
                             failed_rows=[_failed(f) for f in failed])
 
     def _observe(self, request: LoadRequest, session: Any, before: dict, started: float, size: int) -> None:
@@ -162,14 +194,24 @@ class Loader(RequestWorker):
             info.get("kind", ""), "failed")
         if ctx.stop_status and status == "failed":
             status = ctx.stop_status
+        if ctx.stop_status == "failed" and info.get("kind") == "cancelled":  # the scheduler's stop, not a user's
+            status = "failed"
+            info.update(message=ctx.stop_reason or str(info.get("message")), kind="worker_lost", transient=True)
         report = info.pop("report", None) or []
         session = state["session"]
         failed_count = session.counts.rows_failed if session else 0
         log.warning("execution %s %s (rolled back): %s", request.run, status, info.get("message"))
         failed = [_failed(f) for f in getattr(exc, "failed_rows", None) or []]  # the stopping batch's rows
-        ctx.publish("finished", status=status, error=info, report=report, failed_rows=failed,
+        staged = _staged(session.counts.to_dict())["rows_staged"] if session else 0
+        ctx.publish("finished", status=status, error=info, report=report, failed_rows=failed,  # rolled back
                     counts={"rows_read": state["rows_read"], "rows_inserted": 0, "rows_updated": 0,
-                            "rows_skipped": 0, "rows_deleted": 0, "rows_failed": failed_count})
+                            "rows_skipped": 0, "rows_deleted": 0, "rows_failed": failed_count,
+                            "rows_staged": staged})
+
+
+def _staged(counts: dict) -> dict:
+    """Counts plus ``rows_staged``: rows written inside the load transaction (committed or not)."""
+    return {**counts, "rows_staged": counts["rows_inserted"] + counts["rows_updated"] + counts["rows_deleted"]}
 
 
 def _failed(row: Any) -> dict:

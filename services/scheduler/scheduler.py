@@ -4,8 +4,9 @@ Every decision is made in the metadata database, so several replicas can run:
 a tick is claimed by a compare-and-set on ``next_run_at`` (one replica wins), and
 queued executions are claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (SQLite
 serialises writers anyway). An execution is marked dispatched *before* its run
-request is published: a crash in between costs a timeout and a retry, never a
-second concurrent run of the same execution.
+request is published, and published right after: a crash in between leaves it
+dispatched but unpublished, and the watchdog (:mod:`services.scheduler.watchdog`)
+queues it again after ``DM_WORKER_LOST_S`` unless a worker was seen with it.
 """
 from __future__ import annotations
 
@@ -19,17 +20,25 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import metrics
-from shared.messages import Cancel, Event, RunRequest
+from shared.connections import build_url, create_db_engine
+from shared.faults import fault_point
+from shared.load.state import Settled, settle
+from shared.messages import RunRequest
+from shared.secrets import SecretBox
 from shared.store.executions import create_execution, has_active_execution
 from shared.store.jobs import compute_next_run
 from shared.store.models import ExecutionRow, JobRow, ProjectRow, utcnow
-from shared.store.projects import project_snapshot
+from shared.store.projects import project_snapshot, spec_from_snapshot
 from shared.topology import Topology
 from shared.transport.base import Transport
 
+from services.scheduler.liveness import Liveness
+from services.scheduler.watchdog import DEADLINE_GRACE_S, Watchdog
+
 log = logging.getLogger("datamig.scheduler")
 DISPATCH_BATCH = 20
-DEADLINE_GRACE_S = 30.0
+__all__ = ["DEADLINE_GRACE_S", "Scheduler", "dispatch_queued", "fire_due_jobs", "settle_in_destination",
+           "watch_running"]
 Clock = Callable[[], datetime]
 
 
@@ -98,12 +107,15 @@ def dispatch_queued(session: Session, transport: Transport, topology: Topology, 
         requests.append(build_run_request(session, row, job, now=now, batch_rows=batch_rows,
                                           timeout_scale=timeout_scale))
     session.commit()
+    fault_point("scheduler_after_dispatch")
     for i, request in enumerate(requests):
         try:
             transport.publish(request.encode(), queue=topology.runs)
         except Exception:
             _undispatch(session, [r.run for r in requests[i:]])
             raise
+        session.execute(sa.update(ExecutionRow).where(ExecutionRow.id == request.run).values(published_at=now))
+        session.commit()  # from here the watchdog never publishes it again
     return len(requests)
 
 
@@ -114,57 +126,31 @@ def _undispatch(session: Session, execution_ids: list[int]) -> None:
     session.commit()
 
 
-def _fail(transport: Transport, topology: Topology, row: ExecutionRow, *, status: str, kind: str,
-          message: str) -> None:
-    transport.publish(Cancel(run=row.id, status=status, reason=message).encode(),
-                      exchange=topology.control, routing_key="cancel")
-    event = Event(run=row.id, job_id=row.job_id, kind="finished", service="scheduler", status=status,
-                  error={"message": message, "kind": kind, "transient": True})
-    transport.publish(event.encode(), exchange=topology.events, routing_key=f"finished.{row.id}")
-
-
-def _lost_service(row: ExecutionRow, stale: datetime) -> str | None:
-    """Which worker of a running execution went silent, if any."""
-    if row.status != "running":
-        return None
-    if not row.extractor_done and row.extractor_heartbeat_at is not None and row.extractor_heartbeat_at < stale:
-        return "extractor"
-    if row.loader_heartbeat_at is not None and row.loader_heartbeat_at < stale:
-        return "loader"
-    if row.extractor_heartbeat_at is None and row.loader_heartbeat_at is None and row.heartbeat_at is not None \
-            and row.heartbeat_at < stale:
-        return "worker"
-    return None
-
-
 def watch_running(session: Session, transport: Transport, topology: Topology, *, now: datetime,
                   worker_lost_s: float) -> int:
-    """Fail executions whose worker went silent or whose deadline passed. Returns how many.
+    """One stateless watchdog pass on stored heartbeats only (see :class:`Watchdog`)."""
+    return Watchdog(transport, topology, worker_lost_s=worker_lost_s).run(session, now=now)
 
-    The extractor is watched until it has sent its end marker, the loader from the moment
-    it took the execution; either going silent for ``worker_lost_s`` fails the execution
-    (worker lost, retried) and removes its batch queue.
-    """
-    stale = now - timedelta(seconds=worker_lost_s)
-    late = now - timedelta(seconds=DEADLINE_GRACE_S)
-    rows = session.scalars(sa.select(ExecutionRow).where(
-        ExecutionRow.status.in_(("queued", "running")), ExecutionRow.dispatched_at.is_not(None),
-        sa.or_(sa.and_(ExecutionRow.status == "running", ExecutionRow.heartbeat_at < stale),
-               ExecutionRow.extractor_heartbeat_at < stale, ExecutionRow.loader_heartbeat_at < stale,
-               ExecutionRow.deadline_at < late))).all()
-    failed = 0
-    for row in rows:
-        if row.deadline_at is not None and row.deadline_at < late:
-            _fail(transport, topology, row, status="timed_out", kind="timeout",
-                  message="execution exceeded its timeout and was stopped")
-        elif (lost := _lost_service(row, stale)) is not None:
-            _fail(transport, topology, row, status="failed", kind="worker_lost",
-                  message=f"no heartbeat from the {lost} for {worker_lost_s:.0f} s (worker lost)")
-        else:
-            continue
-        transport.delete_queue(topology.batches(row.id))
-        failed += 1
-    return failed
+
+def settle_in_destination(session: Session, row: ExecutionRow, *, box: SecretBox) -> Settled:
+    """Ask the execution's destination what it holds (:func:`shared.load.state.settle`).
+
+    Raises DestinationError when it cannot answer."""
+    from shared.errors import DestinationError
+
+    job = session.get(JobRow, row.job_id)
+    project = session.get(ProjectRow, int(job.destination["project_id"])) if job is not None else None
+    if project is None:
+        raise DestinationError("the job or its destination project no longer exists")
+    try:
+        engine = create_db_engine(build_url(spec_from_snapshot(project_snapshot(project), box)),
+                                  poolclass=sa.pool.NullPool)
+    except Exception as exc:  # noqa: BLE001 - bad settings or secret: the destination cannot answer
+        raise DestinationError(f"cannot connect to the destination: {type(exc).__name__}") from exc
+    try:
+        return settle(engine, execution_id=row.id, job_id=row.job_id)
+    finally:
+        engine.dispose()
 
 
 class Scheduler:
@@ -172,12 +158,16 @@ class Scheduler:
 
     def __init__(self, sessions: sessionmaker[Session], transport: Transport, topology: Topology, *,
                  poll_s: float, worker_lost_s: float, batch_rows: int, timeout_scale: float = 1.0,
-                 clock: Clock = utcnow) -> None:
+                 clock: Clock = utcnow, box: SecretBox | None = None) -> None:
         self._sessions, self._transport, self._topology = sessions, transport, topology
         self._poll_s, self._worker_lost_s, self._batch_rows = poll_s, worker_lost_s, batch_rows
         self._clock, self._timeout_scale = clock, timeout_scale
         self._stop = threading.Event()
         self._last_watch = 0.0
+        self._liveness = Liveness(transport, topology)
+        settler = (lambda session, row: settle_in_destination(session, row, box=box)) if box is not None else None
+        self._watchdog = Watchdog(transport, topology, worker_lost_s=worker_lost_s, liveness=self._liveness,
+                                  settle=settler)
 
     def tick(self) -> None:
         """One pass: fire due jobs, dispatch, and (every few seconds) the watchdog."""
@@ -191,8 +181,7 @@ class Scheduler:
         if time.monotonic() - self._last_watch >= min(5.0, self._worker_lost_s / 4):
             self._last_watch = time.monotonic()
             with self._sessions() as session:
-                watch_running(session, self._transport, self._topology, now=now,
-                              worker_lost_s=self._worker_lost_s)
+                self._watchdog.run(session, now=now)
             self._observe_queues()
 
     def _observe_queues(self) -> None:
@@ -205,6 +194,13 @@ class Scheduler:
         log.info("scheduler running (poll every %.1f s)", self._poll_s)
         while not self._stop.is_set():
             try:
+                self._liveness.start()
+                break
+            except Exception:  # noqa: BLE001 - broker not there yet
+                log.warning("cannot listen to worker events yet; retrying", exc_info=True)
+                self._stop.wait(2.0)
+        while not self._stop.is_set():
+            try:
                 self.tick()
             except Exception:  # noqa: BLE001 - the loop survives a failed pass (db or broker down)
                 log.exception("scheduler pass failed; retrying")
@@ -213,3 +209,4 @@ class Scheduler:
 
     def stop(self) -> None:
         self._stop.set()
+        self._liveness.stop()

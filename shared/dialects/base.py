@@ -219,6 +219,9 @@ class Dialect:
     def start_load_transaction(self, conn: sa.Connection, *, statement_timeout_s: float | None) -> None:
         """Settings inside the just-begun load transaction (time zone, strictness, timeout)."""
 
+    def set_lock_timeout(self, conn: sa.Connection, seconds: float) -> None:
+        """Make this connection's lock waits give up after ``seconds`` (a transient error)."""
+
     def load_cancel_handle(self, conn: sa.Connection) -> Any:
         """What :meth:`cancel_load_statement` needs to cancel this connection's statement."""
         return conn.connection.dbapi_connection

@@ -134,6 +134,10 @@ class MSSQLDialect(Dialect):
         if statement_timeout_s:
             conn.connection.dbapi_connection.timeout = max(1, int(statement_timeout_s))
 
+    def set_lock_timeout(self, conn: sa.Connection, seconds: float) -> None:
+        """``SET LOCK_TIMEOUT`` (error 1222 when it expires)."""
+        conn.exec_driver_sql(f"SET LOCK_TIMEOUT {max(1, int(seconds * 1000))}")
+
     def load_cancel_handle(self, conn: sa.Connection) -> Any:
         return int(conn.exec_driver_sql("SELECT @@SPID").scalar_one())
 

@@ -316,6 +316,10 @@ class MySQLDialect(Dialect):
         updated = affected - staged if found_rows else (affected - inserted) // 2
         return inserted, updated, staged - inserted - updated
 
+    def set_lock_timeout(self, conn: sa.Connection, seconds: float) -> None:
+        """``innodb_lock_wait_timeout`` for this session (error 1205 when it expires)."""
+        conn.execute(sa.text("SET SESSION innodb_lock_wait_timeout = :s"), {"s": max(1, int(seconds))})
+
     def is_row_error(self, exc: BaseException) -> bool:
         """Any server error about the data; not permissions, unknown objects or syntax."""
         code = mysql_error_code(exc)

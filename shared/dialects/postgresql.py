@@ -202,6 +202,10 @@ class PostgresDialect(Dialect):
             ms = str(max(1, int(statement_timeout_s * 1000)))
             conn.execute(sa.text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": ms})
 
+    def set_lock_timeout(self, conn: sa.Connection, seconds: float) -> None:
+        """``lock_timeout``, local to the transaction (SQLSTATE 55P03 when it expires)."""
+        conn.execute(sa.text("SELECT set_config('lock_timeout', :ms, true)"), {"ms": str(max(1, int(seconds * 1000)))})
+
     def cancel_load_statement(self, engine: sa.Engine, handle: Any) -> None:
         """psycopg2's ``connection.cancel()`` (the protocol's cancel request; thread-safe)."""
         handle.cancel()

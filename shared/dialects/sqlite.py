@@ -122,6 +122,10 @@ class SQLiteDialect(Dialect):
         inserted = staged - matched
         return inserted, written - inserted, matched - (written - inserted)
 
+    def set_lock_timeout(self, conn: sa.Connection, seconds: float) -> None:
+        """``PRAGMA busy_timeout`` ("database is locked" when it expires)."""
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {max(1, int(seconds * 1000))}")
+
     def is_row_error(self, exc: BaseException) -> bool:
         """Constraint violations, datatype mismatches, values too big."""
         return sqlite_is_row_error(exc)

@@ -62,11 +62,12 @@ class LoadSession(RowIsolation):
         self._dirty = 0  # rows staged since the staging table was last emptied for good
 
     # ------------------------------------------------------------------ lifecycle
-    def begin(self) -> None:
+    def begin(self, *, claim: Callable[[sa.Connection], None] | None = None) -> None:
         """Connect, check the destination, open THE transaction and prepare staging.
 
-        Raises ValidationFailed (table, columns or key do not fit), ConnectionLost,
-        DestinationError.
+        ``claim(conn)`` runs as the transaction's first statement (the execution's row in
+        :mod:`shared.load.state`). Raises ValidationFailed (table, columns or key do not
+        fit), ConnectionLost, DestinationError, and whatever ``claim`` raises.
         """
         conn = self.engine.connect()
         with self._lock:
@@ -75,6 +76,8 @@ class LoadSession(RowIsolation):
             self.dialect.prepare_load_connection(conn)
             self._trans = conn.begin()
             self.dialect.start_load_transaction(conn, statement_timeout_s=self.statement_timeout_s)
+            if claim is not None:
+                claim(conn)
             with self._lock:
                 self._handle = self.dialect.load_cancel_handle(conn)
             self._dest = resolve_destination(conn, table=self.table, columns=self.columns, mode=self.mode,
@@ -108,11 +111,14 @@ class LoadSession(RowIsolation):
         if self.mode is Mode.sync_delete:
             self._seen = self.dialect.create_key_table(conn, f"dm_seen_{token}", dest.table, dest.key)
 
-    def commit(self) -> None:
-        """Commit THE transaction. Raises ConnectionLost or DestinationError."""
-        if self._trans is None or not self._trans.is_active:
+    def commit(self, *, before: Callable[[sa.Connection], None] | None = None) -> None:
+        """Commit THE transaction; ``before(conn)`` is its last statement (the execution's
+        committed row in :mod:`shared.load.state`). Raises ConnectionLost or DestinationError."""
+        if self._trans is None or not self._trans.is_active or self._conn is None:
             raise DestinationError("commit without an open load transaction")
         try:
+            if before is not None:
+                before(self._conn)
             self._trans.commit()
         except sa.exc.DBAPIError as exc:
             self._raise_for(exc)

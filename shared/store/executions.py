@@ -21,6 +21,8 @@ from shared.retry import backoff_s, should_retry
 from shared.store.models import ExecutionRow, FailedRowRow, JobRow, utcnow
 
 COUNT_FIELDS = ("rows_read", "rows_inserted", "rows_updated", "rows_skipped", "rows_deleted", "rows_failed")
+WRITE_FIELDS = ("rows_inserted", "rows_updated", "rows_skipped", "rows_deleted")  # what a commit makes real
+COMMITTED_STATUSES = ("completed", "partial_success")
 ACTIVE_STATUSES = ("queued", "running")
 UNSTORED_FAILED_ROWS = "failed_rows_not_stored"
 
@@ -57,7 +59,7 @@ def execution_out(row: ExecutionRow, *, job_name: str | None = None, now: dateti
         "duration_seconds": round(duration, 3) if duration is not None else None,
         "duration": format_duration(duration),
         **{f: getattr(row, f) for f in COUNT_FIELDS},
-        "rows_written": written,
+        "rows_written": written, "rows_staged": row.rows_staged or 0,
         "rows_per_second": round(rate, 1) if rate is not None else None,
         "error": error, "report": row.report, "warnings": dict(row.warnings or {}),
         "cancel_requested": row.cancel_requested,
@@ -164,7 +166,7 @@ def record_event(session: Session, ev: Event, *, retry_base_s: float, retry_max_
             row.status = "running"
         row.started_at = row.started_at or ts
         for name, value in ev.counts.items():
-            if name in COUNT_FIELDS:
+            if name in COUNT_FIELDS or name == "rows_staged":
                 setattr(row, name, max(getattr(row, name) or 0, int(value)))
         _merge_warnings(row, ev)
         if ev.report and not row.report:  # e.g. the extractor's warning about a privileged source role
@@ -175,14 +177,31 @@ def record_event(session: Session, ev: Event, *, retry_base_s: float, retry_max_
     return Recorded(started=started, finished=True, retry=retry)
 
 
+def _final_counts(row: ExecutionRow, counts: dict) -> None:
+    """Counts of a finished execution say what the destination holds.
+
+    ``rows_read`` keeps the most seen (a loader that stopped early knows fewer); the
+    written counts are the committed ones, or 0 after a rollback; ``rows_staged`` keeps how
+    many rows were written inside the transaction, committed or not.
+    """
+    staged = row.rows_inserted + row.rows_updated + row.rows_deleted
+    row.rows_staged = max(row.rows_staged or 0, staged, int(counts.get("rows_staged", 0)))
+    row.rows_read = max(row.rows_read or 0, int(counts.get("rows_read", 0)))
+    if "rows_failed" in counts:
+        row.rows_failed = int(counts["rows_failed"])
+    committed = row.status in COMMITTED_STATUSES
+    for name in WRITE_FIELDS:
+        if committed and name not in counts:
+            continue  # a success without counts keeps the progress it reported
+        setattr(row, name, int(counts.get(name, 0)) if committed else 0)
+
+
 def _finish(session: Session, row: ExecutionRow, ev: Event, ts: datetime, *,
             retry_base_s: float, retry_max_s: float) -> ExecutionRow | None:
     row.status = ev.status or "failed"
     row.started_at = row.started_at or ts
     row.finished_at = ts
-    for name, value in ev.counts.items():
-        if name in COUNT_FIELDS:
-            setattr(row, name, int(value))
+    _final_counts(row, ev.counts)
     if ev.error:
         row.error_message = mask_secrets_in_text(str(ev.error.get("message", "")))[:20000]
         row.error_kind = str(ev.error.get("kind", "error"))[:50]

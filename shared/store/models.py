@@ -93,6 +93,7 @@ class ExecutionRow(Base):
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # run request on the broker
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -106,6 +107,7 @@ class ExecutionRow(Base):
     rows_skipped: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     rows_deleted: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     rows_failed: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    rows_staged: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     error_message: Mapped[str | None] = mapped_column(sa.Text)
     error_kind: Mapped[str | None] = mapped_column(sa.String(50))
     error_trace: Mapped[str | None] = mapped_column(sa.Text)

@@ -43,10 +43,11 @@ class Stack:
     def api(self) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=30, headers=self.headers)
 
-    def start(self, name: str, *args: str) -> subprocess.Popen:
+    def start(self, name: str, *args: str, env: dict | None = None) -> subprocess.Popen:
+        """Start ``datamig serve *args`` as ``name``; ``env`` adds variables for this process only."""
         log = open(self.log_dir / f"{name}.log", "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", *args], cwd=REPO, env=self.env,
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", *args], cwd=REPO,
+                                env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
         self.procs[name] = proc
         return proc
 

@@ -68,8 +68,10 @@ def test_a_killed_worker_leaves_the_destination_unchanged_until_the_retry_commit
         # When it is killed
         kill9(stack.procs[victim])
         wait_for(lambda: execution(stack, first)["status"] == "failed", what="worker lost", stack=stack)
-        # Then nothing of the killed attempt is visible, and a new worker completes the retry
+        # Then nothing of the killed attempt is visible nor counted, and a new worker completes the retry
         assert snapshot(dst) == OLD
+        killed = execution(stack, first)
+        assert (killed["rows_written"], killed["rows_deleted"]) == (0, 0) and killed["rows_read"] > 0, killed
         stack.start(f"{victim}2", victim)
         retried_to_completion(stack, job_id, first)
         assert snapshot(dst) == NEW
@@ -138,6 +140,10 @@ def test_cancel_stops_within_seconds_rolls_back_and_is_not_retried(dbs, tmp_path
         assert time.monotonic() - asked < 10
         time.sleep(1.5)
         assert snapshot(dst) == OLD and len(chain(stack, job_id)) == 1
+        # history keeps the rows read and says nothing was written (staged rows were rolled back)
+        done = execution(stack, first)
+        assert done["rows_read"] > 0 and done["rows_staged"] > 0, done
+        assert (done["rows_written"], done["rows_inserted"], done["rows_deleted"]) == (0, 0, 0), done
     finally:
         stack.stop()
 

@@ -114,3 +114,42 @@ def test_warning_counts_are_kept_by_kind_and_never_lowered_by_a_late_event(setup
     assert state(sessions, eid)["warnings"] == {"zero_dates": 3, "duplicate_keys": 2}
     apply(sessions, Event(run=eid, kind="finished", status="completed", warnings={"zero_dates": 4}, ts=110.0))
     assert state(sessions, eid)["warnings"] == {"zero_dates": 4, "duplicate_keys": 2}
+
+
+def test_a_rolled_back_attempt_keeps_rows_read_and_shows_nothing_written(setup) -> None:
+    # Given an execution that read 90,000 rows and staged 10,000 of them in its transaction
+    sessions, eid = setup
+    apply(sessions, Event(run=eid, kind="started", service="extractor", ts=100.0))
+    apply(sessions, Event(run=eid, kind="progress", service="extractor", counts={"rows_read": 90_000}, ts=101.0))
+    apply(sessions, Event(run=eid, kind="progress", service="loader", ts=102.0,
+                          counts={"rows_read": 10_000, "rows_inserted": 9_000, "rows_updated": 1_000,
+                                  "rows_staged": 10_000}))
+    # When the loader reports the cancel with what it knows (fewer rows read, nothing written)
+    apply(sessions, Event(run=eid, kind="finished", service="loader", status="cancelled", ts=103.0,
+                          counts={"rows_read": 0, "rows_inserted": 0, "rows_updated": 0, "rows_failed": 0}))
+    # Then history keeps what was read and says the destination holds nothing of it
+    s = state(sessions, eid)
+    assert (s["status"], s["rows_read"], s["rows_written"], s["rows_staged"]) == ("cancelled", 90_000, 0, 10_000)
+    assert (s["rows_inserted"], s["rows_updated"], s["rows_deleted"], s["rows_skipped"]) == (0, 0, 0, 0)
+
+
+def test_a_failure_decided_by_the_scheduler_zeroes_the_staged_counts(setup) -> None:
+    sessions, eid = setup
+    apply(sessions, Event(run=eid, kind="progress", service="loader", ts=101.0,
+                          counts={"rows_read": 10_000, "rows_inserted": 10_000, "rows_deleted": 5}))
+    apply(sessions, Event(run=eid, kind="finished", service="scheduler", status="failed", ts=109.0,
+                          error={"message": "no heartbeat from the loader", "kind": "worker_lost", "transient": True}))
+    s = state(sessions, eid)
+    assert (s["status"], s["rows_read"], s["rows_written"], s["rows_deleted"], s["rows_staged"]) == (
+        "failed", 10_000, 0, 0, 10_005)
+
+
+def test_a_commit_settled_by_the_scheduler_records_the_committed_counts(setup) -> None:
+    sessions, eid = setup
+    apply(sessions, Event(run=eid, kind="progress", service="loader", ts=101.0,
+                          counts={"rows_read": 4_000, "rows_inserted": 4_000}))
+    apply(sessions, Event(run=eid, kind="finished", service="scheduler", status="completed", ts=109.0,
+                          counts={"rows_read": 5_000, "rows_inserted": 5_000, "rows_updated": 0, "rows_skipped": 0,
+                                  "rows_deleted": 0, "rows_failed": 0}))
+    s = state(sessions, eid)
+    assert (s["status"], s["rows_read"], s["rows_inserted"], s["error"]) == ("completed", 5_000, 5_000, None)

@@ -26,7 +26,8 @@ export async function render(main, params, ctx) {
       metric("Duration", e.duration || "—"), metric("Rows read", fmtNumber(e.rows_read)), metric("Rows written", fmtNumber(e.rows_written)),
       metric("Inserted / updated", `${fmtNumber(e.rows_inserted)} / ${fmtNumber(e.rows_updated)}`),
       metric("Skipped / deleted", `${fmtNumber(e.rows_skipped)} / ${fmtNumber(e.rows_deleted)}`),
-      metric("Rows failed", fmtNumber(e.rows_failed)), metric("Rows per second", fmtNumber(e.rows_per_second, 1)));
+      metric("Rows failed", fmtNumber(e.rows_failed)), metric("Rows per second", fmtNumber(e.rows_per_second, 1)),
+      metric("Rows staged", `${fmtNumber(e.rows_staged)}${["completed", "partial_success"].includes(e.status) || !e.rows_staged ? "" : e.status === "running" ? " (not committed yet)" : " (rolled back)"}`));
     const sections = [metrics];
     if (errors.message || errors.stack_trace) {
       sections.push(h("section", { class: "card error-details", "aria-labelledby": "err-h" }, h("h2", { id: "err-h", text: "Error" }),

@@ -1,0 +1,149 @@
+"""The destination's own record of executions: the ``datamig_state`` table.
+
+A kill can land between a destination's COMMIT and the event that would tell history
+about it. So the truth is written where the data is: the load transaction's first
+statement inserts the execution's row (state ``loading``) and its last one, just before
+COMMIT, marks it ``committed`` with the counts. The row becomes visible exactly when
+the rows do, and never without them.
+
+When a worker vanishes, the scheduler :func:`settle`\\ s the execution before failing or
+retrying it: it inserts an ``abandoned`` row for the execution, with a short lock
+timeout. The destination's unique key decides:
+
+* the insert succeeds: no load transaction of this execution ever committed, and none
+  can from now on (a zombie loader's first insert fails): fail and retry safely;
+* it waits until the lock timeout: a load transaction of this execution is still open
+  (e.g. COMMIT in progress): decide on a later pass;
+* it hits the existing row: ``committed`` means the attempt succeeded (its counts are
+  there), ``abandoned`` that it was given up before.
+
+The table lives in the destination connection's default schema, is created when missing
+(one row per execution; ``watermark`` is reserved for incremental jobs) and may be
+created in advance by a DBA whose loader role cannot create tables.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+
+from shared.dialects import get_dialect
+from shared.errors import DatamigError, DestinationError
+
+STATE_TABLE = "datamig_state"
+LOADING, COMMITTED, ABANDONED = "loading", "committed", "abandoned"
+COUNT_COLUMNS = ("rows_read", "rows_inserted", "rows_updated", "rows_skipped", "rows_deleted", "rows_failed")
+SETTLE_LOCK_TIMEOUT_S = 2.0
+
+STATE = sa.Table(
+    STATE_TABLE, sa.MetaData(),
+    sa.Column("execution_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("job_id", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("committed_at", sa.DateTime),
+    *[sa.Column(name, sa.BigInteger, nullable=False, default=0) for name in COUNT_COLUMNS],
+    sa.Column("watermark", sa.Text),
+    sa.Index("ix_datamig_state_job", "job_id", "committed_at"),
+)
+
+
+class ExecutionFenced(DatamigError):
+    """The destination already holds this execution's row: another loader committed it,
+    or the scheduler gave it up. This loader must roll back and stay silent."""
+
+    kind = "duplicate"
+
+    def __init__(self, execution_id: int) -> None:
+        self.execution_id = execution_id
+        super().__init__(f"execution {execution_id} is already recorded in {STATE_TABLE} (committed or given up)")
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What the destination says about an execution: ``committed`` (with its counts),
+    ``abandoned`` (nothing committed, nothing can commit) or ``in_flight``."""
+
+    outcome: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def ensure_state_table(engine: sa.Engine) -> None:
+    """Create ``datamig_state`` when missing (outside any load transaction: DDL commits
+    implicitly on MySQL/MariaDB). Raises DestinationError when it is missing and cannot be created."""
+    try:
+        with engine.begin() as conn:
+            STATE.create(conn, checkfirst=True)
+    except sa.exc.DBAPIError as exc:  # a concurrent creator, or no CREATE privilege
+        if sa.inspect(engine).has_table(STATE_TABLE):
+            return
+        message = get_dialect(engine.dialect.name).load_error_message(exc)
+        raise DestinationError(f"the destination needs the table {STATE_TABLE} (the product's record of "
+                               f"executions) and it could not be created: {message}; create it once as a user "
+                               f"who may (see the README, 'After a kill') and grant SELECT, INSERT, UPDATE on it") from exc
+
+
+def _row(execution_id: int, job_id: int, state: str) -> dict:
+    return {"execution_id": execution_id, "job_id": job_id, "state": state, "updated_at": _now(),
+            **{name: 0 for name in COUNT_COLUMNS}}
+
+
+def claim(conn: sa.Connection, *, execution_id: int, job_id: int) -> None:
+    """The load transaction's first statement. Raises ExecutionFenced when the row exists."""
+    try:
+        conn.execute(sa.insert(STATE).values(**_row(execution_id, job_id, LOADING)))
+    except sa.exc.IntegrityError as exc:
+        raise ExecutionFenced(execution_id) from exc
+
+
+def mark_committed(conn: sa.Connection, *, execution_id: int, counts: dict[str, int]) -> None:
+    """The load transaction's last statement before COMMIT: state ``committed`` and the counts."""
+    now = _now()
+    values = {name: int(counts.get(name, 0)) for name in COUNT_COLUMNS}
+    conn.execute(sa.update(STATE).where(STATE.c.execution_id == execution_id)
+                 .values(state=COMMITTED, committed_at=now, updated_at=now, **values))
+
+
+def settle(engine: sa.Engine, *, execution_id: int, job_id: int,
+           lock_timeout_s: float = SETTLE_LOCK_TIMEOUT_S) -> Settled:
+    """Decide an execution whose worker vanished (see the module docstring).
+
+    Raises DestinationError when the destination cannot answer (unreachable, no table).
+    """
+    dialect = get_dialect(engine.dialect.name)
+    try:
+        ensure_state_table(engine)
+        conn = engine.connect()
+    except sa.exc.DBAPIError as exc:
+        raise DestinationError(f"cannot reach the destination: {dialect.load_error_message(exc)}") from exc
+    try:
+        return _settle(conn, dialect, execution_id=execution_id, job_id=job_id, lock_timeout_s=lock_timeout_s)
+    finally:
+        conn.close()
+
+
+def _settle(conn: sa.Connection, dialect: Any, *, execution_id: int, job_id: int, lock_timeout_s: float) -> Settled:
+    try:
+        with conn.begin():
+            dialect.set_lock_timeout(conn, lock_timeout_s)
+            conn.execute(sa.insert(STATE).values(**_row(execution_id, job_id, ABANDONED)))
+        return Settled(ABANDONED)
+    except sa.exc.IntegrityError:
+        pass  # the row exists: read it below
+    except sa.exc.DBAPIError as exc:
+        if dialect.is_transient(exc) and not exc.connection_invalidated:
+            return Settled("in_flight")  # a load transaction of this execution holds the row
+        raise DestinationError(f"cannot write {STATE_TABLE}: {dialect.load_error_message(exc)}") from exc
+    try:
+        row = conn.execute(sa.select(STATE).where(STATE.c.execution_id == execution_id)).mappings().one()
+    except sa.exc.DBAPIError as exc:
+        raise DestinationError(f"cannot read {STATE_TABLE}: {dialect.load_error_message(exc)}") from exc
+    if row["state"] == COMMITTED:
+        return Settled(COMMITTED, {name: int(row[name]) for name in COUNT_COLUMNS})
+    return Settled(ABANDONED)
