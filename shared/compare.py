@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from shared.dialects import get_dialect
 from shared.dialects.checksum import ChecksumSQL, canonical_kind, sum_value
 from shared.dialects.loading import kind_of
-from shared.errors import ConfigError
+from shared.errors import ConfigError, DestinationError
 from shared.extract.preview import json_safe
 from shared.extract.readside import ReadSide
 from shared.jobspec import DestinationSpec, Mode, StepSpec
@@ -114,10 +114,14 @@ def compare_job(steps: list[StepSpec], destination: DestinationSpec, engines: Ma
     """
     started = time.monotonic()
     dest_engine = engines[destination.project_id]
-    with dest_engine.connect() as conn:
-        target = reflect_table(conn, destination.table)
-        if target is None:
-            raise ConfigError(f"destination table {destination.table} does not exist")
+    try:
+        with dest_engine.connect() as conn:
+            target = reflect_table(conn, destination.table)
+    except sa.exc.SQLAlchemyError as exc:
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+        raise DestinationError(f"destination (project {destination.project_id}) could not be read: {reason}") from exc
+    if target is None:
+        raise ConfigError(f"destination table {destination.table} does not exist")
     with ReadSide(steps, engines, timeout_s=timeout_s) as src_read:
         src_cols = src_read.open()
         by_lower = {c.name.lower(): c.name for c in target.columns}
