@@ -6,16 +6,21 @@ and named by key. Every query is read-only (the sessions are read-only on the se
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from shared.compare import compare_job
 from shared.jobspec import DestinationSpec, StepSpec
+from tests.conftest import IN_CI
 
+DATASETS = Path(os.environ.get("DM_TEST_DATASETS") or Path(__file__).resolve().parents[3] / "shared" / "datasets")
+CHINOOK = DATASETS / "chinook" / "Chinook_Sqlite.sqlite"
 COLUMNS = ["id", "amount", "ts", "name", "note", "data", "flag"]
 DDL = {
     "postgresql": "CREATE TABLE items (id int PRIMARY KEY, amount numeric(10,2), ts timestamp(6), "
@@ -81,7 +86,9 @@ PAIRS = [("postgresql", "mysql"), ("mysql", "postgresql"), ("sqlite", "postgresq
 
 
 @pytest.mark.parametrize(("source", "destination"), PAIRS)
-def test_a_copy_compares_equal_then_each_change_is_named_by_key(engines, source, destination):
+def test_a_copy_compares_equal_then_each_change_is_named_by_key(engines, source, destination, monkeypatch):
+    if source == "postgresql":  # bisect every differing bucket down to the last level
+        monkeypatch.setattr("shared.compare.LEAF_ROWS", 0)
     # Given the same rows on both engines
     equal = _compare(engines, source, destination)
     assert equal["equal"] is True, equal
@@ -132,3 +139,53 @@ def test_a_job_without_a_key_compares_counts_and_one_checksum(engines):
     with engines["mysql"].begin() as conn:
         conn.execute(sa.text("UPDATE nokey SET name = 'x' WHERE id = 3"))
     assert compare_job(steps, DestinationSpec(project_id=2, table="nokey"), projects)["equal"] is False
+
+
+def test_compare_works_over_connections_that_cannot_write(engines):
+    """Every compare query is a read: sources and destinations reached by read-only sessions still compare."""
+    pg_ro = sa.create_engine(engines["postgresql"].url,
+                             connect_args={"options": "-c default_transaction_read_only=on"})
+    my_ro = sa.create_engine(engines["mysql"].url, connect_args={"init_command": "SET SESSION TRANSACTION READ ONLY"})
+    try:
+        with my_ro.connect() as conn, pytest.raises(sa.exc.OperationalError):
+            conn.execute(sa.text("INSERT INTO items (id) VALUES (5000)"))  # the session really is read-only
+        _change(engines["mysql"])
+        report = _compare({"postgresql": pg_ro, "mysql": my_ro}, "postgresql", "mysql")
+        assert (report["only_in_source"], report["only_in_destination"], report["different"]) == (1, 1, 5)
+    finally:
+        pg_ro.dispose()
+        my_ro.dispose()
+
+
+def test_chinook_invoices_from_sqlite_compare_with_their_mariadb_copy(engines, tmp_path):
+    # Given Chinook's Invoice table (SQLite file: REAL totals, text dates) copied into MariaDB
+    import shutil
+
+    if not CHINOOK.exists():
+        (pytest.fail if IN_CI else pytest.skip)(f"Chinook not found at {CHINOOK} (set DM_TEST_DATASETS)")
+    path = shutil.copy(CHINOOK, tmp_path / "chinook.sqlite")
+    chinook = sa.create_engine(f"sqlite:///{path}")
+    with chinook.connect() as conn:
+        rows = conn.execute(sa.text("SELECT * FROM Invoice")).all()
+    with engines["mysql"].begin() as conn:
+        conn.execute(sa.text(
+            "CREATE TABLE Invoice (InvoiceId INT PRIMARY KEY, CustomerId INT NOT NULL, InvoiceDate DATETIME NOT NULL,"
+            " BillingAddress VARCHAR(70), BillingCity VARCHAR(40), BillingState VARCHAR(40),"
+            " BillingCountry VARCHAR(40), BillingPostalCode VARCHAR(10), Total DECIMAL(10,2) NOT NULL)"))
+        conn.execute(sa.text("INSERT INTO Invoice VALUES (:a, :b, :c, :d, :e, :f, :g, :h, :i)"),
+                     [dict(zip("abcdefghi", (*r[:8], Decimal(repr(r[8])).quantize(Decimal("0.01")))))
+                      for r in rows])
+    projects = {1: chinook, 2: engines["mysql"]}
+    steps = [StepSpec(name="invoices", project_id=1, sql="SELECT * FROM Invoice")]
+    destination = DestinationSpec(project_id=2, table="Invoice", mode="upsert")
+    try:
+        report = compare_job(steps, destination, projects)
+        assert report["equal"] is True and report["source_rows"] == 412
+        # When one total's last digit changes, it is named by key
+        with engines["mysql"].begin() as conn:
+            conn.execute(sa.text("UPDATE Invoice SET Total = Total + 0.01 WHERE InvoiceId = 77"))
+        report = compare_job(steps, destination, projects)
+        assert report["different"] == 1 and report["samples"][0]["key"] == {"InvoiceId": 77}
+        assert report["samples"][0]["columns"] == ["Total"]
+    finally:
+        chinook.dispose()
