@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -40,6 +41,8 @@ BUCKET_DIGITS = 3  # 4,096 buckets per level
 LEAF_ROWS = 5_000
 IN_CHUNK = 500
 _HEX = re.compile(r"^[0-9a-f]+$")
+T = TypeVar("T")
+U = TypeVar("U")
 
 
 class _Side:
@@ -167,8 +170,19 @@ def _kinds(src_engine: str, dst_engine: str, src: list[str], dst: list[str]) -> 
     return src, dst
 
 
+def _both(first: Callable[[], T], second: Callable[[], U]) -> tuple[T, U]:
+    """Run one query on each side at the same time (their sessions are separate connections)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dm-compare") as pool:
+        later = pool.submit(second)
+        try:
+            done = first()
+        finally:
+            result = later.result()
+    return done, result
+
+
 def _totals(src: _Side, dst: _Side) -> dict:
-    (sn, ss), (dn, ds) = src.total(), dst.total()
+    (sn, ss), (dn, ds) = _both(src.total, dst.total)
     return {"method": "count+checksum", "equal": (sn, ss) == (dn, ds), "source_rows": sn, "destination_rows": dn,
             "only_in_source": None, "only_in_destination": None, "different": None, "samples": [],
             "note": "no key (no key_columns and no primary key on the destination): only the row counts and a "
@@ -182,7 +196,7 @@ def _diff(src: _Side, dst: _Side, *, limit: int) -> dict:
     changed: list[tuple[str, str]] = []
     totals: tuple[int, int] | None = None
     while parents is None or parents:
-        sb, db = src.buckets(digits, parents), dst.buckets(digits, parents)
+        sb, db = _both(lambda: src.buckets(digits, parents), lambda: dst.buckets(digits, parents))
         if totals is None:
             totals = (sum(n for n, _ in sb.values()), sum(n for n, _ in db.values()))
         differing = sorted(b for b in set(sb) | set(db) if sb.get(b) != db.get(b))
@@ -190,7 +204,7 @@ def _diff(src: _Side, dst: _Side, *, limit: int) -> dict:
         leaves = [b for b in differing if size[b] <= LEAF_ROWS or digits + BUCKET_DIGITS > 32]
         parents = [b for b in differing if b not in leaves]
         if leaves:
-            sp, dp = src.pairs(digits, leaves), dst.pairs(digits, leaves)
+            sp, dp = _both(lambda: src.pairs(digits, leaves), lambda: dst.pairs(digits, leaves))
             only_src += sorted((kt, sp[kt][0]) for kt in sp.keys() - dp.keys())
             only_dst += sorted((kt, dp[kt][0]) for kt in dp.keys() - sp.keys())
             changed += sorted((kt, sp[kt][0]) for kt in sp.keys() & dp.keys() if sp[kt][1] != dp[kt][1])
