@@ -189,3 +189,34 @@ def test_chinook_invoices_from_sqlite_compare_with_their_mariadb_copy(engines, t
         assert report["samples"][0]["columns"] == ["Total"]
     finally:
         chinook.dispose()
+
+
+@pytest.mark.parametrize("bulk", [True, False], ids=["fast path", "general path"])
+def test_awkward_values_written_by_the_loader_compare_equal_in_both_directions(pg_database, mysql_database, bulk):
+    """Text with escapes and emoji, big decimals, bytea, time, timestamptz read in a +05:30 session,
+    JSON, booleans, NULLs: what the real loader writes compares equal (floats: see the README)."""
+    from tests.integration.test_fastpath_equivalence import (MY_SOURCE, MY_TO_PG_DEST, PG_SOURCE, PG_TO_MY_DEST,
+                                                             PG_TO_MY_SQL, execute, migrate)
+    from shared.jobspec import Mode
+
+    pg, my = pg_database(), mysql_database()
+    execute(pg, PG_SOURCE)
+    execute(pg, f"ALTER DATABASE \"{sa.engine.make_url(pg).database}\" SET timezone = 'Asia/Kolkata'")
+    execute(my, MY_SOURCE + [f"CREATE TABLE copied {PG_TO_MY_DEST}"])
+    execute(pg, f"CREATE TABLE copied {MY_TO_PG_DEST}")
+    migrate(pg, PG_TO_MY_SQL, my, "copied", Mode.truncate_load, bulk=bulk)  # row 4 (NaN) fails
+    migrate(my, "SELECT * FROM src", pg, "copied", Mode.truncate_load, bulk=bulk)
+    engines = {"postgresql": sa.create_engine(pg), "mysql": sa.create_engine(my)}
+    try:
+        def compare(source: str, destination: str, sql: str) -> dict:
+            return compare_job([StepSpec(name="src", project_id=1, sql=sql)],
+                               DestinationSpec(project_id=2, table="copied"), {1: engines[source], 2: engines[destination]})
+
+        to_my = compare("postgresql", "mysql", "SELECT id, i, n, b, t, v, by, d, tm, ts, tstz, j FROM src")
+        assert (to_my["only_in_source"], to_my["only_in_destination"], to_my["different"]) == (1, 0, 0), to_my
+        assert to_my["samples"][0]["key"] == {"id": 4} and to_my["source_rows"] == 4
+        to_pg = compare("mysql", "postgresql", "SELECT id, i, n, b, t, v, bl, d, ts, y FROM src")
+        assert to_pg["equal"] is True, to_pg
+    finally:
+        for engine in engines.values():
+            engine.dispose()
