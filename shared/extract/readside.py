@@ -58,6 +58,7 @@ class ReadSide:
                 register_sqlite_functions(conn)
             s.dialect.begin_read_only(conn, timeout_s=self._ctx.timeout_s)
             s.columns = s._describe(self.sql)  # noqa: SLF001
+        s._check_names()  # noqa: SLF001 - two columns of one name cannot be compared by name
         return s.columns
 
     def query(self, sql: str) -> list[tuple]:
