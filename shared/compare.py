@@ -130,10 +130,13 @@ def compare_job(steps: list[StepSpec], destination: DestinationSpec, engines: Ma
         src_cols = src_read.open()
         by_lower = {c.name.lower(): c.name for c in target.columns}
         compared = [c for c in src_cols if c.name.lower() in by_lower]
+        if not compared:
+            raise ConfigError(f"no column of the job's result is in destination table {destination.table}")
         with dest_engine.connect() as conn:
-            key = inspect_destination(conn, table=destination.table, columns=compared, mode=Mode.insert_only,
-                                      key_columns=destination.key_columns)[0]
-        key = key.key if key else []
+            dest, checks = inspect_destination(conn, table=destination.table, columns=compared,
+                                               mode=Mode.insert_only, key_columns=destination.key_columns)
+        key = dest.key if dest else []
+        key_check = next((c["message"] for c in checks if c["check"] == "key" and not c["ok"]), "")
         dest_names = [by_lower[c.name.lower()] for c in compared]
         quote = get_dialect(dest_engine).quote_table(dest_engine.dialect, f"{target.schema}.{target.name}"
                                                      if target.schema else target.name)
@@ -148,7 +151,7 @@ def compare_job(steps: list[StepSpec], destination: DestinationSpec, engines: Ma
             key_idx = [dest_names.index(k) for k in key]
             src = _Side(src_read, [c.name for c in compared], kinds[0], key_idx)
             dst = _Side(dst_read, dest_names, kinds[1], key_idx)
-            report = _diff(src, dst, limit=limit) if key else _totals(src, dst)
+            report = _diff(src, dst, limit=limit) if key else _totals(src, dst, why=key_check)
     notes = [report.pop("note", "")]
     extra = [n for n in (c.name for c in target.columns) if n not in dest_names]
     missing = [c.name for c in src_cols if c.name.lower() not in by_lower]
@@ -182,12 +185,12 @@ def _both(first: Callable[[], T], second: Callable[[], U]) -> tuple[T, U]:
     return done, result
 
 
-def _totals(src: _Side, dst: _Side) -> dict:
+def _totals(src: _Side, dst: _Side, *, why: str) -> dict:
     (sn, ss), (dn, ds) = _both(src.total, dst.total)
     return {"method": "count+checksum", "equal": (sn, ss) == (dn, ds), "source_rows": sn, "destination_rows": dn,
             "only_in_source": None, "only_in_destination": None, "different": None, "samples": [],
-            "note": "no key (no key_columns and no primary key on the destination): only the row counts and a "
-                    "whole-table checksum were compared; differing rows cannot be named"}
+            "note": f"no key ({why or 'no key_columns and no primary key on the destination'}): only the row "
+                    "counts and a whole-table checksum were compared; differing rows cannot be named"}
 
 
 def _diff(src: _Side, dst: _Side, *, limit: int) -> dict:

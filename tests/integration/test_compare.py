@@ -139,6 +139,9 @@ def test_a_job_without_a_key_compares_counts_and_one_checksum(engines):
     with engines["mysql"].begin() as conn:
         conn.execute(sa.text("UPDATE nokey SET name = 'x' WHERE id = 3"))
     assert compare_job(steps, DestinationSpec(project_id=2, table="nokey"), projects)["equal"] is False
+    # key_columns without a unique index on them: not a key; the note says why
+    report = compare_job(steps, DestinationSpec(project_id=2, table="nokey", key_columns=["id"]), projects)
+    assert report["method"] == "count+checksum" and "no primary key or unique index" in report["note"]
 
 
 def test_compare_works_over_connections_that_cannot_write(engines):
@@ -209,8 +212,9 @@ def test_awkward_values_written_by_the_loader_compare_equal_in_both_directions(p
     engines = {"postgresql": sa.create_engine(pg), "mysql": sa.create_engine(my)}
     try:
         def compare(source: str, destination: str, sql: str) -> dict:
-            return compare_job([StepSpec(name="src", project_id=1, sql=sql)],
-                               DestinationSpec(project_id=2, table="copied"), {1: engines[source], 2: engines[destination]})
+            step = StepSpec(name="src", project_id=1, sql=sql)
+            return compare_job([step], DestinationSpec(project_id=2, table="copied"),
+                               {1: engines[source], 2: engines[destination]})
 
         to_my = compare("postgresql", "mysql", "SELECT id, i, n, b, t, v, by, d, tm, ts, tstz, j FROM src")
         assert (to_my["only_in_source"], to_my["only_in_destination"], to_my["different"]) == (1, 0, 0), to_my
