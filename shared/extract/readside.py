@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from shared.dialects.checksum import register_sqlite_functions
 from shared.errors import SourceError
 from shared.extract.planner import build_sql, plan
-from shared.extract.runner import flavors_of, step_problems
+from shared.extract.runner import DEFAULT_BATCH_ROWS, flavors_of, step_problems
 from shared.extract.session import Context, Session
 from shared.jobspec import StepSpec
 from shared.types import Column
@@ -29,7 +29,7 @@ class ReadSide:
     ConnectionLost, TimedOut naming the step."""
 
     def __init__(self, steps: list[StepSpec], engines: Mapping[int, sa.Engine], *, timeout_s: float | None) -> None:
-        self._ctx = Context(list(steps), engines, 1, timeout_s)
+        self._ctx = Context(list(steps), engines, DEFAULT_BATCH_ROWS, timeout_s)  # batches move referenced results
         self._session: Session | None = None
         self.sql = ""
         self.engine_name = ""
