@@ -12,8 +12,7 @@ int                     decimal digits, ``-`` sign
 decimal                 normalised: trailing fraction zeros and a bare ``.`` dropped (``1.50`` →
                         ``1.5``, ``2.00`` → ``2``), so a declared scale does not matter
 float                   the shortest round-trip text of the double, written as a normalised
-                        decimal (no exponent); MariaDB goes through DECIMAL(65,30), so floats
-                        beyond ±1e35 or below 1e-30 are not compared exactly there
+                        decimal (no exponent); a single-precision column as its exact double
 text                    the characters as UTF-8 (MariaDB: ``CONVERT(… USING utf8mb4)``)
 bytes                   lower-case hex
 date                    ``YYYY-MM-DD``
@@ -75,13 +74,30 @@ def _my_trim(s: str) -> str:
     return f"IF(LOCATE('.', {s}) > 0, TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM {s})), {s})"
 
 
+def _my_float(expr: str) -> str:
+    """The shortest text of the double as a plain decimal: MariaDB prints ``1e20`` / ``-3.5e-30``,
+    so mantissa digits are shifted by the exponent with string functions (exact at any magnitude)."""
+    t = f"CAST(CAST({expr} AS DOUBLE) AS CHAR)"
+    sign = f"IF(LEFT({t}, 1) = '-', '-', '')"
+    mant = f"TRIM(LEADING '-' FROM SUBSTRING_INDEX({t}, 'e', 1))"
+    whole = f"SUBSTRING_INDEX({mant}, '.', 1)"
+    digits = f"CONCAT({whole}, IF(LOCATE('.', {mant}) > 0, SUBSTRING_INDEX({mant}, '.', -1), ''))"
+    point = f"(CHAR_LENGTH({whole}) + CAST(SUBSTRING_INDEX({t}, 'e', -1) AS SIGNED))"
+    plain = (f"CASE WHEN {point} <= 0 THEN CONCAT('0.', REPEAT('0', -{point}), {digits}) "
+             f"WHEN {point} >= CHAR_LENGTH({digits}) "
+             f"THEN CONCAT({digits}, REPEAT('0', {point} - CHAR_LENGTH({digits}))) "
+             f"ELSE CONCAT(LEFT({digits}, {point}), '.', SUBSTRING({digits}, {point} + 1)) END")
+    shifted = f"CONCAT({sign}, {_my_trim(plain)})"
+    return f"IF({t} IN ('0', '-0'), '0', IF(LOCATE('e', {t}) > 0, {shifted}, {_my_trim(t)}))"
+
+
 def _my_value(expr: str, kind: str) -> str:
     if kind in ("bool", "int"):
         return f"CAST(({expr}) + 0 AS CHAR)"
     if kind == "decimal":
         return _my_trim(f"CAST({expr} AS CHAR)")
     if kind == "float":
-        return _my_trim(f"CAST(CAST(CAST({expr} AS DOUBLE) AS CHAR) AS DECIMAL(65,30))")
+        return _my_float(expr)
     if kind == "bytes":
         return f"LOWER(HEX({expr}))"
     if kind == "date":

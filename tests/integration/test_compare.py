@@ -110,6 +110,11 @@ def test_a_copy_compares_equal_then_each_change_is_named_by_key(engines, source,
     assert report["seconds"] >= 0
 
 
+FLOAT8 = {"postgresql": "float8", "mysql": "DOUBLE", "sqlite": "REAL"}
+FLOATS = [0.1, 1 / 3, -2.5, 100.0, 0.0, -0.0, 1e15, 1e16, 1e20, 1.2345678901234567e300, 1.7976931348623157e308,
+          1e-7, -1.5e-5, -3.5e-30, 2.5e-310, 123456.789, 12345678912345678.0]
+
+
 def test_the_row_hashes_agree_on_every_engine(engines):
     """Same values → same canonical text → same hash on PostgreSQL, MariaDB and SQLite."""
     from shared.compare import _Side
@@ -125,6 +130,17 @@ def test_the_row_hashes_agree_on_every_engine(engines):
             side = _Side(read, COLUMNS, kinds, [0])
             hashes[name] = side.pairs(0, None)
     assert len(hashes["postgresql"]) == 300
+    assert hashes["postgresql"] == hashes["mysql"] == hashes["sqlite"]
+    # doubles of every magnitude (MariaDB prints 1e20 and -3.5e-30; PostgreSQL 1e+20)
+    for name, engine in engines.items():
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"CREATE TABLE floats (id int PRIMARY KEY, f {FLOAT8[name]})"))
+            conn.execute(sa.text("INSERT INTO floats VALUES (:i, :f)"),
+                         [{"i": i, "f": f} for i, f in enumerate(FLOATS)])
+        with ReadSide([StepSpec(name="f", project_id=1, sql="SELECT id, f FROM floats")], {1: engine},
+                      timeout_s=30) as read:
+            read.open()
+            hashes[name] = _Side(read, ["id", "f"], ["int", "float"], [0]).pairs(0, None)
     assert hashes["postgresql"] == hashes["mysql"] == hashes["sqlite"]
 
 
@@ -197,7 +213,8 @@ def test_chinook_invoices_from_sqlite_compare_with_their_mariadb_copy(engines, t
 @pytest.mark.parametrize("bulk", [True, False], ids=["fast path", "general path"])
 def test_awkward_values_written_by_the_loader_compare_equal_in_both_directions(pg_database, mysql_database, bulk):
     """Text with escapes and emoji, big decimals, bytea, time, timestamptz read in a +05:30 session,
-    JSON, booleans, NULLs: what the real loader writes compares equal (floats: see the README)."""
+    JSON, booleans, NULLs, doubles up to 1e300 and MariaDB FLOAT into real: what the real loader writes
+    compares equal (a PostgreSQL real loaded into a double does not: see the README)."""
     from tests.integration.test_fastpath_equivalence import (MY_SOURCE, MY_TO_PG_DEST, PG_SOURCE, PG_TO_MY_DEST,
                                                              PG_TO_MY_SQL, execute, migrate)
     from shared.jobspec import Mode
@@ -216,10 +233,10 @@ def test_awkward_values_written_by_the_loader_compare_equal_in_both_directions(p
             return compare_job([step], DestinationSpec(project_id=2, table="copied"),
                                {1: engines[source], 2: engines[destination]})
 
-        to_my = compare("postgresql", "mysql", "SELECT id, i, n, b, t, v, by, d, tm, ts, tstz, j FROM src")
+        to_my = compare("postgresql", "mysql", "SELECT id, i, n, f, b, t, v, by, d, tm, ts, tstz, j FROM src")
         assert (to_my["only_in_source"], to_my["only_in_destination"], to_my["different"]) == (1, 0, 0), to_my
         assert to_my["samples"][0]["key"] == {"id": 4} and to_my["source_rows"] == 4
-        to_pg = compare("mysql", "postgresql", "SELECT id, i, n, b, t, v, bl, d, ts, y FROM src")
+        to_pg = compare("mysql", "postgresql", "SELECT id, i, n, f, b, t, v, bl, d, ts, fl, y FROM src")
         assert to_pg["equal"] is True, to_pg
     finally:
         for engine in engines.values():
