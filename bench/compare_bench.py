@@ -58,8 +58,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     rows = parser.parse_args().rows
     name = f"bench_cmp_{uuid.uuid4().hex[:8]}"
-    pg, my = _build(rows, name)
+    pg = my = None
     try:
+        pg, my = _build(rows, name)
         started = time.monotonic()
         _scan(pg)
         _scan(my)
@@ -70,9 +71,11 @@ def main() -> None:
         print(f"rows {rows:,}: count(*) + full scan, both sides {baseline:.2f} s; compare {report['seconds']:.2f} s;"
               f" ratio {report['seconds'] / baseline:.2f}")
     finally:
-        pg.dispose()
-        my.dispose()
-        for admin, sql in ((PG + "postgres", f'DROP DATABASE "{name}"'), (MY + "mysql", f"DROP DATABASE `{name}`")):
+        for engine in (pg, my):
+            if engine is not None:
+                engine.dispose()
+        for admin, sql in ((PG + "postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'),
+                           (MY + "mysql", f"DROP DATABASE IF EXISTS `{name}`")):
             engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
             with engine.connect() as conn:
                 conn.exec_driver_sql(sql)
