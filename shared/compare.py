@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from shared.dialects import get_dialect
-from shared.dialects.checksum import ChecksumSQL, canonical_kind, sum_value
+from shared.dialects.checksum import ChecksumSQL, canonical_kind, single_precision_floats, sum_value
 from shared.dialects.loading import kind_of
 from shared.errors import ConfigError, DestinationError
 from shared.extract.preview import json_safe
@@ -148,6 +148,11 @@ def compare_job(steps: list[StepSpec], destination: DestinationSpec, engines: Ma
             kinds = _kinds(src_read.engine_name, dst_read.engine_name,
                            [canonical_kind(c.type) for c in compared],
                            [canonical_kind(kind_of(target.c[n].type)) for n in dest_names])
+            single = [a or b for a, b in zip(single_precision_floats(src_read.engine_name, compared),
+                                             single_precision_floats(dst_read.engine_name,
+                                                                     [target.c[n].type for n in dest_names]))]
+            kinds = tuple([("float_exact" if one and k == "float" else k) for k, one in zip(side, single)]
+                          for side in kinds)
             key_idx = [dest_names.index(k) for k in key]
             src = _Side(src_read, [c.name for c in compared], kinds[0], key_idx)
             dst = _Side(dst_read, dest_names, kinds[1], key_idx)

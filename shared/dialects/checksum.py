@@ -11,8 +11,9 @@ bool                    ``1`` / ``0`` (so a boolean equals the integer a MariaDB
 int                     decimal digits, ``-`` sign
 decimal                 normalised: trailing fraction zeros and a bare ``.`` dropped (``1.50`` →
                         ``1.5``, ``2.00`` → ``2``), so a declared scale does not matter
-float                   the shortest round-trip text of the double, written as a normalised
-                        decimal (no exponent); a single-precision column as its exact double
+float                   the shortest round-trip text at the column's precision, written as a
+                        normalised decimal (no exponent); facing a MariaDB FLOAT (read as its
+                        exact double), both sides render the exact double (``float_exact``)
 text                    the characters as UTF-8 (MariaDB: ``CONVERT(… USING utf8mb4)``)
 bytes                   lower-case hex
 date                    ``YYYY-MM-DD``
@@ -50,12 +51,26 @@ def canonical_kind(type_name: str) -> str:
     return _KINDS.get(type_name, "other")
 
 
+def single_precision_floats(engine: str, types: list[Any]) -> list[bool]:
+    """Per column: a MariaDB/MySQL FLOAT (single precision), given portable columns (``Column``, a
+    FLOAT reads with precision 24) or reflected SQLAlchemy types. Its values are read as their exact
+    doubles, so the other side renders the column as ``float_exact``."""
+    if engine != "mysql":
+        return [False] * len(types)
+    from sqlalchemy.dialects import mysql
+
+    return [isinstance(t, mysql.FLOAT) or getattr(t, "type", None) == "float" and getattr(t, "precision", None) == 24
+            for t in types]
+
+
 def _pg_value(expr: str, kind: str) -> str:
     if kind == "bool":
         return f"CASE WHEN {expr} THEN '1' WHEN NOT {expr} THEN '0' END"
     if kind == "decimal":
         return f"trim_scale(({expr})::numeric)::text"
-    if kind == "float":
+    if kind == "float":  # the shortest text at the column's own precision (real: 0.1)
+        return f"trim_scale(({expr})::text::numeric)::text"
+    if kind == "float_exact":  # a real as its exact double (0.10000000149011612), as MariaDB FLOAT is read
         return f"trim_scale(({expr})::float8::text::numeric)::text"
     if kind == "bytes":
         return f"encode({expr}, 'hex')"
@@ -96,7 +111,7 @@ def _my_value(expr: str, kind: str) -> str:
         return f"CAST(({expr}) + 0 AS CHAR)"
     if kind == "decimal":
         return _my_trim(f"CAST({expr} AS CHAR)")
-    if kind == "float":
+    if kind in ("float", "float_exact"):
         return _my_float(expr)
     if kind == "bytes":
         return f"LOWER(HEX({expr}))"
@@ -184,8 +199,8 @@ def canonical_text(kind: str, value: Any) -> str | None:
     if value is None:
         return None
     try:
-        if kind in ("bool", "int", "decimal", "float") and not isinstance(value, (bytes, str)) or \
-                kind in ("decimal", "float") and isinstance(value, str):
+        if kind in ("bool", "int", "decimal", "float", "float_exact") and not isinstance(value, (bytes, str)) or \
+                kind in ("decimal", "float", "float_exact") and isinstance(value, str):
             if isinstance(value, float):
                 value = Decimal(repr(value))
             return _decimal_text(Decimal(value))

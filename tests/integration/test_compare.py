@@ -213,8 +213,8 @@ def test_chinook_invoices_from_sqlite_compare_with_their_mariadb_copy(engines, t
 @pytest.mark.parametrize("bulk", [True, False], ids=["fast path", "general path"])
 def test_awkward_values_written_by_the_loader_compare_equal_in_both_directions(pg_database, mysql_database, bulk):
     """Text with escapes and emoji, big decimals, bytea, time, timestamptz read in a +05:30 session,
-    JSON, booleans, NULLs, doubles up to 1e300 and MariaDB FLOAT into real: what the real loader writes
-    compares equal (a PostgreSQL real loaded into a double does not: see the README)."""
+    JSON, booleans, NULLs, doubles up to 1e300, a PostgreSQL real into a DOUBLE and a MariaDB FLOAT into
+    a real: what the real loader writes compares equal."""
     from tests.integration.test_fastpath_equivalence import (MY_SOURCE, MY_TO_PG_DEST, PG_SOURCE, PG_TO_MY_DEST,
                                                              PG_TO_MY_SQL, execute, migrate)
     from shared.jobspec import Mode
@@ -233,7 +233,7 @@ def test_awkward_values_written_by_the_loader_compare_equal_in_both_directions(p
             return compare_job([step], DestinationSpec(project_id=2, table="copied"),
                                {1: engines[source], 2: engines[destination]})
 
-        to_my = compare("postgresql", "mysql", "SELECT id, i, n, f, b, t, v, by, d, tm, ts, tstz, j FROM src")
+        to_my = compare("postgresql", "mysql", "SELECT id, i, n, f, r, b, t, v, by, d, tm, ts, tstz, j FROM src")
         assert (to_my["only_in_source"], to_my["only_in_destination"], to_my["different"]) == (1, 0, 0), to_my
         assert to_my["samples"][0]["key"] == {"id": 4} and to_my["source_rows"] == 4
         to_pg = compare("mysql", "postgresql", "SELECT id, i, n, f, b, t, v, bl, d, ts, fl, y FROM src")
