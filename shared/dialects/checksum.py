@@ -228,6 +228,17 @@ class _HashSum:
         return str(self.total)
 
 
+def prepare_checksum_session(engine: str, dbapi_conn: Any) -> None:
+    """After the read-only transaction began: SQLite gets the functions; PostgreSQL prints floats
+    shortest-exact whatever the server's ``extra_float_digits`` (for this transaction only)."""
+    if engine == "sqlite":
+        register_sqlite_functions(dbapi_conn)
+    elif engine == "postgresql":
+        cur = dbapi_conn.cursor()
+        cur.execute("SET LOCAL extra_float_digits = 1")
+        cur.close()
+
+
 def register_sqlite_functions(dbapi_conn: Any) -> None:
     """Add ``dm_canon(kind, value)``, ``dm_md5(text)`` and the aggregate ``dm_hsum(md5)`` (read-only)."""
     dbapi_conn.create_function("dm_canon", 2, canonical_text, deterministic=True)

@@ -5,8 +5,8 @@ final step's project are pushed down as CTEs, results of other projects are mate
 into temporary tables of this session (the only writes, made before the session turns
 read-only, as the extractor does). Then the session goes read-only (the database
 enforces it) and every query it runs is a SELECT over the final step's SQL wrapped as a
-derived table. SQLite sessions get the checksum functions registered
-(:func:`shared.dialects.checksum.register_sqlite_functions`).
+derived table. Sessions are prepared for checksums
+(:func:`shared.dialects.checksum.prepare_checksum_session`).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from shared.dialects.checksum import register_sqlite_functions
+from shared.dialects.checksum import prepare_checksum_session
 from shared.errors import SourceError
 from shared.extract.planner import build_sql, plan
 from shared.extract.runner import DEFAULT_BATCH_ROWS, flavors_of, step_problems
@@ -54,9 +54,8 @@ class ReadSide:
         names = s._materialise_all()  # noqa: SLF001 - the extractor's own materialisation
         self.sql = build_sql(steps, s.plan, names, flavor=s.dialect.sql_flavor)
         with s.guard("starting a read-only transaction"):
-            if self.engine_name == "sqlite":
-                register_sqlite_functions(conn)
             s.dialect.begin_read_only(conn, timeout_s=self._ctx.timeout_s)
+            prepare_checksum_session(self.engine_name, conn)
             s.columns = s._describe(self.sql)  # noqa: SLF001
         s._check_names()  # noqa: SLF001 - two columns of one name cannot be compared by name
         return s.columns
