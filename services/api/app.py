@@ -12,7 +12,7 @@ from services.api.deps import Runtime
 from services.api.errors import install_error_handlers
 from services.api.recorder import Recorder
 from services.api.security import BodyLimit, principal
-from services.api.routers import audit, checks, executions, health, jobs, projects, schedule
+from services.api.routers import audit, checks, compare, executions, health, jobs, projects, schedule
 from services.api import web
 from shared.secrets import SecretBox
 from shared.settings import Settings
@@ -49,6 +49,7 @@ def create_app(settings: Settings, transport: Transport, *, store: sa.Engine, bo
         app.include_router(module.router)
     for module in (projects, checks, jobs, executions, schedule, audit):
         app.include_router(module.router, dependencies=[Depends(principal)])
+    app.include_router(compare.router, dependencies=[Depends(compare.read_only_route), Depends(principal)])
 
     @app.get("/metrics", include_in_schema=False)
     def metrics(request: Request) -> Response:

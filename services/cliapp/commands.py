@@ -1,7 +1,7 @@
-"""Subcommands that talk to the HTTP API: ``jobs apply``, ``jobs list``, ``run``, ``history``.
+"""Subcommands that talk to the HTTP API: ``jobs apply``, ``jobs list``, ``run``, ``history``, ``compare``.
 
 Exit codes: 0 success, 1 a run that failed, 2 bad input or an unreachable/refusing API,
-3 a run that ended in partial_success.
+3 a run that ended in partial_success (``compare``: the two sides differ).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from services.cliapp.output import count, rate, table, when
 from services.cliapp.run import run_job
 from services.cliapp.specfile import load_spec_file
 
-COMMANDS = ("jobs", "run", "history")
+COMMANDS = ("jobs", "run", "history", "compare")
 STATUSES = ("queued", "running", "completed", "partial_success", "failed", "cancelled", "timed_out", "skipped")
 DEFAULT_HISTORY_LIMIT = 20
 
@@ -48,6 +48,12 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     p_hist.add_argument("--limit", type=int, default=DEFAULT_HISTORY_LIMIT, help="rows (default %(default)s)")
     p_hist.add_argument("--offset", type=int, default=0, help="skip this many newest rows")
     p_hist.add_argument("--json", action="store_true", help="print the API's JSON")
+
+    p_cmp = sub.add_parser("compare", help="compare a job's result with its destination table (read-only); "
+                                           "exit code 0 equal, 3 different")
+    p_cmp.add_argument("job", metavar="JOB", help="job id or name")
+    p_cmp.add_argument("--limit", type=int, default=100, help="differing rows to show (default %(default)s)")
+    p_cmp.add_argument("--json", action="store_true", help="print the API's JSON")
 
 
 def resolve_job(client: ApiClient, ref: str, *, include_archived: bool) -> dict[str, Any]:
@@ -138,6 +144,11 @@ def _run(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) 
         job = resolve_job(client, args.job, include_archived=False)
         return run_job(client, job, wait=args.wait, out=out, err=err, tty=err.isatty(),
                        follow_retries=not args.no_follow_retries)
+    if args.command == "compare":
+        from services.cliapp.compare import compare
+
+        job = resolve_job(client, args.job, include_archived=True)
+        return compare(client, job, limit=args.limit, as_json=args.json, out=out)
     return show_history(client, args, out=out)
 
 

@@ -308,6 +308,31 @@ def test_the_jobs_list_toggles_enabled_and_deletes_after_a_confirmation_that_kee
     assert web_api.get(f"/api/jobs/{job['id']}").json()["archived"] is True
 
 
+def test_the_jobs_list_compares_a_job_with_its_destination_and_names_the_differing_key(
+        web: Page, web_api: httpx.Client, sources: dict) -> None:
+    from playwright.sync_api import expect
+
+    # Given a copy of the customers in which customer 5 has another name
+    engine = sa.create_engine(sources["pg"])
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE customers_copy (id INT PRIMARY KEY, name TEXT, region TEXT)")
+        conn.exec_driver_sql("INSERT INTO customers_copy SELECT id, name, region FROM customers")
+        conn.exec_driver_sql("UPDATE customers_copy SET name = 'Renamed' WHERE id = 5")
+    engine.dispose()
+    u = make_url(sources["pg"])
+    pid = web_api.post("/api/projects", json={"name": "Compare PG", "url": f"postgresql://{u.username}@{u.host}:{u.port}/{u.database}"}).json()["id"]
+    web_api.post("/api/jobs", json={"name": "Copy customers", "steps": [
+        {"name": "one", "project_id": pid, "sql": "SELECT id, name, region FROM customers"}],
+        "destination": {"project_id": pid, "table": "customers_copy", "mode": "upsert"}})
+    # When the user clicks Compare on the job's row, then the differing key, column and values show
+    page = web.open("#/jobs")
+    page.locator("tr.job-row", has_text="Copy customers").get_by_role("button", name="Compare Copy customers with its destination").click()
+    notice = page.locator(".notice-slot")
+    expect(notice).to_contain_text("Different.")
+    expect(notice).to_contain_text("source rows 12, destination rows 12")
+    expect(notice.locator("tr", has_text="id=5")).to_contain_text("name=Renamed")
+
+
 def test_the_pages_work_in_a_narrow_window_and_from_the_keyboard(web: Page, web_api: httpx.Client) -> None:
     from playwright.sync_api import expect
 

@@ -16,6 +16,7 @@ from shared.store.tokens import create_token, revoke_token
 from tests.unit.api_fixtures import api, job_body, make_settings, sqlite_project  # noqa: F401 - fixture
 
 PUBLIC = {"/healthz", "/", "/metrics"}
+READ_ONLY_POSTS = {("POST", "/api/jobs/1/compare")}  # reads both sides read-only: viewers may call it
 
 
 def api_routes(client: TestClient) -> list[tuple[str, str]]:
@@ -47,10 +48,12 @@ def test_viewer_reads_but_cannot_write(api: TestClient, tmp_path: Path) -> None:
     viewer = {"Authorization": f"Bearer {make_token(api, 'viewer')}"}
     assert api.get("/api/projects", headers=viewer).status_code == 200
     for method, path in api_routes(api):
-        if method not in ("GET", "HEAD"):
+        if method not in ("GET", "HEAD") and (method, path) not in READ_ONLY_POSTS:
             r = api.request(method, path, headers=viewer, json={})
             assert r.status_code == 403, (method, path, r.status_code)
             assert "editor" in r.json()["detail"]
+    for method, path in READ_ONLY_POSTS:
+        assert api.request(method, path, headers=viewer, json={}).status_code == 404  # allowed; no job 1
 
 
 def test_editor_token_works_and_revoked_token_does_not(api: TestClient, tmp_path) -> None:

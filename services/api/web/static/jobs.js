@@ -51,6 +51,8 @@ function row(job, projectName, notice) {
         onclick: (e) => execute(job, e.currentTarget, notice) }, h("span", { "aria-hidden": "true", text: "▶ " }), "Execute"),
       h("a", { class: "btn small", href: `#/jobs/${job.id}`, "aria-label": `Edit ${job.name}` }, h("span", { "aria-hidden": "true", text: "✎ " }), "Edit"),
       h("a", { class: "btn small", href: history, "aria-label": `History of ${job.name}` }, h("span", { "aria-hidden": "true", text: "◷ " }), "History"),
+      h("button", { type: "button", class: "btn small", "aria-label": `Compare ${job.name} with its destination`,
+        onclick: (e) => compare(job, e.currentTarget, notice) }, h("span", { "aria-hidden": "true", text: "≟ " }), "Compare"),
       h("button", { type: "button", class: "btn small danger", "aria-label": `Delete ${job.name}`, onclick: () => archive(job) },
         "Delete")));
 }
@@ -76,6 +78,32 @@ async function execute(job, button, notice) {
     const out = await api.post(`/api/jobs/${job.id}/execute`);
     clear(notice, h("div", { class: "alert alert-ok", role: "status" }, `Execution #${out.execution_id} of “${job.name}” is ${out.status}. `,
       h("a", { href: `#/history?job=${job.id}`, text: "Watch it in the history" })));
+  } catch (err) {
+    clear(notice, errorBox(err));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// Compare: the job's result against its destination table (read-only), shown above the list.
+async function compare(job, button, notice) {
+  button.disabled = true;
+  clear(notice, h("div", { class: "alert", role: "status", text: `Comparing “${job.name}” with its destination…` }));
+  try {
+    const out = await api.post(`/api/jobs/${job.id}/compare`, { limit: 20 });
+    const counts = out.only_in_source === null ? "" : ` Only in source ${out.only_in_source}, only in destination ${out.only_in_destination}, different ${out.different}.`;
+    const text = (v) => (v === null || v === undefined ? "–" : typeof v === "object" ? JSON.stringify(v) : String(v));
+    const values = (side, cols) => (side ? cols.map((c) => `${c}=${text(side[c])}`).join(", ") : "–");
+    const rows = out.samples.map((s) => h("tr", {},
+      h("td", { text: Object.entries(s.key).map(([k, v]) => `${k}=${text(v)}`).join(", ") }),
+      h("td", { text: s.destination === null ? "only in source" : s.source === null ? "only in destination" : "different" }),
+      h("td", { text: s.columns.join(", ") }), h("td", { text: values(s.source, s.columns) }),
+      h("td", { text: values(s.destination, s.columns) })));
+    clear(notice, h("div", { class: `alert ${out.equal ? "alert-ok" : "alert-error"}`, role: "status" },
+      h("strong", { text: out.equal ? "Equal. " : "Different. " }),
+      `“${job.name}”: source rows ${out.source_rows}, destination rows ${out.destination_rows}.${counts} (${out.seconds} s)`,
+      out.note ? h("p", { class: "small", text: out.note }) : null,
+      rows.length ? table(["Key", "What", "Columns", "Source", "Destination"], rows, { caption: "Differing rows (first 20)" }) : null));
   } catch (err) {
     clear(notice, errorBox(err));
   } finally {
