@@ -60,7 +60,7 @@ def test_zero_dates_fail_their_rows_by_default_naming_column_and_value(env) -> N
     client, dst, projects = env
     execution = client.run(client.create_job(job("kept", projects["maria"], projects["pg"], "kept")))
     assert execution["status"] == "partial_success", execution
-    assert execution["rows_failed"] == 3 and execution["rows_inserted"] == 1 and not execution["warnings"]
+    assert execution["rows_failed"] == 3 and execution["rows_inserted"] == 1 and "zero_dates" not in execution["warnings"]
     errors = json.dumps(client.errors(execution["id"]), ensure_ascii=False)
     assert "column 'd'" in errors and "'0000-00-00'" in errors and "'2021-02-30'" in errors
     assert "column 'at'" in errors and "'2021-00-00 10:00:00'" in errors
@@ -72,7 +72,7 @@ def test_zero_dates_null_loads_null_and_counts_warnings(env, table: str, source:
     client, dst, projects = env
     execution = client.run(client.create_job(job(table, projects[source], projects["pg"], table, **options)))
     assert execution["status"] == "completed", execution
-    assert execution["rows_inserted"] == 4 and execution["warnings"] == {"zero_dates": 4}
+    assert execution["rows_inserted"] == 4 and execution["warnings"].get("zero_dates") == 4
     rows = query(dst, f"SELECT id, d::text, at::text FROM {table} ORDER BY id")
     assert rows == [(1, None, None), (2, None, "2021-01-01 00:00:00"), (3, "2021-03-01", None),
                     (4, "2021-03-02", "2021-03-02 12:00:00")]
