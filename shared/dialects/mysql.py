@@ -291,7 +291,7 @@ class MySQLDialect(Dialect):
 
     def run_isolation(self, conn: sa.Connection, handle: Any, *, columns: list[str],
                       rows: list[Any]) -> list[tuple[int, str | None, int, int]]:
-        return run_mysql_isolation(conn, handle, columns=columns, rows=rows)
+        return run_mysql_isolation(conn, handle, columns=columns, rows=rows, allow_rounding=self.allow_rounding)
 
     def null_refusals(self, conn: sa.Connection, target: sa.Table, columns: list[str]) -> list[tuple[int, str]]:
         """NOT NULL columns strict mode refuses NULL for (see :func:`mysql_null_refusals`)."""

@@ -94,16 +94,20 @@ def _record(prep, table: sa.TableClause, rows_name: str, key: list[str]) -> str:
             "WHERE dm_pos = r.dm_pos;")
 
 
-def run_mysql_isolation(conn: sa.Connection, handle: str, *, columns: list[str],
-                        rows: list[tuple]) -> list[tuple[int, str | None, int, int]]:
-    """Stage ``rows`` (encoded) in order and run the block; (position, error, inserted, updated) per row."""
+def run_mysql_isolation(conn: sa.Connection, handle: str, *, columns: list[str], rows: list[tuple],
+                        allow_rounding: bool = False) -> list[tuple[int, str | None, int, int]]:
+    """Stage ``rows`` (encoded) in order and run the block; (position, error, inserted, updated) per row.
+
+    The rows are staged with their warnings and notes read back (a value changed on the way into
+    the typed rows table, e.g. a datetime cut to a DATE, raises a row-level DBAPIError): the
+    caller then isolates on the client, where each row's own insert is checked the same way."""
+    from shared.dialects.mysql_load import mysql_insert_checked
+
     rows_name, results_name = handle.rsplit("\n-- ", 1)[1].split()
     prep = conn.dialect.identifier_preparer
     table = temp_table(rows_name, columns)
     conn.exec_driver_sql(f"DELETE FROM {prep.quote(rows_name)}")
-    cols = ", ".join(prep.quote(c) for c in columns)
-    conn.exec_driver_sql(f"INSERT INTO {prep.format_table(table)} ({cols}) VALUES ({', '.join(['%s'] * len(columns))})",
-                         rows)
+    mysql_insert_checked(conn, table, columns, rows, allow_rounding=allow_rounding)
     conn.exec_driver_sql(handle)
     return [tuple(r) for r in conn.exec_driver_sql(f"SELECT pos, err, ins, upd FROM {prep.quote(results_name)} "
                                                    "ORDER BY pos").all()]
