@@ -153,9 +153,9 @@ def test_a_user_builds_a_cross_engine_job_previews_runs_and_reads_its_errors(web
     page.get_by_label("Destination project").select_option(label="Shop PostgreSQL (postgresql)")
     page.get_by_label("Destination table").fill("customer_totals")
     page.get_by_label("Migration mode").select_option("truncate_load")
-    expect(page.locator(".alert-warning")).to_contain_text("deletes data")
+    expect(page.locator(".mode-warning")).to_contain_text("deletes data")
     page.get_by_label("Migration mode").select_option("insert_only")
-    expect(page.locator(".alert-warning")).to_be_hidden()
+    expect(page.locator(".mode-warning")).to_be_hidden()
     expect(flow.locator(".flow-destination")).to_contain_text("customer_totals")
     web.shot_of(page.locator("section", has=flow), "02a-flow-diagram")
 

@@ -95,7 +95,7 @@ export async function render(main, params, ctx) {
   const flowBox = h("div", { class: "flow", "aria-live": "polite" });
   const previewBox = h("div", { class: "preview-panel", "aria-live": "polite" });
   const validateBox = h("div", { class: "validate-panel", "aria-live": "polite" });
-  const modeWarning = h("div", { class: "alert alert-warning", role: "note", hidden: true });
+  const modeWarning = h("div", { class: "alert alert-warning mode-warning", role: "note", hidden: true });
   const scheduleInfo = h("div", { class: "schedule-info", "aria-live": "polite" });
   const form = h("form", { class: "editor", novalidate: true, onsubmit: (e) => { e.preventDefault(); save(); } });
   let flowSeq = 0;
