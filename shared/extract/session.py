@@ -133,7 +133,9 @@ class Session:
         try:
             columns = self._describe(sql)
         except Exception:  # noqa: BLE001 - the statement itself, run as it is, reports its own error
+            self.ctx.check()  # …unless the describe was interrupted by a cancel or the time limit
             return None, sql
+        self.ctx.check()
         rewritten = self.dialect.read_sql(self.raw.driver_connection, sql, columns)
         return (columns, rewritten) if rewritten else (None, sql)
     def _check_role(self) -> None:

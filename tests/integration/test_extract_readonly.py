@@ -75,6 +75,7 @@ def test_a_data_modifying_cte_fails_on_postgresql(pg) -> None:
     assert rows_of(pg) == [1, 2]
 
 
+@pytest.mark.timeout(20)  # a cancel that waited for the 30 s statement (e.g. during a describe) would hang here
 @pytest.mark.parametrize("engine_name, sql", [("pg", "SELECT pg_sleep(30)"), ("my", "SELECT SLEEP(30)")])
 def test_cancel_from_another_thread_stops_the_statement(engine_name, sql, request) -> None:
     engine = request.getfixturevalue(engine_name)
