@@ -40,6 +40,7 @@ class RunRequest(_Msg):
     projects: dict = field(default_factory=dict)
     deadline: float = 0.0  # epoch seconds
     batch_rows: int = 0
+    execution_key: str = ""  # the execution's identity in the destination's datamig_state
 
 
 @dataclass
@@ -55,6 +56,7 @@ class LoadRequest(_Msg):
     project: dict = field(default_factory=dict)  # destination connection snapshot
     deadline: float = 0.0
     timeout_s: float = 0.0
+    execution_key: str = ""  # as in RunRequest
 
 
 @dataclass

@@ -113,7 +113,7 @@ class Extractor(RequestWorker):
                                batch_queue=queue,
                                columns=[c.to_dict() for c in columns], destination=destination.model_dump(mode="json"),
                                project=_snapshot(request.projects, destination.project_id),
-                               deadline=request.deadline)
+                               deadline=request.deadline, execution_key=request.execution_key)
             self._transport.publish(load.encode(), queue=self._topology.loads)
             state["load_sent"] = True
             if extraction.bulk:

@@ -96,7 +96,8 @@ class Loader(RequestWorker):
                                   statement_timeout_s=max(1.0, ctx.remaining_s()))
             state["session"] = session
             ctx.on_cancel(session.cancel)
-            session.begin(claim=lambda conn: claim(conn, execution_id=request.run, job_id=request.job_id))
+            session.begin(claim=lambda conn: claim(conn, execution_id=request.run, job_id=request.job_id,
+                                                            key=request.execution_key))
             self._consume(request, ctx, session, state)
             final = session.finish()
             ctx.check()
@@ -129,12 +130,14 @@ class Loader(RequestWorker):
         unknown (the connection may drop after the server committed): the state table tells.
         Raises the commit's error unless the destination holds the commit."""
         try:
-            session.commit(before=lambda conn: mark_committed(conn, execution_id=request.run, counts=counts))
+            session.commit(before=lambda conn: mark_committed(conn, execution_id=request.run, counts=counts,
+                                                                      key=request.execution_key))
         except DatamigError:
             session.rollback()
             for _ in range(SETTLE_ATTEMPTS):
                 try:
-                    settled = settle(engine, execution_id=request.run, job_id=request.job_id)
+                    settled = settle(engine, execution_id=request.run, job_id=request.job_id,
+                                             key=request.execution_key)
                 except DatamigError:
                     settled = None
                 if settled is not None and settled.outcome == COMMITTED:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared import metrics
 from shared.connections import build_url, create_db_engine
 from shared.faults import fault_point
-from shared.load.state import Settled, settle
+from shared.load.state import Settled, execution_key, settle
 from shared.messages import RunRequest
 from shared.secrets import SecretBox
 from shared.store.executions import create_execution, has_active_execution
@@ -87,7 +87,8 @@ def build_run_request(session: Session, execution: ExecutionRow, job: JobRow, *,
             "max_retries": job.max_retries}
     return RunRequest(run=execution.id, job_id=job.id, attempt=execution.attempt, job=spec,
                       projects={p.id: project_snapshot(p) for p in projects},
-                      deadline=deadline.timestamp(), batch_rows=batch_rows)
+                      deadline=deadline.timestamp(), batch_rows=batch_rows,
+                      execution_key=execution_key(execution.id, execution.queued_at))
 
 
 def dispatch_queued(session: Session, transport: Transport, topology: Topology, *, now: datetime,
@@ -148,7 +149,7 @@ def settle_in_destination(session: Session, row: ExecutionRow, *, box: SecretBox
     except Exception as exc:  # noqa: BLE001 - bad settings or secret: the destination cannot answer
         raise DestinationError(f"cannot connect to the destination: {type(exc).__name__}") from exc
     try:
-        return settle(engine, execution_id=row.id, job_id=row.job_id)
+        return settle(engine, execution_id=row.id, job_id=row.job_id, key=execution_key(row.id, row.queued_at))
     finally:
         engine.dispose()
 

@@ -39,7 +39,10 @@ SETTLE_LOCK_TIMEOUT_S = 2.0
 
 STATE = sa.Table(
     STATE_TABLE, sa.MetaData(),
-    sa.Column("execution_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    # execution id + its queue time: unique across metadata stores that share a destination
+    # (a reset store, or two installations, reuse execution ids; see execution_key)
+    sa.Column("execution_key", sa.String(80), primary_key=True),
+    sa.Column("execution_id", sa.BigInteger, nullable=False),
     sa.Column("job_id", sa.BigInteger, nullable=False),
     sa.Column("state", sa.String(20), nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
@@ -89,28 +92,38 @@ def ensure_state_table(engine: sa.Engine) -> None:
                                f"who may (see the README, 'After a kill') and grant SELECT, INSERT, UPDATE on it") from exc
 
 
-def _row(execution_id: int, job_id: int, state: str) -> dict:
-    return {"execution_id": execution_id, "job_id": job_id, "state": state, "updated_at": _now(),
-            **{name: 0 for name in COUNT_COLUMNS}}
+def execution_key(execution_id: int, queued_at: datetime | None) -> str:
+    """The execution's identity in ``datamig_state``: its id and the time it was queued (in UTC,
+    to the microsecond), so an id reused by another metadata store never matches."""
+    if queued_at is None:
+        return str(execution_id)
+    if queued_at.tzinfo is not None:
+        queued_at = queued_at.astimezone(timezone.utc)
+    return f"{execution_id}@{queued_at.strftime('%Y%m%dT%H%M%S.%f')}"
 
 
-def claim(conn: sa.Connection, *, execution_id: int, job_id: int) -> None:
+def _row(execution_id: int, job_id: int, state: str, key: str) -> dict:
+    return {"execution_key": key or str(execution_id), "execution_id": execution_id, "job_id": job_id,
+            "state": state, "updated_at": _now(), **{name: 0 for name in COUNT_COLUMNS}}
+
+
+def claim(conn: sa.Connection, *, execution_id: int, job_id: int, key: str = "") -> None:
     """The load transaction's first statement. Raises ExecutionFenced when the row exists."""
     try:
-        conn.execute(sa.insert(STATE).values(**_row(execution_id, job_id, LOADING)))
+        conn.execute(sa.insert(STATE).values(**_row(execution_id, job_id, LOADING, key)))
     except sa.exc.IntegrityError as exc:
         raise ExecutionFenced(execution_id) from exc
 
 
-def mark_committed(conn: sa.Connection, *, execution_id: int, counts: dict[str, int]) -> None:
+def mark_committed(conn: sa.Connection, *, execution_id: int, counts: dict[str, int], key: str = "") -> None:
     """The load transaction's last statement before COMMIT: state ``committed`` and the counts."""
     now = _now()
     values = {name: int(counts.get(name, 0)) for name in COUNT_COLUMNS}
-    conn.execute(sa.update(STATE).where(STATE.c.execution_id == execution_id)
+    conn.execute(sa.update(STATE).where(STATE.c.execution_key == (key or str(execution_id)))
                  .values(state=COMMITTED, committed_at=now, updated_at=now, **values))
 
 
-def settle(engine: sa.Engine, *, execution_id: int, job_id: int,
+def settle(engine: sa.Engine, *, execution_id: int, job_id: int, key: str = "",
            lock_timeout_s: float = SETTLE_LOCK_TIMEOUT_S) -> Settled:
     """Decide an execution whose worker vanished (see the module docstring).
 
@@ -123,16 +136,18 @@ def settle(engine: sa.Engine, *, execution_id: int, job_id: int,
     except sa.exc.DBAPIError as exc:
         raise DestinationError(f"cannot reach the destination: {dialect.load_error_message(exc)}") from exc
     try:
-        return _settle(conn, dialect, execution_id=execution_id, job_id=job_id, lock_timeout_s=lock_timeout_s)
+        return _settle(conn, dialect, execution_id=execution_id, job_id=job_id, key=key or str(execution_id),
+                       lock_timeout_s=lock_timeout_s)
     finally:
         conn.close()
 
 
-def _settle(conn: sa.Connection, dialect: Any, *, execution_id: int, job_id: int, lock_timeout_s: float) -> Settled:
+def _settle(conn: sa.Connection, dialect: Any, *, execution_id: int, job_id: int, key: str,
+            lock_timeout_s: float) -> Settled:
     try:
         with conn.begin():
             dialect.set_lock_timeout(conn, lock_timeout_s)
-            conn.execute(sa.insert(STATE).values(**_row(execution_id, job_id, ABANDONED)))
+            conn.execute(sa.insert(STATE).values(**_row(execution_id, job_id, ABANDONED, key)))
         return Settled(ABANDONED)
     except sa.exc.IntegrityError:
         pass  # the row exists: read it below
@@ -141,7 +156,7 @@ def _settle(conn: sa.Connection, dialect: Any, *, execution_id: int, job_id: int
             return Settled("in_flight")  # a load transaction of this execution holds the row
         raise DestinationError(f"cannot write {STATE_TABLE}: {dialect.load_error_message(exc)}") from exc
     try:
-        row = conn.execute(sa.select(STATE).where(STATE.c.execution_id == execution_id)).mappings().one()
+        row = conn.execute(sa.select(STATE).where(STATE.c.execution_key == key)).mappings().one()
     except sa.exc.DBAPIError as exc:
         raise DestinationError(f"cannot read {STATE_TABLE}: {dialect.load_error_message(exc)}") from exc
     if row["state"] == COMMITTED:

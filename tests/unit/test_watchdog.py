@@ -11,7 +11,7 @@ from services.scheduler.liveness import Liveness
 from services.scheduler.watchdog import Watchdog
 from shared import messages
 from shared.load.state import ABANDONED, COMMITTED, ExecutionFenced, Settled, claim, ensure_state_table, \
-    mark_committed, settle
+    execution_key, mark_committed, settle
 from shared.messages import Event
 from shared.store.executions import create_execution
 from shared.store.models import ExecutionRow, JobRow
@@ -44,6 +44,24 @@ def test_a_load_that_never_committed_is_abandoned_and_can_never_commit(destinati
     with pytest.raises(ExecutionFenced), destination.begin() as conn:  # a zombie loader
         claim(conn, execution_id=2, job_id=9)
     assert settle(destination, execution_id=2, job_id=9).outcome == ABANDONED
+
+
+def test_an_execution_id_reused_by_another_metadata_store_is_a_new_execution(destination) -> None:
+    # Given execution 1 of one metadata store committed into this destination
+    from datetime import datetime, timezone
+
+    first = execution_key(1, datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc))
+    with destination.begin() as conn:
+        claim(conn, execution_id=1, job_id=9, key=first)
+        mark_committed(conn, execution_id=1, counts=COUNTS, key=first)
+    # When a reset (or another) store queues its own execution 1 later, it is not fenced
+    second = execution_key(1, datetime(2026, 12, 1, 11, 0, 0, 5, tzinfo=timezone.utc))
+    assert second != first
+    assert settle(destination, execution_id=1, job_id=9, key=second).outcome == ABANDONED
+    with destination.begin() as conn:
+        claim(conn, execution_id=1, job_id=4, key=execution_key(1, datetime(2026, 12, 1, 12, tzinfo=timezone.utc)))
+    # and the first one's record is untouched
+    assert settle(destination, execution_id=1, job_id=9, key=first) == Settled(COMMITTED, COUNTS)
 
 
 def test_an_open_load_transaction_is_in_flight(destination) -> None:
