@@ -95,7 +95,9 @@ def reflect_table(conn: sa.Connection, table: str) -> sa.Table | None:
 
     def named(_inspector: object, _table: object, info: dict) -> None:
         info["name"] = unescape(info["name"])
-    return sa.Table(name, sa.MetaData(), schema=schema_or_none, autoload_with=conn,
+    # resolve_fks=False: the tables a foreign key refers to are not reflected as well (each costs
+    # another round of catalog queries, and nothing here reads them)
+    return sa.Table(name, sa.MetaData(), schema=schema_or_none, autoload_with=conn, resolve_fks=False,
                     listeners=[("column_reflect", named)])
 
 
