@@ -152,7 +152,7 @@ def _beat(row: ExecutionRow, ev: Event, ts: datetime) -> None:
 
 def record_event(session: Session, ev: Event, *, retry_base_s: float, retry_max_s: float) -> Recorded:
     """Apply one worker event; says which transition it caused and the retry it created, if any."""
-    stmt = sa.select(ExecutionRow).where(ExecutionRow.id == ev.run)
+    stmt = sa.select(ExecutionRow).where(ExecutionRow.id == ev.execution_id)
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         stmt = stmt.with_for_update()
     row = session.scalars(stmt).first()
