@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -78,7 +78,8 @@ class RunRequest(_Msg):
 
     @classmethod
     def _parse(cls, body: dict[str, Any]) -> dict[str, Any]:
-        return {**body, "job": load_job(body.get("job")), "projects": load_projects(body.get("projects") or {})}
+        return {**body, "job": _typed("job", load_job, body.get("job")),
+                "projects": _typed("projects", load_projects, body.get("projects") or {})}
 
 
 @dataclass(frozen=True)
@@ -110,9 +111,9 @@ class LoadRequest(_Msg):
 
     @classmethod
     def _parse(cls, body: dict[str, Any]) -> dict[str, Any]:
-        return {**body, "job": load_job(body.get("job")),
+        return {**body, "job": _typed("job", load_job, body.get("job")),
                 "columns": tuple(Column.from_dict(c) for c in body.get("columns") or ()),
-                "project": ProjectSnapshot.model_validate(body.get("project"))}
+                "project": _typed("project", ProjectSnapshot.model_validate, body.get("project"))}
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,15 @@ class Cancel(_Msg):
     reason: str = ""
 
 
+def _typed(name: str, load: Callable[[Any], Any], value: Any) -> Any:
+    """``load(value)``; a ValidationError becomes a ValueError naming the fields (never the values)."""
+    try:
+        return load(value)
+    except ValidationError as exc:
+        raise ValueError("; ".join(f"{'.'.join(map(str, (name, *e['loc'])))}: {e['msg']}"
+                                   for e in exc.errors()[:5])) from None
+
+
 _TYPES: dict[str, type[_Msg]] = {c.TYPE: c for c in (RunRequest, LoadRequest, Batch, EndOfBatches, Event, Cancel)}
 
 
@@ -202,8 +212,5 @@ def decode(raw: bytes, expect: type[_Msg] | None = None) -> Any:
     names = {f.name for f in fields(cls)}
     try:
         return cls(**{k: v for k, v in cls._parse(body).items() if k in names})
-    except ValidationError as exc:  # a snapshot this release does not understand: name the fields, not values
-        reasons = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-        raise DecodeError(f"malformed {cls.TYPE!r} message: {reasons}", raw[:256]) from None
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError) as exc:  # e.g. a snapshot this release does not understand
         raise DecodeError(f"malformed {cls.TYPE!r} message: {exc}", raw[:256]) from None
