@@ -1,4 +1,4 @@
-"""Machinery every worker shares: event publishing, heartbeats, cancel requests.
+"""Machinery every worker shares: the execution envelope, event publishing, heartbeats.
 
 An :class:`ExecutionContext` is what a worker holds while it owns an execution: it
 publishes events with increasing ``seq``, sends heartbeats from a background thread,
@@ -18,17 +18,17 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from shared import messages, metrics
 from shared.connections import mask_secrets_in_text
+from shared.control import ControlListener
 from shared.errors import Cancelled, DatamigError, TimedOut
 from shared.faults import fault_point
 from shared.jsonsafe import json_safe
 from shared.logs import execution_context
-from shared.messages import Cancel, Event
+from shared.messages import Event
 from shared.topology import Topology
-from shared.transport.base import Consumer, Message, Transport
+from shared.transport.base import Message, Transport
 
 log = logging.getLogger("datamig.worker")
-CONTROL_QUEUE_EXPIRES_S = 120.0
-R = TypeVar("R")
+R = TypeVar("R", bound="ExecutionRequest")
 S = TypeVar("S", bound="ExecutionState")
 
 
@@ -132,49 +132,12 @@ class ExecutionContext:
             raise Cancelled(self.stop_reason or f"stopped ({self.stop_status})")
 
 
-class ControlListener:
-    """Receives cancel requests on the control fanout and routes them to running executions."""
+class ExecutionRequest(Protocol):
+    """What the envelope reads of a request (RunRequest, LoadRequest)."""
 
-    def __init__(self, transport: Transport, topology: Topology, worker: str) -> None:
-        self._transport, self._topology = transport, topology
-        self._queue = f"{topology.control}.{worker.replace('@', '.').replace(':', '.')}"
-        self._active: dict[int, ExecutionContext] = {}
-        self._recent: dict[int, tuple[str, str]] = {}
-        self._lock = threading.Lock()
-        self._consumer: Consumer | None = None
-
-    def start(self) -> None:
-        self._transport.declare_queue(self._queue, durable=False, expires_s=CONTROL_QUEUE_EXPIRES_S)
-        self._transport.bind(self._queue, self._topology.control, "#")
-        self._consumer = self._transport.consume(self._queue, self._handle, prefetch=10)
-
-    def stop(self) -> None:
-        if self._consumer is not None:
-            self._consumer.stop()
-        self._transport.delete_queue(self._queue)
-
-    def register(self, ctx: ExecutionContext) -> None:
-        with self._lock:
-            self._active[ctx.execution_id] = ctx
-            pending = self._recent.pop(ctx.execution_id, None)
-        if pending:
-            ctx.request_stop(*pending)
-
-    def unregister(self, ctx: ExecutionContext) -> None:
-        with self._lock:
-            self._active.pop(ctx.execution_id, None)
-
-    def _handle(self, message: Message) -> None:
-        cancel = messages.decode(message.body, expect=Cancel)
-        with self._lock:
-            ctx = self._active.get(cancel.execution_id)
-            if ctx is None:
-                self._recent[cancel.execution_id] = (cancel.status, cancel.reason)
-                if len(self._recent) > 1000:
-                    self._recent.pop(next(iter(self._recent)))
-        if ctx is not None:
-            log.info("stopping execution %s: %s", cancel.execution_id, cancel.reason)
-            ctx.request_stop(cancel.status, cancel.reason)
+    execution_id: int
+    job_id: int
+    deadline: float
 
 
 class ExecutionState(Protocol):
@@ -249,10 +212,10 @@ class RequestWorker(Generic[R, S]):
     def handle(self, request: R) -> None:
         """Hold one execution from request to final event; never raises (failures become events)."""
         state = self.new_state(request)
-        execution_id, job_id = request.execution_id, request.job_id  # type: ignore[attr-defined]
+        execution_id, job_id = request.execution_id, request.job_id
         ctx = ExecutionContext(self._transport, self._topology, execution_id=execution_id, job_id=job_id,
                                service=self.service, worker=self.name, heartbeat_s=self._heartbeat_s,
-                               deadline=request.deadline, counts=state.counts)  # type: ignore[attr-defined]
+                               deadline=request.deadline, counts=state.counts)
         token = execution_context.set({"job_id": job_id, "execution_id": execution_id})
         fault_point(f"{self.service}_after_request")
         self._control.register(ctx)

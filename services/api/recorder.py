@@ -70,10 +70,11 @@ class Recorder:
         if row is not None and job is not None:
             _observe(recorded, row, job.name)
         if recorded.retry is not None:
-            log.info("execution %s %s; retry queued as execution %s", event.execution_id, event.status, recorded.retry.id)
+            log.info("execution %s %s; retry queued as execution %s", event.execution_id, event.status,
+                     recorded.retry.id)
         if resend_cancel:
-            self._transport.publish(Cancel(execution_id=event.execution_id, status="cancelled", reason="cancelled by a user").encode(),
-                                    exchange=self._topology.control, routing_key="cancel")
+            cancel = Cancel(execution_id=event.execution_id, status="cancelled", reason="cancelled by a user")
+            self._transport.publish(cancel.encode(), exchange=self._topology.control, routing_key="cancel")
 
 
 def _observe(recorded: Recorded, row: ExecutionRow, job_name: str) -> None:

@@ -133,17 +133,18 @@ class Loader(RequestWorker[LoadRequest, LoadState]):
         Raises the commit's error unless the destination holds the commit."""
         try:
             session.commit(before=lambda conn: mark_committed(conn, execution_id=request.execution_id, counts=counts,
-                                                                      key=request.execution_key))
+                                                              key=request.execution_key))
         except DatamigError:
             session.rollback()
             for _ in range(SETTLE_ATTEMPTS):
                 try:
                     settled = settle(engine, execution_id=request.execution_id, job_id=request.job_id,
-                                             key=request.execution_key)
+                                     key=request.execution_key)
                 except DatamigError:
                     settled = None
                 if settled is not None and settled.outcome == COMMITTED:
-                    log.warning("execution %s: COMMIT reported an error but the destination committed", request.execution_id)
+                    log.warning("execution %s: COMMIT reported an error but the destination committed",
+                                request.execution_id)
                     return
                 if settled is not None and settled.outcome == ABANDONED:
                     raise  # nothing committed, and nothing of this execution can commit any more
@@ -167,7 +168,8 @@ class Loader(RequestWorker[LoadRequest, LoadState]):
                 state.rows_read = item.rows_read
                 return
             if not isinstance(item, Batch) or item.seq != expected:
-                raise BatchStreamBroken(f"batch stream out of order: got {getattr(item, 'seq', '?')}, expected {expected}")
+                raise BatchStreamBroken(
+                    f"batch stream out of order: got {getattr(item, 'seq', '?')}, expected {expected}")
             expected += 1
             before = session.counts.to_dict()
             started = time.perf_counter()
@@ -185,8 +187,8 @@ class Loader(RequestWorker[LoadRequest, LoadState]):
         after = session.counts.to_dict()
         mode = request.destination.mode.value
         written = sum(after[k] - before[k] for k in ("rows_inserted", "rows_updated", "rows_deleted"))
-        metrics.BATCH_LOAD_LATENCY.labels(engine=str(request.project.engine if request.project else ""), mode=mode).observe(
-            time.perf_counter() - started)
+        engine = request.project.engine if request.project is not None else ""
+        metrics.BATCH_LOAD_LATENCY.labels(engine=str(engine or ""), mode=mode).observe(time.perf_counter() - started)
         metrics.ROWS_WRITTEN.labels(job_name=request.job_name, mode=mode).inc(written)
         metrics.ROWS_FAILED.labels(job_name=request.job_name).inc(after["rows_failed"] - before["rows_failed"])
         metrics.BYTES_MOVED.labels(job_name=request.job_name, stage="load").inc(size)
