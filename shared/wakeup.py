@@ -22,7 +22,7 @@ QUEUED = "queued"
 
 def announce_queued(transport: Transport, topology: Topology, *, execution_id: int, job_id: int) -> None:
     """Tell the schedulers that ``execution_id`` waits; never raises (polling is the fallback)."""
-    event = Event(run=execution_id, job_id=job_id, kind=QUEUED, service="api")
+    event = Event(execution_id=execution_id, job_id=job_id, kind=QUEUED, service="api")
     try:
         transport.publish(event.encode(), exchange=topology.events, routing_key=f"{QUEUED}.{execution_id}",
                           persistent=False, timeout_s=2.0)

@@ -78,13 +78,13 @@ class Liveness:
             return
         ts = datetime.fromtimestamp(event.ts, timezone.utc)
         with self._lock:
-            key = (event.run, event.service)
+            key = (event.execution_id, event.service)
             if event.service in WORKERS and (key not in self._beats or ts > self._beats[key]):
                 self._beats[key] = ts
             if event.kind == "extracted":
-                self._extracted.add(event.run)
+                self._extracted.add(event.execution_id)
             if event.kind == "finished" and event.service in WORKERS:
-                self._finished.add(event.run)
+                self._finished.add(event.execution_id)
 
     def beat(self, run: int, service: str) -> datetime | None:
         with self._lock:

@@ -33,7 +33,7 @@ def test_a_manual_execution_is_dispatched_at_once_not_at_the_next_poll(tmp_path:
         src = sqlite_project(client, "src", source)
         dst = sqlite_project(client, "dst", tmp_path / "dst.db")
         job = client.post("/api/jobs", json=job_body(src, dst)).json()["id"]
-        thread = threading.Thread(target=scheduler.run, daemon=True)
+        thread = threading.Thread(target=scheduler.serve, daemon=True)
         thread.start()
         try:
             assert transport.get(topology.runs, timeout_s=0.5) is None  # first pass done, nothing queued
@@ -43,7 +43,7 @@ def test_a_manual_execution_is_dispatched_at_once_not_at_the_next_poll(tmp_path:
             message = transport.get(topology.runs, timeout_s=10.0)
             assert message is not None, "the execution waited for the poll"
             request = messages.decode(message.body, expect=RunRequest)
-            assert request.run == execution
+            assert request.execution_id == execution
             # and history does not change because of the announcement
             assert client.get(f"/api/executions/{execution}").json()["status"] == "queued"
         finally:
