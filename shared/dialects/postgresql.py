@@ -138,7 +138,7 @@ class PostgresDialect(Dialect):
     def bulk_export(self, dbapi_conn: Any, sql: str, *, chunk_bytes: int,
                     max_rows: int) -> Iterable[tuple[bytes, int]]:
         """The COPY on a helper thread, in chunks (output styles fixed for this transaction)."""
-        from shared.extract.bulkstream import copy_out_chunks
+        from shared.dialects.bulkstream import copy_out_chunks
 
         cur = dbapi_conn.cursor()
         cur.execute("SET LOCAL DateStyle = 'ISO'; SET LOCAL IntervalStyle = 'postgres'; "
@@ -165,7 +165,7 @@ class PostgresDialect(Dialect):
     def bulk_load_temp(self, dbapi_conn: Any, sa_dialect: sa.Dialect, name: str, columns: list[Column],
                        batches: Iterable[list[tuple]]) -> int:
         """``COPY name (cols) FROM STDIN`` in CSV, streamed from ``batches``; returns the row count."""
-        from shared.extract.csvstream import CsvStream
+        from shared.dialects.csvstream import CsvStream
 
         from shared.dialects.loading import plain_preparer
 
