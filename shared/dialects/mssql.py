@@ -16,9 +16,6 @@ class MSSQLDialect(Dialect):
     """SQL Server."""
 
     name = "mssql"
-    max_identifier_length = 128
-    transactional_ddl = True
-    truncate_is_transactional = True
 
     # --- EXTRACTION ---
     # (owned by shared/extract; methods added here by the extract engineer)
@@ -124,9 +121,6 @@ class MSSQLDialect(Dialect):
     # connection: it ends the session, so the transaction is rolled back (needs ALTER ANY
     # CONNECTION). Statement timeout: pyodbc's connection ``timeout``. XACT_ABORT stays OFF so
     # a failing statement leaves the transaction usable for SAVEPOINT (SAVE TRANSACTION) rollback.
-    bulk_method = "fast_executemany"
-    upsert_form = "merge"
-    aware_timestamps = True
     release_after_rollback = False  # SAVE TRANSACTION has no RELEASE
 
     def start_load_transaction(self, conn: sa.Connection, *, statement_timeout_s: float | None) -> None:

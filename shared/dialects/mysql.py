@@ -14,9 +14,6 @@ class MySQLDialect(Dialect):
     """MySQL and MariaDB."""
 
     name = "mysql"
-    max_identifier_length = 64
-    transactional_ddl = False
-    truncate_is_transactional = False
 
     def reflected_column_name(self, name: str) -> str:
         """SQLAlchemy reads names from SHOW CREATE TABLE and leaves a backtick doubled."""
@@ -208,8 +205,6 @@ class MySQLDialect(Dialect):
     # LOCAL INFILE instead; LOCAL turns data errors into warnings (as IGNORE does), so a batch
     # with any warning or a missing row is rolled back to its savepoint and redone this strict way.
     # Sessions: time_zone +00:00, STRICT_ALL_TABLES added, MariaDB max_statement_time.
-    bulk_method = "executemany"
-    upsert_form = "on_duplicate_key"
     statement_rollback = True
     server_isolation = True
 

@@ -13,9 +13,6 @@ class PostgresDialect(Dialect):
     """PostgreSQL."""
 
     name = "postgresql"
-    max_identifier_length = 63
-    transactional_ddl = True
-    truncate_is_transactional = True
 
     # --- EXTRACTION ---
     # (owned by shared/extract; methods added here by the extract engineer)
@@ -183,9 +180,6 @@ class PostgresDialect(Dialect):
     # set-based statement per batch: INSERT ... ON CONFLICT (key) with an IS DISTINCT FROM
     # guard, so unchanged rows are not rewritten. Plain inserts COPY straight into the
     # destination. Sessions run with TimeZone=UTC (a naive value into timestamptz is UTC).
-    bulk_method = "copy"
-    upsert_form = "on_conflict"
-    aware_timestamps = True
     server_isolation = True
 
     bulk_import_format = "pg_text"

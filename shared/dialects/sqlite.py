@@ -13,9 +13,6 @@ class SQLiteDialect(Dialect):
     """SQLite."""
 
     name = "sqlite"
-    max_identifier_length = 1024
-    transactional_ddl = True
-    truncate_is_transactional = True
 
     # --- EXTRACTION ---
     # (owned by shared/extract; methods added here by the extract engineer)
@@ -78,8 +75,6 @@ class SQLiteDialect(Dialect):
     # auto-transactions off so SAVEPOINTs work); keyed modes go through a TEMP staging table
     # and ``INSERT ... ON CONFLICT DO UPDATE ... WHERE <changed>``. Foreign keys are enforced
     # on the load connection. No statement timeout (cancel uses ``interrupt()``).
-    bulk_method = "executemany"
-    upsert_form = "on_conflict"
 
     def prepare_load_connection(self, conn: sa.Connection) -> None:
         """Driver transactions off (we BEGIN ourselves), foreign keys on (not possible in a transaction)."""
