@@ -15,8 +15,9 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from shared.connections import (DEFAULT_PORTS, MASK, URL_PASSWORD_KEYS, ProjectSpec, mask_secrets_in_text,
+from shared.connections import (MASK, URL_PASSWORD_KEYS, ProjectSpec, mask_secrets_in_text,
                                 masked_url, spec_password)
+from shared.dialects import get_dialect
 from shared.dialects.options import is_secret_option, target_options
 from shared.errors import ConfigError
 from shared.jobspec import Engine
@@ -95,7 +96,8 @@ def _target(engine: Engine | None, url: str | None, host: str | None, port: int 
         username = parsed.username or username
         options = {**{k: v for k, v in parsed.query.items() if k not in URL_PASSWORD_KEYS}, **options}
     out = {"engine": engine.value if engine else None, "host": host.lower() if host else None,
-           "port": port or DEFAULT_PORTS.get(engine) if engine else port, "database": database, "username": username}
+           "port": port or get_dialect(engine).default_port if engine else port, "database": database,
+           "username": username}
     targets = target_options(engine, options) if engine else options
     return out | {f"options.{k}": v for k, v in targets.items()}
 
