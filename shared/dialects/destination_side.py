@@ -30,6 +30,9 @@ class DestinationSide(DialectCore):
     #   server_isolation      create_isolation/run_isolation try staged rows one by one on the server
     server_isolation: ClassVar[bool] = False
     temp_table_prefix: ClassVar[str] = "TEMPORARY"
+    #   rowid_primary_key     a lone INTEGER PRIMARY KEY is the row id: the engine assigns it when
+    #                         the source does not give it (not a required column; SQLite)
+    rowid_primary_key: ClassVar[bool] = False
     # set per load session from the job (DestinationSpec.allow_rounding): accept values rounded
     # to a column's scale instead of failing their rows (shared.dialects.exact)
     allow_rounding: bool = False

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from shared.dialects.mssql_extract import SNAPSHOT_ALLOWED_SQL, refine_kind, temp_column_type, temp_converter
 from shared.dialects.source_side import SourceSide
+from shared.dialects.sqlrules import SqlRules
 from shared.types import Column
 
 _RUNNING: dict[int, Any] = {}  # id(DB-API connection) -> the cursor executing a source statement
@@ -24,6 +25,7 @@ class MSSQLSource(SourceSide):
     # Temporary tables are ``#local`` tables of the session: created by a direct batch (not
     # a prepared statement, whose scope would drop them at once), gone when it closes.
     sql_flavor = "mssql"
+    sql_rules = SqlRules(bracket_identifiers=True)
 
     VALUE_TYPES = {"bool": "bool", "int": "bigint", "float": "float", "Decimal": "decimal", "str": "text",
                    "bytes": "bytes", "bytearray": "bytes", "date": "date", "time": "time",

@@ -13,6 +13,7 @@ from shared.dialects.mysql_bulk import abandon_stream, mysql_export_chunks, mysq
 from shared.dialects.mysql_load import mysql_temp_decimals
 from shared.dialects.mysql_read import FLOAT4_PRECISION, float_read_sql, setup_source_session
 from shared.dialects.source_side import SourceSide
+from shared.dialects.sqlrules import SqlRules
 from shared.types import Column
 
 
@@ -24,6 +25,8 @@ class MySQLSource(SourceSide):
     # stays a ``timedelta``; SET as its text; zero and invalid dates as their text ('0000-00-00');
     # FLOAT read as DOUBLE (exact); BIT(n) as bytes; sessions in UTC (mysql_read.py).
     sql_flavor = "mysql"
+    sql_rules = SqlRules(backslash_escapes=True, double_quote_strings=True, hash_comments=True,
+                         executable_comments=True, digit_identifiers=True, select_into_writes=True)
 
     EXTRACT_TYPES = {
         0: "decimal", 246: "decimal", 1: "smallint", 2: "smallint", 9: "int", 3: "int", 8: "bigint",

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from shared.dialects.postgresql_load import pg_export_sql
 from shared.dialects.source_side import SourceSide
+from shared.dialects.sqlrules import SqlRules
 from shared.types import Column
 
 
@@ -18,6 +19,7 @@ class PostgresSource(SourceSide):
     # Values: JSON/JSONB and arrays come back as their text form (``'{1,2}'``), enums and
     # other types without a psycopg2 caster as text; bytea as bytes.
     sql_flavor = "postgresql"
+    sql_rules = SqlRules(nested_comments=True, dollar_quotes=True)
 
     EXTRACT_TYPES = {
         16: "bool", 21: "smallint", 23: "int", 20: "bigint", 26: "bigint", 700: "float", 701: "float",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable
 import sqlalchemy as sa
 
 from shared.dialects.core import DialectCore
+from shared.dialects.sqlrules import GENERIC, SqlRules
 from shared.types import Column, to_sqlalchemy
 
 if TYPE_CHECKING:
@@ -24,7 +25,8 @@ class SourceSide(DialectCore):
     # Source sessions are read-only and are closed (not pooled) after use when
     # ``discard_source_sessions``: temporary tables and session settings vanish with them.
     discard_source_sessions: ClassVar[bool] = True
-    sql_flavor: ClassVar[str] = "generic"  # tokenizer rules for @resultN (shared/extract/tokenizer.py)
+    sql_flavor: ClassVar[str] = "generic"  # the name of sql_rules (planner and tokenizer take flavors)
+    sql_rules: ClassVar[SqlRules] = GENERIC  # lexical rules the tokenizer reads (shared/extract/tokenizer.py)
 
     def describe_result(self, cursor_description: list, sample_rows: list[tuple]) -> list[Column]:
         """Portable columns of a result from its DB-API cursor description."""

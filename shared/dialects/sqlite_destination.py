@@ -23,6 +23,8 @@ class SQLiteDestination(DestinationSide):
     statement timeout (cancel uses ``interrupt()``).
     """
 
+    rowid_primary_key = True
+
     def prepare_load_connection(self, conn: sa.Connection) -> None:
         """Driver transactions off (we BEGIN ourselves), foreign keys on (not possible in a transaction)."""
         raw = conn.connection.dbapi_connection

@@ -7,6 +7,7 @@ from typing import Any, Callable
 import sqlalchemy as sa
 
 from shared.dialects.source_side import SourceSide
+from shared.dialects.sqlrules import SqlRules
 from shared.types import Column
 
 
@@ -19,6 +20,7 @@ class SQLiteSource(SourceSide):
     discard_source_sessions = False
 
     sql_flavor = "sqlite"
+    sql_rules = SqlRules(bracket_identifiers=True)
 
     VALUE_TYPES = {bool: "bool", int: "bigint", float: "float", str: "text", bytes: "bytes"}
 
