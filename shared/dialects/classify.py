@@ -117,13 +117,22 @@ def classify_mysql(err: BaseException) -> str | None:
     return TRANSIENT if code in _MYSQL_TRANSIENT else PERMANENT
 
 
-def classify_sqlite(err: BaseException) -> str | None:
+def sqlite_result_code(exc: BaseException) -> int | None:
+    """The primary result code of a sqlite3 error (wrapped or not); None when not sqlite3's."""
+    err = _orig(exc)
     code = getattr(err, "sqlite_errorcode", None)
     if code is None:
         if type(err).__module__ != "sqlite3":
             return None
         code = _SQLITE_CODE_OF_TEXT.get(str(err).strip().lower(), 1)  # a module-level error: SQLITE_ERROR
-    return TRANSIENT if code & 0xFF in _SQLITE_TRANSIENT else PERMANENT
+    return code & 0xFF
+
+
+def classify_sqlite(err: BaseException) -> str | None:
+    code = sqlite_result_code(err)
+    if code is None:
+        return None
+    return TRANSIENT if code in _SQLITE_TRANSIENT else PERMANENT
 
 
 def classify_mssql(err: BaseException) -> str | None:
@@ -146,8 +155,11 @@ _DRIVER_ENGINES = {"psycopg2": "postgresql", "pymysql": "mysql", "sqlite3": "sql
 
 
 def classify_unknown(exc: BaseException) -> str:
-    """The one rule for an error no code classifies: transient (retried up to ``max_retries``)."""
-    return TRANSIENT
+    """The one rule for an error no code classifies (:data:`shared.errors.UNKNOWN_IS_TRANSIENT`):
+    transient, retried at most ``max_retries`` times."""
+    from shared.errors import UNKNOWN_IS_TRANSIENT
+
+    return TRANSIENT if UNKNOWN_IS_TRANSIENT else PERMANENT
 
 
 def classify_for(engine: str, exc: BaseException) -> str:

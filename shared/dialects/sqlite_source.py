@@ -11,6 +11,9 @@ from shared.dialects.sqlrules import SqlRules
 from shared.types import Column
 
 
+SQLITE_READONLY, SQLITE_INTERRUPT = 8, 9  # primary result codes (sqlite3.h)
+
+
 class SQLiteSource(SourceSide):
     """SQLite as a source."""
 
@@ -55,13 +58,12 @@ class SQLiteSource(SourceSide):
         dbapi_conn.commit()
 
     def classify_error(self, exc: BaseException) -> str:
-        """``interrupted`` is a timeout (or a cancel, which the caller knows); writes are read-only errors."""
-        text = str(exc).lower()
-        if "interrupted" in text:
-            return "timeout"
-        if "readonly" in text or "read-only" in text or "query_only" in text:
-            return "read_only"
-        return "source"
+        """By SQLite's primary result code: SQLITE_INTERRUPT is a timeout (or a cancel, which the caller
+        knows); SQLITE_READONLY (a write under ``query_only``) a read-only error."""
+        from shared.dialects.classify import sqlite_result_code
+
+        code = sqlite_result_code(exc)
+        return {SQLITE_INTERRUPT: "timeout", SQLITE_READONLY: "read_only"}.get(code, "source") if code else "source"
 
     def load_converters(self, columns: list[Column]) -> list[Callable[[Any], Any] | None]:
         """Values the sqlite3 module can bind: Decimal and UUID as text, dates ISO 8601, durations seconds."""
