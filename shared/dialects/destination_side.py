@@ -149,6 +149,24 @@ class DestinationSide(DialectCore):
         inserted = conn.execute(build_insert_new(target, staging, columns, key)).rowcount
         return inserted, staged - inserted
 
+    def counted_upsert_start(self, conn: sa.Connection, stats: sa.Executable, *, target: sa.Table,
+                             staging: sa.TableClause, columns: list[str], key: list[str],
+                             staged: int) -> tuple[int, tuple[int, int, int] | None]:
+        """The start engines that count an upsert from a stats query share: ``stats`` gives (staged
+        rows, distinct staged keys, staged rows whose key exists); returns (matched rows, the
+        upsert's counts when a key-only batch was settled by :meth:`insert_new`, else None).
+
+        Raises DuplicateKeysInBatch when the batch holds a key twice (counts would be ambiguous).
+        """
+        from shared.dialects.loading import DuplicateKeysInBatch
+        rows, distinct, matched = conn.execute(stats).one()
+        if distinct < rows:
+            raise DuplicateKeysInBatch()
+        if not [c for c in columns if c not in key]:
+            inserted, skipped = self.insert_new(conn, target, staging, columns, key, staged)
+            return matched, (inserted, 0, skipped)
+        return matched, None
+
     def insert_all(self, conn: sa.Connection, target: sa.Table, staging: sa.TableClause, columns: list[str]) -> int:
         """Plain inserts from staging (engines with ``stage_plain_inserts``); returns the count."""
         select = sa.select(*[staging.c[c] for c in columns])

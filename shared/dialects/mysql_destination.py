@@ -11,7 +11,6 @@ from pymysql.constants.CLIENT import FOUND_ROWS as _FOUND_ROWS
 
 from shared.dialects.destination_side import DestinationSide
 from shared.dialects.exact import guarded_encoder
-from shared.dialects.loading import DuplicateKeysInBatch
 from shared.dialects.mysql_bulk import mysql_load_payload
 from shared.dialects.mysql_isolate import create_mysql_isolation, run_mysql_isolation
 from shared.dialects.mysql_load import (
@@ -113,12 +112,11 @@ class MySQLDestination(DestinationSide):
 
         Raises DuplicateKeysInBatch when the batch holds a key twice (counts would be ambiguous).
         """
-        rows, distinct, matched = conn.execute(build_mysql_batch_stats(target, staging, key, conn.dialect)).one()
-        if distinct < rows:
-            raise DuplicateKeysInBatch()
-        if not [c for c in columns if c not in key]:
-            inserted, skipped = self.insert_new(conn, target, staging, columns, key, staged)
-            return inserted, 0, skipped
+        stats = build_mysql_batch_stats(target, staging, key, conn.dialect)
+        matched, done = self.counted_upsert_start(conn, stats, target=target, staging=staging, columns=columns,
+                                                  key=key, staged=staged)
+        if done is not None:
+            return done
         affected = conn.execute(build_mysql_upsert(target, staging, columns, key)).rowcount
         inserted = staged - matched
         found_rows = bool(conn.connection.dbapi_connection.client_flag & _FOUND_ROWS)

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from shared.dialects.destination_side import DestinationSide
 from shared.dialects.exact import guarded_encoder
-from shared.dialects.loading import DuplicateKeysInBatch, build_batch_stats
+from shared.dialects.loading import build_batch_stats
 from shared.dialects.sourcevalues import with_source_checks
 from shared.dialects.sqlite_load import build_sqlite_upsert, sqlite_is_row_error, sqlite_key_collations, sqlite_row_encoder
 from shared.types import Column
@@ -56,12 +56,10 @@ class SQLiteDestination(DestinationSide):
 
         Raises DuplicateKeysInBatch when the batch holds a key twice.
         """
-        rows, distinct, matched = conn.execute(build_batch_stats(target, staging, key)).one()
-        if distinct < rows:
-            raise DuplicateKeysInBatch()
-        if not [c for c in columns if c not in key]:
-            inserted, skipped = self.insert_new(conn, target, staging, columns, key, staged)
-            return inserted, 0, skipped
+        matched, done = self.counted_upsert_start(conn, build_batch_stats(target, staging, key), target=target,
+                                                  staging=staging, columns=columns, key=key, staged=staged)
+        if done is not None:
+            return done
         written = conn.execute(build_sqlite_upsert(target, staging, columns, key)).rowcount
         inserted = staged - matched
         return inserted, written - inserted, matched - (written - inserted)
