@@ -2,7 +2,7 @@
 
 THE load transaction, staging tables, bulk inserts and imports, the mode statements (insert,
 upsert, sync_delete, truncate_load), server-side row isolation, and which errors are about a
-row. Callers: ``shared/load`` (and ``shared/compare``). Engines override in
+row. Caller: ``shared/load``. Engines override in
 ``<engine>_destination.py``; the set-based SQL lives in ``<engine>_load.py`` / ``loading.py``.
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Read-only sessions, result column types, streaming cursors, the bulk export of the fast path,
 and the temporary tables that hold ``@resultN`` when a step reads another project's result.
-Callers: ``shared/extract`` (and ``shared/compare``). Engines override in
+Caller: ``shared/extract``. Engines override in
 ``<engine>_source.py``; defaults here are the DB-API's plain ways.
 """
 from __future__ import annotations
