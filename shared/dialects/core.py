@@ -55,6 +55,10 @@ class DialectCore:
         Default: no lock (SQLite serialises writers itself)."""
         return stmt
 
+    def serialise(self, conn: sa.Connection, key: int) -> None:
+        """Hold a lock named by ``key`` until ``conn``'s transaction ends, where the engine has such
+        locks (concurrent migrations of the metadata store wait for each other). Default: none."""
+
     def classify(self, exc: BaseException) -> str:
         """``"transient"`` when a retry may heal ``exc`` (lost connection, deadlock, serialization
         failure, lock or statement timeout), else ``"permanent"`` (wrong password, unknown

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
+
 from shared.dialects.base import Dialect
 from shared.dialects.core import Stmt
 from shared.dialects.postgresql_destination import PostgresDestination
@@ -16,6 +18,10 @@ class PostgresDialect(PostgresSource, PostgresDestination, Dialect):
     driver = "postgresql+psycopg2"
     default_port = 5432
     connect_defaults: dict[str, Any] = {"connect_timeout": 10, "application_name": "datamig"}
+
+    def serialise(self, conn: sa.Connection, key: int) -> None:
+        """``pg_advisory_xact_lock(key)``."""
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({int(key)})")
 
     def lock_rows(self, stmt: Stmt, *, skip_locked: bool = False) -> Stmt:
         """``SELECT … FOR UPDATE`` (``SKIP LOCKED``: rows another transaction holds are left out)."""

@@ -10,7 +10,9 @@ from shared.dialects.destination_side import DestinationSide
 from shared.dialects.exact import guarded_encoder
 from shared.dialects.loading import build_batch_stats
 from shared.dialects.sourcevalues import with_source_checks
-from shared.dialects.sqlite_load import build_sqlite_upsert, sqlite_is_row_error, sqlite_key_collations, sqlite_row_encoder
+from shared.dialects.sqlite_load import (
+    build_sqlite_upsert, sqlite_is_row_error, sqlite_key_collations, sqlite_row_encoder,
+)
 from shared.types import Column
 
 

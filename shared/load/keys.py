@@ -22,7 +22,8 @@ from shared.load.isolation import DuplicateKeyRow
 class WrittenKeys:
     """The keys one execution has written; :meth:`check` before a batch, :meth:`add` after it."""
 
-    def __init__(self, dialect: DestinationSide, conn: sa.Connection, *, name: str, target: sa.Table, key: list[str]) -> None:
+    def __init__(self, dialect: DestinationSide, conn: sa.Connection, *, name: str, target: sa.Table,
+                 key: list[str]) -> None:
         self.dialect, self.key = dialect, key
         self.table = dialect.create_key_table(conn, name, target, key)
         self.collations = dialect.key_collations(conn, target, key)

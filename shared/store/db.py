@@ -63,8 +63,7 @@ def migrate(engine: sa.Engine) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727274)")
+        get_dialect(conn).serialise(conn, 727274)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
