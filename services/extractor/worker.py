@@ -165,7 +165,7 @@ class Extractor(RequestWorker[RunRequest, ExtractState]):
     @staticmethod
     def _validate(job: JobSpec, engines: dict[int, sa.Engine], ctx: ExecutionContext) -> None:
         """Raises ValidationFailed with the check report when a check fails."""
-        from shared.validation import validate_job
+        from shared.validation import failure_may_heal, validate_job
 
         report = validate_job(job.steps, job.destination, engines,
                               timeout_s=max(1.0, min(60.0, ctx.remaining_s())))
@@ -173,8 +173,7 @@ class Extractor(RequestWorker[RunRequest, ExtractState]):
         if failed:
             messages_ = dict.fromkeys(c["message"] for c in failed)  # unique, in order
             error = ValidationFailed("validation failed: " + "; ".join(messages_), report)
-            # a database that is down can come back; a wrong password, query or table cannot
-            error.transient = all(c.get("transient", False) for c in failed)
+            error.transient = failure_may_heal(report)
             raise error
 
     def report_failure(self, request: RunRequest, ctx: ExecutionContext, exc: Exception,
