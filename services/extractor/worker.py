@@ -89,17 +89,18 @@ class Extractor(RequestWorker):
 
     def _run(self, request: RunRequest, ctx: ExecutionContext, engines: dict[int, sa.Engine],
              state: dict[str, Any]) -> None:
-        from shared.extract import Extraction
+        from shared.transform import extraction_for
 
         job = request.job
         steps = [StepSpec.model_validate(s) for s in job["steps"]]
         destination = DestinationSpec.model_validate(job["destination"])
         if job.get("validate_before_execution", True):
-            self._validate(steps, destination, engines, ctx)
+            self._validate(steps, destination, engines, ctx, transform=job.get("transform"))
         ctx.check()
-        extraction = Extraction(steps, engines, batch_rows=request.batch_rows or self._batch_rows,
-                                statement_timeout_s=max(1.0, ctx.remaining_s()),
-                                zero_dates=zero_dates_by_project(job, request.projects))
+        extraction = extraction_for(job.get("transform"), steps, engines,  # a transform: rows, never bulk text
+                                    batch_rows=request.batch_rows or self._batch_rows,
+                                    statement_timeout_s=max(1.0, ctx.remaining_s()),
+                                    zero_dates=zero_dates_by_project(job, request.projects))
         state["extraction"] = extraction
         ctx.on_cancel(extraction.cancel)
         try:
@@ -189,11 +190,12 @@ class Extractor(RequestWorker):
         self._end_stream(request, ctx, queue, seq, state)
 
     def _validate(self, steps: list[StepSpec], destination: DestinationSpec, engines: dict[int, sa.Engine],
-                  ctx: ExecutionContext) -> None:
+                  ctx: ExecutionContext, transform: str | None = None) -> None:
         """Raises ValidationFailed with the check report when a check fails."""
         from shared.validation import validate_job
 
-        report = validate_job(steps, destination, engines, timeout_s=max(1.0, min(60.0, ctx.remaining_s())))
+        report = validate_job(steps, destination, engines, timeout_s=max(1.0, min(60.0, ctx.remaining_s())),
+                              transform=transform)
         failed = [c for c in report if not c["ok"]]
         if failed:
             messages_ = dict.fromkeys(c["message"] for c in failed)  # unique, in order

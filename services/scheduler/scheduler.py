@@ -85,6 +85,7 @@ def build_run_request(session: Session, execution: ExecutionRow, job: JobRow, *,
     spec = {"name": job.name, "steps": job.steps, "destination": job.destination,
             "timeout_minutes": job.timeout_minutes, "validate_before_execution": job.validate_before_execution,
             "max_retries": job.max_retries}
+    spec["transform"] = job.transform  # issue 17; goes with the whole JobSpec snapshot
     return RunRequest(run=execution.id, job_id=job.id, attempt=execution.attempt, job=spec,
                       projects={p.id: project_snapshot(p) for p in projects},
                       deadline=deadline.timestamp(), batch_rows=batch_rows,
