@@ -49,12 +49,14 @@ def arrow_schema(columns: list[Column]) -> pa.Schema:
     return pa.schema([pa.field(f"c{i}", arrow_type(c)) for i, c in enumerate(columns)])
 
 
-def view_select(columns: list[Column], source: str) -> str:
-    """``SELECT c0 AS "name", …`` from ``source``: names restored, uuid/json typed."""
+def view_select(columns: list[Column], source: str, *, probe: bool = False) -> str:
+    """``SELECT c0 AS "name", …`` from ``source``: names restored, uuid/json typed. ``probe`` (validation,
+    no rows): a column whose type the source could not tell without rows is an untyped NULL, which
+    binds wherever any type would."""
     items = []
     for i, c in enumerate(columns):
         cast = _CASTS.get(c.type)
-        expr = f"CAST(c{i} AS {cast})" if cast else f"c{i}"
+        expr = "NULL" if probe and c.type == "unknown" else f"CAST(c{i} AS {cast})" if cast else f"c{i}"
         items.append(f'{expr} AS "{c.name.replace(chr(34), chr(34) * 2)}"')
     return f"SELECT {', '.join(items)} FROM {source}"
 
@@ -103,6 +105,8 @@ def column_of(name: str, duck_type: Any) -> Column:
         return Column(name=name, type="decimal", precision=precision, scale=scale)
     if text in _WIDE_INTEGERS:
         return Column(name=name, type="decimal", precision=_WIDE_INTEGERS[text], scale=0)
+    if text == '"NULL"' or text == "NULL":
+        return Column(name=name, type="unknown")
     if text.startswith("TIMESTAMP_") or text == "TIMESTAMP":
         return Column(name=name, type="timestamp")
     return Column(name=name, type=_FROM_DUCKDB.get(text, "text"))

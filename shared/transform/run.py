@@ -93,7 +93,8 @@ class Transformation:
         self._engine.con.register(raw, reader(self._guarded(ext, capped=table), columns))
         what = "TABLE" if table else "VIEW"
         with self.guard():
-            self._engine.con.execute(f'CREATE {what} "{RELATION.format(n=n)}" AS {view_select(columns, raw)}')
+            select = view_select(columns, raw, probe=bool(self.options.get("probe")))
+            self._engine.con.execute(f'CREATE {what} "{RELATION.format(n=n)}" AS {select}')
         if table:
             self._engine.con.unregister(raw)
             self._finish(ext)
