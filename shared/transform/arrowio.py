@@ -4,14 +4,17 @@ Into DuckDB: each portable column becomes an Arrow type DuckDB reads natively (d
 as ``decimal128(p, s)``, timestamps as microseconds, ``timestamptz`` as UTC instants),
 and the few Arrow lacks (uuid, json) are cast in the view DuckDB reads. Out of DuckDB:
 the result's DuckDB types map back to portable columns, values back to the Python types
-the loader takes. Known limits (README): decimals without a declared precision or wider
-than 38 digits, and ``timetz``, pass through the transform as text (their digits and
-offsets intact).
+the loader takes. A decimal without a declared precision (PostgreSQL ``numeric``, a
+``SUM``) takes DuckDB's widest decimal with the scale its first batch needs
+(:func:`settle_decimals`); a later value that needs more digits fails its column by name
+instead of being rounded. Known limits (README): decimals wider than 38 digits, and
+``timetz``, pass through the transform as text (their digits and offsets intact).
 """
 from __future__ import annotations
 
 import json
 import uuid
+from decimal import Decimal
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -43,6 +46,26 @@ def arrow_type(col: Column) -> pa.DataType:
     if col.type == "decimal" and col.precision and col.precision <= MAX_DECIMAL_DIGITS:
         return pa.decimal128(col.precision, col.scale or 0)
     return _SIMPLE.get(col.type, pa.string())
+
+
+def settle_decimals(columns: list[Column], rows: list[tuple]) -> list[Column]:
+    """Columns where each decimal without a usable precision gets ``decimal(38, s)``, ``s`` being the most
+    digits after the point among ``rows`` (a first batch); left as they are when 38 digits cannot hold them."""
+    out = []
+    for i, col in enumerate(columns):
+        if col.type != "decimal" or (col.precision and col.precision <= MAX_DECIMAL_DIGITS):
+            out.append(col)
+            continue
+        scale, whole = 0, 1
+        for row in rows:
+            value = row[i]
+            if isinstance(value, Decimal) and value.is_finite():
+                sign, digits, exponent = value.as_tuple()
+                scale = max(scale, -exponent if isinstance(exponent, int) and exponent < 0 else 0)
+                whole = max(whole, len(digits) + (exponent if isinstance(exponent, int) else 0))
+        fits = scale + whole <= MAX_DECIMAL_DIGITS and (col.scale is None or col.scale <= MAX_DECIMAL_DIGITS)
+        out.append(Column(col.name, "decimal", col.nullable, col.length, MAX_DECIMAL_DIGITS, scale) if fits else col)
+    return out
 
 
 def arrow_schema(columns: list[Column]) -> pa.Schema:
@@ -87,7 +110,10 @@ def to_batch(rows: list[tuple], columns: list[Column], schema: pa.Schema) -> pa.
         try:
             arrays.append(pa.array(values, type=fld.type))
         except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
-            raise TransformError(f"column {col.name!r} ({col.type}) cannot be read: {exc}") from exc
+            hint = (f"; a decimal without a declared precision takes the scale of its first rows ({fld.type}): "
+                    f"declare it in the step, e.g. CAST({col.name} AS numeric(30,10))"
+                    if col.type == "decimal" and pa.types.is_decimal(fld.type) else "")
+            raise TransformError(f"column {col.name!r} ({col.type}) cannot be read: {exc}{hint}") from exc
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 

@@ -9,6 +9,7 @@ names the transform.
 """
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from shared.errors import Cancelled, DatamigError, SourceError, TimedOut
 from shared.extract.runner import Extraction
 from shared.jobspec import StepSpec
 from shared.privileges import SourcePrivileges
-from shared.transform.arrowio import column_of, final_select, reader, rows_of, view_select
+from shared.transform.arrowio import column_of, final_select, reader, rows_of, settle_decimals, view_select
 from shared.transform.engine import Engine, TransformLimits
 from shared.transform.plan import (RELATION, TransformError, engine_sql, plan_transform, transform_problems,
                                    user_words)
@@ -90,7 +91,10 @@ class Transformation:
         assert self._engine is not None
         ext, columns = self._extraction(n)
         raw = f"dm_raw{n}"
-        self._engine.con.register(raw, reader(self._guarded(ext, capped=table), columns))
+        batches = self._guarded(ext, capped=table)
+        first = next(batches, [])  # the step already holds it: unconstrained decimals take their scale from it
+        columns = settle_decimals(columns, first)
+        self._engine.con.register(raw, reader(itertools.chain([first], batches), columns))
         what = "TABLE" if table else "VIEW"
         with self.guard():
             select = view_select(columns, raw, probe=bool(self.options.get("probe")))

@@ -132,3 +132,17 @@ def test_values_keep_their_types_through_a_rename() -> None:
     assert got[0][:2] == row[:2] and got[0][2] == row[2] and got[0][2].utcoffset() == dt.timedelta(0)
     assert got[0][3:5] == row[3:5] and got[0][5].replace(" ", "") == row[5].replace(" ", "")
     assert got[0][6:] == row[6:] and str(got[0][10]) == "-0.0"
+
+
+def test_a_decimal_without_precision_takes_the_scale_of_its_first_batch_and_never_rounds() -> None:
+    from shared.transform.arrowio import settle_decimals, to_batch, arrow_schema
+
+    columns = [Column("sum", "decimal"), Column("huge", "decimal")]
+    rows = [(Decimal("12.50"), Decimal("1e40")), (Decimal("-0.125"), None), (None, None)]
+    settled = settle_decimals(columns, rows)
+    assert (settled[0].precision, settled[0].scale) == (38, 3)
+    assert settled[1] == columns[1]  # 41 digits: travels as text, exact
+    schema = arrow_schema(settled)
+    assert to_batch(rows, settled, schema).column(0).to_pylist() == [Decimal("12.500"), Decimal("-0.125"), None]
+    with pytest.raises(TransformError, match="column 'sum' \\(decimal\\) cannot be read"):
+        to_batch([(Decimal("0.0001"), None)], settled, schema)  # a later batch needing more digits fails, by name
