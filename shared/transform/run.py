@@ -48,6 +48,7 @@ class Transformation:
         self._reader: Any = None
         self._source_error: BaseException | None = None
         self._cancelled: str | None = None
+        self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
         self._privileges: dict[int, SourcePrivileges] = {}
         self._warnings: dict[str, int] = {}
@@ -64,6 +65,11 @@ class Transformation:
         if problems:
             raise TransformError("; ".join(problems), labelled=True)
         plan = plan_transform(self.transform, self.steps)
+        timeout_s = self.options.get("statement_timeout_s")
+        if timeout_s:  # the sources have their statement timeout; DuckDB's work is bounded by this timer
+            self._timer = threading.Timer(timeout_s, self.cancel, args=("timeout",))
+            self._timer.daemon = True
+            self._timer.start()
         try:
             self._engine = Engine(self.limits)
             for n in plan.materialised:
@@ -150,7 +156,7 @@ class Transformation:
         while True:
             self._check()
             with self.guard():
-                batch = next(iter_batches(self._reader), None)
+                batch = self._next_batch()
             if batch is None:
                 break
             pending += rows_of(batch, self.columns)
@@ -161,6 +167,12 @@ class Transformation:
             yield pending
         for ext in list(self._extractions):
             self._finish(ext)
+
+    def _next_batch(self) -> Any:
+        try:
+            return self._reader.read_next_batch()
+        except StopIteration:
+            return None
 
     @contextmanager
     def guard(self) -> Iterator[None]:
@@ -230,6 +242,8 @@ class Transformation:
 
     def close(self) -> None:
         """End every source session and the DuckDB connection (its spill files go too). Safe twice."""
+        if self._timer is not None:
+            self._timer.cancel()
         with self._lock:
             extractions, self._extractions = self._extractions, []
         for ext in extractions:
@@ -244,14 +258,6 @@ class Transformation:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def iter_batches(arrow_reader: Any) -> Iterator[Any]:
-    """One step of an Arrow reader (``read_next_batch`` raising StopIteration at the end)."""
-    try:
-        yield arrow_reader.read_next_batch()
-    except StopIteration:
-        return
 
 
 def extraction_for(transform: str | None, steps: list[StepSpec], engines: Mapping[int, sa.Engine],

@@ -146,3 +146,29 @@ def test_a_decimal_without_precision_takes_the_scale_of_its_first_batch_and_neve
     assert to_batch(rows, settled, schema).column(0).to_pylist() == [Decimal("12.500"), Decimal("-0.125"), None]
     with pytest.raises(TransformError, match="column 'sum' \\(decimal\\) cannot be read"):
         to_batch([(Decimal("0.0001"), None)], settled, schema)  # a later batch needing more digits fails, by name
+
+
+def test_a_transform_past_its_time_limit_is_stopped(source: sa.Engine) -> None:
+    from shared.errors import TimedOut
+
+    steps = [StepSpec(name="s1", project_id=1, sql="SELECT * FROM users")]
+    endless = "SELECT count(*) AS n FROM @result1, range(1000000000000) AS r"
+    with Transformation(steps, endless, {1: source}, statement_timeout_s=1.0, limits=TransformLimits()) as t:
+        with pytest.raises(TimedOut, match="the transform ran past its time limit"):
+            t.open()  # an aggregate computes while the result is started
+            list(t.batches())
+
+
+def test_a_projection_streams_the_last_result_instead_of_reading_it_all_first(source: sa.Engine) -> None:
+    # Given a step of 200,000 rows read 500 at a time, and a transform that projects and filters it
+    steps = [StepSpec(name="s1", project_id=1, sql=SERIES.format(rows=200_000) + "SELECT i, 'x' || i AS t FROM n")]
+    with Transformation(steps, "SELECT i, upper(t) AS t FROM @result1 WHERE i % 2 = 0", {1: source}, batch_rows=500,
+                        limits=TransformLimits(threads=1)) as t:
+        t.open()
+        batches = t.batches()
+        first = next(batches)
+        # Then the first rows come out while most of the source has not been read yet
+        assert first[0] == (2, "X2") and len(first) == 500
+        assert t.rows_read < 50_000, t.rows_read
+        # and the whole result arrives in the end
+        assert sum(len(b) for b in batches) + len(first) == 100_000 and t.rows_read == 200_000
