@@ -172,3 +172,16 @@ def test_a_projection_streams_the_last_result_instead_of_reading_it_all_first(so
         assert t.rows_read < 50_000, t.rows_read
         # and the whole result arrives in the end
         assert sum(len(b) for b in batches) + len(first) == 100_000 and t.rows_read == 200_000
+
+
+def test_the_streamed_and_the_materialised_plans_give_the_same_rows_and_types(source: sa.Engine) -> None:
+    from shared.transform import plan_transform
+
+    step = "SELECT id, email, orders, ltv FROM users"
+    streamed = "SELECT id, lower(email) AS email, ltv * 2 AS ltv2 FROM @result1 WHERE orders > 0 ORDER BY id"
+    materialised = ("SELECT id, lower(email) AS email, ltv * 2 AS ltv2 FROM @result1 WHERE orders > 0 "
+                    "AND id IN (SELECT id FROM @result1) ORDER BY id")
+    steps = [StepSpec(name="s1", project_id=1, sql=step)]
+    assert plan_transform(streamed, steps).streamed == 1 and plan_transform(materialised, steps).streamed is None
+    assert run(source, streamed, step) == run(source, materialised, step)
+    assert run(source, streamed, step)[1] == [[(1, "ann@x.org", 21.0), (2, "bob@x.org", None)], [(3, "çé😀@x.org", 14.5)]]
