@@ -185,3 +185,20 @@ def test_the_streamed_and_the_materialised_plans_give_the_same_rows_and_types(so
     assert plan_transform(streamed, steps).streamed == 1 and plan_transform(materialised, steps).streamed is None
     assert run(source, streamed, step) == run(source, materialised, step)
     assert run(source, streamed, step)[1] == [[(1, "ann@x.org", 21.0), (2, "bob@x.org", None)], [(3, "çé😀@x.org", 14.5)]]
+
+
+def test_a_transform_never_takes_the_bulk_text_path(source: sa.Engine) -> None:
+    steps = [StepSpec(name="s1", project_id=1, sql="SELECT * FROM users")]
+    with Transformation(steps, "SELECT id FROM @result1", {1: source}, limits=TransformLimits()) as t:
+        t.open("copy_text")  # what the worker asks for when the destination has a bulk format
+        assert t.bulk is False and [r for b in t.batches() for r in b] == [(1,), (2,), (3,), (4,)]
+
+
+@pytest.mark.parametrize("name, value", [("DM_TRANSFORM_MEMORY_LIMIT", "lots"), ("DM_TRANSFORM_MAX_TEMP_SIZE", "-1GB"),
+                                         ("DM_TRANSFORM_THREADS", "0")])
+def test_bad_limits_are_refused_naming_the_variable(name: str, value: str) -> None:
+    from shared.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"^{name}="):
+        TransformLimits.from_env({name: value})
+    assert TransformLimits.from_env({}) == TransformLimits(memory_limit="512MB", max_temp_size="10GB", threads=2)
