@@ -33,12 +33,18 @@ def failure_may_heal(report: list[Check]) -> bool:
 
 
 def validate_job(steps: list[StepSpec], destination: DestinationSpec, engines: Mapping[int, sa.Engine], *,
-                 timeout_s: float = 30.0) -> list[Check]:
-    """Every check of a job; a failed source check skips the destination column checks."""
+                 timeout_s: float = 30.0, transform: str | None = None) -> list[Check]:
+    """Every check of a job; a failed source check skips the destination column checks. With a
+    ``transform``, the destination is checked against the transform's columns."""
     from shared.extract import validate_sources
     from shared.load import check_destination
 
     report, columns = validate_sources(steps, engines, timeout_s=timeout_s)
+    if transform is not None:
+        from shared.transform.checks import validate_transform
+
+        check, columns = validate_transform(steps, transform, engines, timeout_s=timeout_s)
+        report.append(check)
     engine = engines.get(destination.project_id)
     if engine is None:
         return [*report, {"check": "destination reachable", "ok": False,

@@ -56,6 +56,7 @@ class JobOut(BaseModel):
     enabled: bool
     validate_before_execution: bool
     zero_dates: str | None = None
+    transform: str | None = Field(None, description="SQL over @resultN run in the pipeline; null = none")
     next_run_at: datetime | None
     archived: bool
     created_at: datetime | None = None
@@ -78,6 +79,7 @@ class JobPatch(NoNulModel):
     enabled: bool | None = None
     validate_before_execution: bool | None = None
     zero_dates: ZeroDates | None = None
+    transform: str | None = Field(None, max_length=1_000_000, description='"" removes the transform')
 
 
 class ExecuteOut(BaseModel):

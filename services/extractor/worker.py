@@ -86,7 +86,7 @@ class Extractor(RequestWorker[RunRequest, ExtractState]):
 
     def execute(self, request: RunRequest, ctx: ExecutionContext, state: ExtractState) -> None:
         """Validate (when the job asks), open the extraction, engage a loader, stream the batches."""
-        from shared.extract import Extraction
+        from shared.transform import extraction_for
 
         job = request.job
         assert job is not None  # decode refuses a run request without its job
@@ -94,9 +94,10 @@ class Extractor(RequestWorker[RunRequest, ExtractState]):
         if job.validate_before_execution:
             self._validate(job, state.engines, ctx)
         ctx.check()
-        extraction = Extraction(job.steps, state.engines, batch_rows=request.batch_rows or self._batch_rows,
-                                statement_timeout_s=max(1.0, ctx.remaining_s()),
-                                zero_dates=zero_dates_by_project(job, request.projects))
+        extraction = extraction_for(job.transform, job.steps, state.engines,  # a transform: rows, never bulk text
+                                    batch_rows=request.batch_rows or self._batch_rows,
+                                    statement_timeout_s=max(1.0, ctx.remaining_s()),
+                                    zero_dates=zero_dates_by_project(job, request.projects))
         state.extraction = extraction
         ctx.on_cancel(extraction.cancel)
         try:
@@ -168,7 +169,7 @@ class Extractor(RequestWorker[RunRequest, ExtractState]):
         from shared.validation import failure_may_heal, validate_job
 
         report = validate_job(job.steps, job.destination, engines,
-                              timeout_s=max(1.0, min(60.0, ctx.remaining_s())))
+                              timeout_s=max(1.0, min(60.0, ctx.remaining_s())), transform=job.transform)
         failed = [c for c in report if not c["ok"]]
         if failed:
             messages_ = dict.fromkeys(c["message"] for c in failed)  # unique, in order
