@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.alerts.rules import AlertRules
 from shared.jobspec import DestinationSpec, NoNulModel, StepSpec, ZeroDates
 
 
@@ -56,6 +57,7 @@ class JobOut(BaseModel):
     enabled: bool
     validate_before_execution: bool
     zero_dates: str | None = None
+    alerts: AlertRules | None = None
     next_run_at: datetime | None
     archived: bool
     created_at: datetime | None = None
@@ -78,6 +80,7 @@ class JobPatch(NoNulModel):
     enabled: bool | None = None
     validate_before_execution: bool | None = None
     zero_dates: ZeroDates | None = None
+    alerts: AlertRules | None = None
 
 
 class ExecuteOut(BaseModel):

@@ -76,6 +76,7 @@ class JobRow(Base):
     validate_before_execution: Mapped[bool] = mapped_column(sa.Boolean, default=True)
     next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     archived: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    alerts: Mapped[dict | None] = mapped_column(sa.JSON)  # shared.alerts.rules.AlertRules; None = the defaults
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
