@@ -40,11 +40,11 @@ def rules_for(session: Session, job: JobRow) -> AlertRules | None:
 
 
 def _runs(session: Session, job_id: int, *, before: int, statuses: tuple[str, ...] | None, limit: int):
-    """The job's earlier runs (executions not retried), newest first."""
+    """The job's earlier runs (executions not retried), newest first (by id: the order they were queued)."""
     retried = sa.select(ExecutionRow.retry_of).where(ExecutionRow.retry_of.is_not(None))
     q = (sa.select(ExecutionRow).where(ExecutionRow.job_id == job_id, ExecutionRow.id != before,
                                        ExecutionRow.finished_at.is_not(None), ExecutionRow.id.not_in(retried))
-         .order_by(ExecutionRow.finished_at.desc(), ExecutionRow.id.desc()).limit(limit))
+         .order_by(ExecutionRow.id.desc()).limit(limit))
     q = q.where(ExecutionRow.status.in_(statuses)) if statuses else q.where(ExecutionRow.status.not_in(
         IGNORED_STATUSES))
     return session.scalars(q).all()
