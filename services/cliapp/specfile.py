@@ -10,6 +10,7 @@ Shape::
         steps:
           - {name: orders, project: Orders DB, sql: "SELECT * FROM orders"}
         destination: {project: Warehouse, table: dwh.orders, mode: upsert}
+        alerts: {channels: [1], on: [failed, recovered]}   # optional; channels by id (README: Alerts)
 
 ``${NAME}`` in any string of the ``projects`` section is replaced by the environment
 variable NAME (``$${`` writes a literal ``${``); a missing variable is an error. Jobs
