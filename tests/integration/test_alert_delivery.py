@@ -25,7 +25,7 @@ from shared.alerts.signing import SIGNATURE_HEADER, verify
 from shared.bootstrap import build_secret_box, build_store, build_transport
 from shared.messages import Event
 from shared.store.models import ExecutionRow, utcnow
-from tests.fixtures.alert_receivers import Receiver, SmtpSink
+from tests.fixtures.alert_receivers import Receiver, SmtpSink, self_signed_cert
 from tests.unit.api_fixtures import AUTH, make_settings, sqlite_project
 
 pytestmark = pytest.mark.integration
@@ -275,3 +275,34 @@ def test_channel_secrets_are_write_only_and_bad_channels_are_refused_naming_the_
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "alerts.channels"
     world.job({"channels": [hook]})
     assert world.api.delete(f"/api/channels/{hook}").status_code == 409
+
+
+def test_email_over_starttls_with_a_login_uses_the_stored_password(world: World, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given an SMTP server that requires STARTTLS (its certificate trusted here) and a login
+    cert = self_signed_cert(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", cert[0])
+    secure = SmtpSink(tls_cert=cert, login=("dm", "smtp-password-1")).start()
+    try:
+        def channel(name: str, starttls: bool) -> int:
+            r = world.api.post("/api/channels", json={"name": name, "kind": "email", "secret": "smtp-password-1",
+                                                      "settings": {"host": "127.0.0.1", "port": secure.port,
+                                                                   "starttls": starttls, "username": "dm",
+                                                                   "sender": "dm@example.com",
+                                                                   "to": ["oncall@example.com"]}})
+            assert r.status_code == 201, r.text
+            return r.json()["id"]
+
+        tls, plain = channel("tls mail", True), channel("plain mail", False)
+        # When a failure alerts both channels
+        eid = world.run(world.job({"channels": [tls, plain], "on": ["failed"]}), "failed", error="boom")
+        world.deliver_all()
+        # Then the STARTTLS one is delivered; without STARTTLS the server offers no login (no password in clear)
+        [email] = secure.messages
+        assert "boom" in email.get_content()
+        outcome = {a["channel_id"]: a for a in world.notifications(eid)}
+        assert outcome[tls]["status"] == "sent"
+        assert outcome[plain]["status"] == "error" and "AUTH extension not supported" in outcome[plain]["response"]
+        assert "smtp-password-1" not in str(outcome)
+    finally:
+        secure.stop()
