@@ -18,7 +18,7 @@ from shared.alerts.payload import build_payload, execution_link, idempotency_key
 from shared.alerts.rules import FAILURE_STATUSES, SLOW_HISTORY, SUCCESS_STATUSES, AlertRules, RunFacts, decide, \
     notified_events
 from shared.store.executions import execution_out
-from shared.store.models import ExecutionRow, JobRow, utcnow
+from shared.store.models import AuditRow, ExecutionRow, JobRow, utcnow
 
 log = logging.getLogger("datamig.alerts.outbox")
 IGNORED_STATUSES = ("cancelled", "skipped", "queued", "running")
@@ -82,6 +82,8 @@ def enqueue_alerts(session: Session, row: ExecutionRow, job: JobRow, *, public_u
     decision = decide(facts, rules, job_enabled=job.enabled)
     if decision.disable_job:
         job.enabled, job.next_run_at = False, None
+        session.add(AuditRow(actor="alerts", action="job.disable", job_id=job.id, execution_id=row.id,
+                             details={"consecutive_failures": facts.consecutive_failures}))
         log.warning("job %s disabled after %d consecutive failed runs", job.id, facts.consecutive_failures)
     events = notified_events(decision, rules)
     channels = set(session.scalars(sa.select(ChannelRow.id).where(ChannelRow.id.in_(rules.channels))).all())

@@ -224,6 +224,8 @@ def test_disable_after_failures_disables_the_job_and_the_alert_says_so(world: Wo
     body = got.json()
     assert body["execution"]["id"] == second and body["job_disabled"] is True and "DISABLED" in body["text"]
     assert world.api.get(f"/api/jobs/{job}").json()["enabled"] is False
+    entries = world.api.get("/api/audit", params={"job_id": job}).json()["items"]
+    assert any(e["action"] == "job.disable" and e["actor"] == "alerts" for e in entries), entries
     assert world.notifications(first) == []
 
 
