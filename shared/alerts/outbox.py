@@ -11,7 +11,7 @@ import logging
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from shared.alerts.models import AlertDefaultsRow, ChannelRow, NotificationRow
 from shared.alerts.payload import build_payload, execution_link, idempotency_key
@@ -41,9 +41,10 @@ def rules_for(session: Session, job: JobRow) -> AlertRules | None:
 
 def _runs(session: Session, job_id: int, *, before: int, statuses: tuple[str, ...] | None, limit: int):
     """The job's earlier runs (executions not retried), newest first (by id: the order they were queued)."""
-    retried = sa.select(ExecutionRow.retry_of).where(ExecutionRow.retry_of.is_not(None))
+    retry = aliased(ExecutionRow)
+    retried = sa.exists().where(retry.retry_of == ExecutionRow.id)  # index ix_dm_executions_retry_of (0009)
     q = (sa.select(ExecutionRow).where(ExecutionRow.job_id == job_id, ExecutionRow.id != before,
-                                       ExecutionRow.finished_at.is_not(None), ExecutionRow.id.not_in(retried))
+                                       ExecutionRow.finished_at.is_not(None), ~retried)
          .order_by(ExecutionRow.id.desc()).limit(limit))
     q = q.where(ExecutionRow.status.in_(statuses)) if statuses else q.where(ExecutionRow.status.not_in(
         IGNORED_STATUSES))

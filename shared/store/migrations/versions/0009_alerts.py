@@ -1,4 +1,5 @@
-"""Alerts: notification channels, the notification outbox and its attempts, default rules, dm_jobs.alerts
+"""Alerts: notification channels, the notification outbox and its attempts, default rules, dm_jobs.alerts,
+an index on dm_executions.retry_of
 
 Revision ID: 0009
 Revises: 0005
@@ -60,9 +61,12 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("dm_jobs") as batch:
         batch.add_column(sa.Column("alerts", sa.JSON(), nullable=True))
+    # the alert rules look for a job's runs: executions that no other execution retries
+    op.create_index("ix_dm_executions_retry_of", "dm_executions", ["retry_of"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_dm_executions_retry_of", table_name="dm_executions")
     with op.batch_alter_table("dm_jobs") as batch:
         batch.drop_column("alerts")
     op.drop_table("dm_alert_defaults")
