@@ -41,7 +41,13 @@ def send(kind: str, settings: dict[str, Any], secret: str | None, payload: dict[
         if kind == "email":
             return _email(settings, secret, payload, timeout_s=timeout_s)
         return Outcome(False, None, f"unknown channel kind {kind!r}", retry=False)
-    except (httpx.HTTPError, OSError, smtplib.SMTPException) as exc:
+    except smtplib.SMTPException as exc:
+        code = getattr(exc, "smtp_code", None)
+        permanent = isinstance(exc, (smtplib.SMTPNotSupportedError, smtplib.SMTPRecipientsRefused)) or (
+            isinstance(code, int) and code >= 500)  # a refused login, sender or recipient: retrying cannot help
+        return Outcome(False, code if isinstance(code, int) else None,
+                       _clean(f"{type(exc).__name__}: {exc}", secret), retry=not permanent)
+    except (httpx.HTTPError, OSError) as exc:
         return Outcome(False, None, _clean(f"{type(exc).__name__}: {exc}", secret))
 
 

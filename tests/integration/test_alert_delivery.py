@@ -305,6 +305,7 @@ def test_email_over_starttls_with_a_login_uses_the_stored_password(world: World,
         outcome = {a["channel_id"]: a for a in world.notifications(eid)}
         assert outcome[tls]["status"] == "sent"
         assert outcome[plain]["status"] == "error" and "AUTH extension not supported" in outcome[plain]["response"]
+        assert outcome[plain]["next_attempt_at"] is None  # given up at once: retrying cannot help
         assert "smtp-password-1" not in str(outcome)
     finally:
         secure.stop()
