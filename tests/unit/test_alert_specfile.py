@@ -28,3 +28,16 @@ def test_bad_alert_rules_in_a_file_name_the_field(alerts: dict, field: str) -> N
     with pytest.raises(SpecFileError) as exc:
         parse_document({"jobs": [job(alerts=alerts)]}, path="jobs.yaml", env={})
     assert exc.value.field_path == field
+
+
+def test_the_apply_plan_updates_a_job_whose_alert_rules_differ_and_leaves_equal_ones() -> None:
+    from services.cliapp.plan import compute_plan
+    from tests.unit.test_cli_plan import file_spec, server_job, server_projects
+
+    rules = {"channels": [3], "on": ["failed"], "slow_factor": 3.0, "disable_after_failures": None}
+    same = compute_plan(file_spec(alerts=rules), server_projects=server_projects(),
+                        server_jobs=[server_job(alerts=rules)])
+    assert same[2].action == "unchanged"
+    changed = compute_plan(file_spec(alerts={**rules, "on": ["failed", "slow"]}), server_projects=server_projects(),
+                           server_jobs=[server_job(alerts=rules)])
+    assert (changed[2].action, changed[2].fields) == ("update", ("alerts.on",))
