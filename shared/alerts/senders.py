@@ -69,9 +69,9 @@ def _http_outcome(response: httpx.Response, secret: str | None) -> Outcome:
 def webhook_request(settings: dict[str, Any], secret: str | None, payload: dict[str, Any]) -> tuple[bytes, dict]:
     """The exact body and headers a webhook receives (the signature covers these bytes)."""
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True, default=str).encode()
-    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
-               EVENT_HEADER: str(payload.get("event", "")), KEY_HEADER: str(payload.get("idempotency_key", ""))}
-    headers.update({str(k): str(v) for k, v in (settings.get("headers") or {}).items()})
+    headers = {str(k): str(v) for k, v in (settings.get("headers") or {}).items()}  # ours below win
+    headers.update({"Content-Type": "application/json", "User-Agent": USER_AGENT,
+                    EVENT_HEADER: str(payload.get("event", "")), KEY_HEADER: str(payload.get("idempotency_key", ""))})
     if secret:
         headers[SIGNATURE_HEADER] = sign(secret, body)
     return body, headers

@@ -277,6 +277,9 @@ def test_channel_secrets_are_write_only_and_bad_channels_are_refused_naming_the_
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "alerts.channels"
     world.job({"channels": [hook]})
     assert world.api.delete(f"/api/channels/{hook}").status_code == 409
+    r = world.api.put(f"/api/channels/{hook}", json={"name": "now mail", "kind": "email", "settings": {
+        "host": "127.0.0.1", "sender": "dm@example.com", "to": ["a@example.com"]}})
+    assert r.status_code == 200 and r.json()["has_secret"] is False  # the webhook's key is not a password
 
 
 def test_email_over_starttls_with_a_login_uses_the_stored_password(world: World, tmp_path: Path,

@@ -110,7 +110,8 @@ def test_the_webhook_body_carries_job_execution_status_counts_error_link_and_key
     assert body["link"] == "http://dm.example/#/executions/42"
     assert body["idempotency_key"] == "dm-42-1796173200000-failed-7"
     assert "DISABLED" in body["text"] and "division by zero" in body["text"]
-    raw, headers = webhook_request({"url": "http://x", "headers": {"X-Team": "data"}}, "k" * 16, body)
+    raw, headers = webhook_request({"url": "http://x", "headers": {"X-Team": "data", SIGNATURE_HEADER: "forged"}},
+                                   "k" * 16, body)
     assert json.loads(raw) == body and verify("k" * 16, raw, headers[SIGNATURE_HEADER])
     assert headers["Idempotency-Key"] == body["idempotency_key"] and headers["X-Team"] == "data"
 

@@ -63,6 +63,8 @@ def _apply(session: Session, row: ChannelRow, spec: ChannelSpec, rt: RuntimeDep)
         problems.append((["body", "name"], f"a channel named {spec.name!r} already exists"))
     if problems:
         raise FieldErrors([field_error(loc, msg) for loc, msg in problems])
+    if spec.secret is None and row.kind and row.kind != spec.kind.value:
+        row.secret_enc = None  # another kind's secret means nothing here
     row.name, row.kind, row.settings = spec.name, spec.kind.value, settings
     if spec.secret is not None:
         row.secret_enc = rt.box.encrypt(spec.secret) if spec.secret else None
