@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator,
                       model_validator)
 
+from shared.alerts.rules import AlertRules
 from shared.cron import CronError, describe_cron, validate_cron
 
 IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_$]{0,62}"
@@ -162,6 +163,8 @@ class JobOptions(_Strict):
     validate_before_execution: bool = True
     zero_dates: ZeroDates | None = Field(None, description=ZERO_DATES_HELP + "; default: the source project's "
                                          "option zero_dates, else keep")
+    alerts: AlertRules | None = Field(None, description="when to notify which channels; null = the defaults "
+                                      "for all jobs (GET /api/alerts/defaults)")
 
     @field_validator("schedule")
     @classmethod

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.alerts.settings import AlertSettings
 from shared.connections import ProjectSpec, sqlite_location_error
 from shared.secrets import SecretBox
 from shared.settings import Settings
@@ -24,6 +25,8 @@ class Runtime:
     transport: Transport
     topology: Topology
     box: SecretBox
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    public_url: str = ""  # base of links to the web page (alerts)
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -7,6 +7,7 @@ from dataclasses import replace
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import messages, metrics
+from shared.alerts.outbox import after_final_status
 from shared.messages import Cancel, Event
 from shared.store.executions import Recorded, note_unstored_failed_rows, record_event
 from shared.store.models import ExecutionRow, JobRow
@@ -20,8 +21,9 @@ class Recorder:
     """Applies events to the metadata store; one instance per API process."""
 
     def __init__(self, sessions: sessionmaker[Session], transport: Transport, topology: Topology, *,
-                 retry_base_s: float, retry_max_s: float) -> None:
+                 retry_base_s: float, retry_max_s: float, public_url: str = "") -> None:
         self._sessions = sessions
+        self._public_url = public_url
         self._transport = transport
         self._topology = topology
         self._retry = {"retry_base_s": retry_base_s, "retry_max_s": retry_max_s}
@@ -62,6 +64,8 @@ class Recorder:
             row = session.get(ExecutionRow, event.execution_id)
             job = session.get(JobRow, row.job_id) if row is not None else None
             resend_cancel = row is not None and row.cancel_requested and row.status == "running"
+            if recorded.finished:  # alerts join the transaction that records the final status
+                after_final_status(session, row, job, retried=recorded.retry is not None, public_url=self._public_url)
             session.commit()
         return recorded, row, job, resend_cancel
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.alerts.rules import AlertRules
 from shared.jobspec import DestinationSpec, NoNulModel, StepSpec, ZeroDates
 
 
@@ -57,6 +58,7 @@ class JobOut(BaseModel):
     validate_before_execution: bool
     zero_dates: str | None = None
     transform: str | None = Field(None, description="SQL over @resultN run in the pipeline; null = none")
+    alerts: AlertRules | None = None
     next_run_at: datetime | None
     archived: bool
     created_at: datetime | None = None
@@ -80,6 +82,7 @@ class JobPatch(NoNulModel):
     validate_before_execution: bool | None = None
     zero_dates: ZeroDates | None = None
     transform: str | None = Field(None, max_length=1_000_000, description='"" removes the transform')
+    alerts: AlertRules | None = None
 
 
 class ExecuteOut(BaseModel):

@@ -11,6 +11,7 @@ Shape::
           - {name: orders, project: Orders DB, sql: "SELECT * FROM orders"}
         destination: {project: Warehouse, table: dwh.orders, mode: upsert}
         transform: "SELECT id, lower(email) AS email FROM @result1"   # optional (README: Transformation step)
+        alerts: {channels: [1], on: [failed, recovered]}   # optional; channels by id (README: Alerts)
 
 ``${NAME}`` in any string of the ``projects`` section is replaced by the environment
 variable NAME (``$${`` writes a literal ``${``); a missing variable is an error. Jobs

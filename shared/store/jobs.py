@@ -36,6 +36,7 @@ def apply_job(row: JobRow, spec: JobSpec, *, now: datetime | None = None) -> Job
     row.max_retries, row.timeout_minutes = spec.max_retries, spec.timeout_minutes
     row.enabled, row.validate_before_execution = spec.enabled, spec.validate_before_execution
     row.transform = spec.transform
+    row.alerts = spec.alerts.model_dump() if spec.alerts is not None else None
     if schedule_changed or row.next_run_at is None:
         row.next_run_at = compute_next_run(row, now=now)
     return row
@@ -47,7 +48,7 @@ def job_spec(row: JobRow) -> JobSpec:
         "destination": row.destination, "schedule": row.schedule, "timezone": row.timezone,
         "max_retries": row.max_retries, "timeout_minutes": row.timeout_minutes, "enabled": row.enabled,
         "validate_before_execution": row.validate_before_execution,
-        "zero_dates": (row.destination or {}).get("zero_dates"), "transform": row.transform,
+        "zero_dates": (row.destination or {}).get("zero_dates"), "transform": row.transform, "alerts": row.alerts,
     }, context={STORED: True})
 
 
@@ -59,7 +60,7 @@ def job_out(row: JobRow, *, last: ExecutionRow | None = None) -> dict[str, Any]:
         "timezone": row.timezone, "max_retries": row.max_retries, "timeout_minutes": row.timeout_minutes,
         "enabled": row.enabled, "validate_before_execution": row.validate_before_execution,
         "zero_dates": (row.destination or {}).get("zero_dates"), "transform": row.transform,
-        "next_run_at": row.next_run_at, "archived": row.archived,
+        "next_run_at": row.next_run_at, "archived": row.archived, "alerts": row.alerts,
         "created_at": row.created_at, "updated_at": row.updated_at,
         "last_status": last.status if last else None,
         "last_execution_id": last.id if last else None,

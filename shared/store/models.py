@@ -77,6 +77,7 @@ class JobRow(Base):
     transform: Mapped[str | None] = mapped_column(sa.Text, nullable=True)  # SQL over @resultN (shared.transform)
     next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     archived: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    alerts: Mapped[dict | None] = mapped_column(sa.JSON)  # shared.alerts.rules.AlertRules; None = the defaults
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

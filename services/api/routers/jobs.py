@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from services.api.deps import IdPath, IdQuery, RuntimeDep, SessionDep
 from services.api.errors import FieldErrors, field_error
+from services.api.routers.channels import channel_errors
 from services.api.schemas import ExecuteOut, JobOut, JobPatch
 from services.api.security import PrincipalDep, audit
 from shared.jobspec import JobSpec
@@ -38,6 +39,7 @@ def check_job(session: Session, spec: JobSpec) -> None:
                                   f"unknown project {spec.destination.project_id}"))
     errors += [field_error(["body", "steps"], msg) for msg in check_references(spec.steps)]
     errors += [field_error(["body", "transform"], msg) for msg in transform_problems_of(spec)]
+    errors += channel_errors(session, spec.alerts, loc=["body", "alerts", "channels"])
     if errors:
         raise FieldErrors(errors)
 
@@ -93,6 +95,8 @@ def patch_job(job_id: IdPath, patch: JobPatch, session: SessionDep, who: Princip
         errors = getattr(exc, "errors", lambda: [])()
         raise FieldErrors([field_error(["body", *e["loc"]], e["msg"].removeprefix("Value error, "))
                            for e in errors]) from None
+    if errors := channel_errors(session, spec.alerts, loc=["body", "alerts", "channels"]):
+        raise FieldErrors(errors)
     _audit_change(session, who, row, spec)
     apply_job(row, spec)
     session.commit()

@@ -7,6 +7,7 @@ import * as editor from "./editor.js";
 import * as history from "./history.js";
 import * as execution from "./execution.js";
 import * as projects from "./projects.js";
+import * as alerts from "./alerts.js";
 
 const ROUTES = [
   [/^\/?$/, jobs, "jobs"],
@@ -18,6 +19,7 @@ const ROUTES = [
   [/^\/projects$/, projects, "projects"],
   [/^\/projects\/new$/, projects, "projects"],
   [/^\/projects\/(?<id>\d+)$/, projects, "projects"],
+  [/^\/channels$/, alerts, "channels"],
 ];
 
 let current = { cleanup: null, token: 0 };

@@ -2,6 +2,7 @@
 // message, kind, stack trace and the failed rows (values, error, position, time).
 import { api, query } from "./api.js";
 import { renderChecks } from "./preview.js";
+import { notificationsSection } from "./alerts.js";
 import { ACTIVE, badge, cellText, clear, fmtDateTime, fmtNumber, h, pageHeader, table } from "./ui.js";
 
 const ROWS_PAGE = 100;
@@ -41,6 +42,7 @@ export async function render(main, params, ctx) {
         checks ? renderChecks(errors.report) : h("pre", { class: "stack-trace", text: JSON.stringify(errors.report, null, 2) })));
     }
     sections.push(failedRows(errors, executionId));
+    if (!ACTIVE.has(e.status)) sections.push(notificationsSection(executionId));
     clear(main, pageHeader(`Execution #${e.id}${e.job_name ? ` · ${e.job_name}` : ""}`,
       h("a", { class: "btn", href: `#/history?job=${e.job_id}`, text: "Job history" }),
       h("a", { class: "btn", href: `#/jobs/${e.job_id}`, text: "Edit job" })), ...sections);
