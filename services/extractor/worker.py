@@ -14,11 +14,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from shared import messages, metrics
+from shared import messages, metrics, phases
 from shared.connections import ZERO_DATES_OPTION, build_url, create_db_engine
 from shared.dialects import get_dialect
 from shared.dialects.bulk import BULK_CHUNK_BYTES
 from shared.errors import ValidationFailed
+from shared.estimate import planner_estimate
 from shared.jobspec import DestinationSpec, JobSpec, StepSpec
 from shared.logs import execution_context
 from shared.messages import Batch, EndOfBatches, LoadRequest, RunRequest
@@ -95,8 +96,10 @@ class Extractor(RequestWorker):
         steps = [StepSpec.model_validate(s) for s in job["steps"]]
         destination = DestinationSpec.model_validate(job["destination"])
         if job.get("validate_before_execution", True):
+            phases.enter(ctx, "validating")
             self._validate(steps, destination, engines, ctx)
         ctx.check()
+        phases.enter(ctx, "extracting", estimate=planner_estimate(steps, engines))
         extraction = Extraction(steps, engines, batch_rows=request.batch_rows or self._batch_rows,
                                 statement_timeout_s=max(1.0, ctx.remaining_s()),
                                 zero_dates=zero_dates_by_project(job, request.projects))

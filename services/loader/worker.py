@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from shared import messages, metrics
+from shared import messages, metrics, phases
 from shared.connections import build_url, create_db_engine
 from shared.errors import DatamigError
 from shared.faults import fault_point
@@ -96,12 +96,16 @@ class Loader(RequestWorker):
                                   statement_timeout_s=max(1.0, ctx.remaining_s()))
             state["session"] = session
             ctx.on_cancel(session.cancel)
+            phases.enter(ctx, phases.load_start(destination.mode))
             session.begin(claim=lambda conn: claim(conn, execution_id=request.run, job_id=request.job_id,
                                                             key=request.execution_key))
+            phases.enter(ctx, "loading")
             self._consume(request, ctx, session, state)
+            phases.enter(ctx, "applying")
             final = session.finish()
             ctx.check()
             committed = {"rows_read": state["rows_read"], **final.to_dict()}
+            phases.enter(ctx, "committing")
             self._commit(session, engine, request, committed)
             fault_point("loader_after_commit")
             status = "partial_success" if final.rows_failed else "completed"
