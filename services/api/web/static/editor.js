@@ -5,7 +5,7 @@ import { drawFlow } from "./flow.js";
 import { MODE_LABELS } from "./jobs.js";
 import { renderPreview, renderChecks } from "./preview.js";
 import { sqlEditor } from "./sqleditor.js";
-import { clear, clearFieldErrors, debounce, errorBox, errorSummary, field, fmtDateTime, go, h, pageHeader, showFieldErrors, toast } from "./ui.js";
+import { clear, clearFieldErrors, debounce, errorBox, errorSummary, field, fmtDateTime, go, h, pageHeader, reveal, showFieldErrors, toast } from "./ui.js";
 
 const MODE_HELP = {
   insert_only: "Inserts new rows; rows whose key already exists are skipped. Nothing is updated or deleted.",
@@ -39,6 +39,7 @@ function fromJob(job) {
       allow_rounding: Boolean(d.allow_rounding) },
     schedule: job.schedule, timezone: job.timezone, max_retries: job.max_retries, timeout_minutes: job.timeout_minutes,
     enabled: job.enabled, validate_before_execution: job.validate_before_execution,
+    transform: job.transform ?? null, // drawn in the flow diagram
   };
 }
 
@@ -105,7 +106,8 @@ export async function render(main, params, ctx) {
   const drawCurrentFlow = () => {
     if (!lastFlow) return;
     const d = state.destination;
-    clear(flowBox, drawFlow(lastFlow, { table: d.table, projectName: projectName(d.project_id), modeLabel: MODE_LABELS[d.mode] }));
+    clear(flowBox, drawFlow(lastFlow, { table: d.table, projectName: projectName(d.project_id), modeLabel: MODE_LABELS[d.mode] },
+      { sqls: state.steps.map((s) => s.sql), transform: state.transform || null }));
   };
   const refreshFlow = debounce(async () => {
     const seq = ++flowSeq;
@@ -184,6 +186,7 @@ export async function render(main, params, ctx) {
     } catch (err) {
       handleError(err, box);
     }
+    reveal(box);
   }
   async function previewJob(button) {
     await busy(button, async () => {
@@ -196,6 +199,7 @@ export async function render(main, params, ctx) {
       } catch (err) {
         handleError(err, previewBox);
       }
+      reveal(previewBox);
     });
   }
   async function validate(button) {
@@ -209,6 +213,7 @@ export async function render(main, params, ctx) {
       } catch (err) {
         handleError(err, validateBox);
       }
+      reveal(validateBox);
     });
   }
   async function save() {

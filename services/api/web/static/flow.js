@@ -1,63 +1,131 @@
-// The flow diagram: steps as boxes, @resultN references as arrows, and the destination.
-// Drawn as SVG from the API's flow answer, with the same facts as a list for screen readers.
+// The flow diagram: steps as boxes sized to their text, every @resultN reference as an
+// arrow (a reference to a missing or later step in red, to a "missing" box), the
+// transformation (job.transform) when set, and the destination. The same facts are
+// written as a list for screen readers and for copying.
 import { h, svg } from "./ui.js";
 
-const BOX_W = 180;
-const BOX_H = 66;
-const GAP = 66;
-const TOP = 74;
-const PAD = 12;
+const PAD_X = 14;
+const LINE = 18;
+const BOX_H = 74;
+const GAP = 70;
+const MARGIN = 12;
+const FONTS = { kicker: "11px system-ui, sans-serif", name: "700 14px system-ui, sans-serif", meta: "11.5px system-ui, sans-serif" };
+const REF = /@result(\d+)/gi;
 
-function clip(text, max) {
-  const s = String(text ?? "");
-  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+let canvas = null;
+function textWidth(text, font) {
+  canvas = canvas || document.createElement("canvas");
+  const ctx = canvas.getContext("2d");
+  ctx.font = font;
+  return Math.ceil(ctx.measureText(String(text ?? "")).width);
 }
 
-export function drawFlow(flow, destination) {
-  const nodes = flow.nodes.map((n) => ({ ...n, kind: "step" }));
-  if (destination) nodes.push({ id: "dest", kind: "destination", name: destination.table || "(no table yet)", project_name: destination.projectName, engine: destination.modeLabel });
-  const x = (i) => PAD + i * (BOX_W + GAP);
-  const width = PAD * 2 + nodes.length * BOX_W + (nodes.length - 1) * GAP;
-  const maxSpan = Math.max(1, ...flow.edges.map((e) => e.to - e.from));
-  const top = maxSpan > 1 ? TOP : 24;
-  const height = top + BOX_H + 24;
-  const index = new Map(flow.nodes.map((n, i) => [n.id, i]));
-  const root = svg("svg", { class: "flow-svg", viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-labelledby": "flow-title" },
-    svg("title", { id: "flow-title", text: "Flow of the job's steps and their @result references" }),
-    svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse" },
-      svg("path", { d: "M0,0 L10,5 L0,10 z", class: "flow-arrowhead" }))));
-  for (const edge of flow.edges) {
-    const a = index.get(edge.from);
-    const b = index.get(edge.to);
-    if (a === undefined || b === undefined) continue;
-    if (b - a === 1) {
-      root.append(svg("line", { class: "flow-edge", x1: x(a) + BOX_W, y1: top + BOX_H / 2, x2: x(b) - 2, y2: top + BOX_H / 2, "marker-end": "url(#arrow)" }));
-    } else {
-      const x1 = x(a) + BOX_W / 2;
-      const x2 = x(b) + BOX_W / 2;
-      const lift = Math.min(top - 8, 18 + (b - a) * 14);
-      root.append(svg("path", { class: "flow-edge", d: `M${x1},${top} C${x1},${top - lift} ${x2},${top - lift} ${x2},${top - 2}`, "marker-end": "url(#arrow)" }));
+// Every @resultN a step's SQL names, valid or not (the API's edges hold only the valid ones).
+export function references(sql) {
+  return [...new Set([...String(sql || "").matchAll(REF)].map((m) => Number(m[1])))];
+}
+
+function boxOf(node) {
+  const lines = [[node.kicker, FONTS.kicker], [node.name, FONTS.name], [node.meta, FONTS.meta]];
+  const width = Math.max(120, ...lines.map(([t, f]) => textWidth(t, f))) + PAD_X * 2;
+  return { ...node, width, height: BOX_H };
+}
+
+function stepMeta(n) {
+  if (!n.project_name) return "no project chosen";
+  return n.engine ? `${n.project_name} · ${n.engine}` : n.project_name;
+}
+
+// nodes: the API's flow nodes; sqls: each step's SQL text; extra: {transform, destination}.
+function layout(flow, sqls, extra) {
+  const boxes = flow.nodes.map((n) => boxOf({ id: `s${n.step}`, kind: "step", kicker: `Step ${n.step}`, name: n.name, meta: stepMeta(n), step: n.step }));
+  const count = flow.nodes.length;
+  const edges = [];
+  const broken = [];
+  flow.nodes.forEach((n, i) => {
+    for (const ref of references(sqls[i])) {
+      if (ref >= 1 && ref < n.step && ref <= count) edges.push({ from: `s${ref}`, to: `s${n.step}`, label: `@result${ref}` });
+      else broken.push({ to: `s${n.step}`, label: `@result${ref}`, why: ref >= n.step && ref <= count ? "a later step" : "no such step" });
     }
-    root.append(svg("text", { class: "flow-edge-label", x: b - a === 1 ? x(b) - GAP / 2 : (x(a) + x(b) + BOX_W) / 2,
-      y: b - a === 1 ? top + BOX_H / 2 - 8 : top - Math.min(top - 8, 18 + (b - a) * 14) * 0.75 - 4, "text-anchor": "middle", text: `@result${edge.from}` }));
-  }
-  if (destination && flow.nodes.length) {
-    const a = flow.nodes.length - 1;
-    root.append(svg("line", { class: "flow-edge flow-edge-dest", x1: x(a) + BOX_W, y1: top + BOX_H / 2, x2: x(a + 1) - 2, y2: top + BOX_H / 2, "marker-end": "url(#arrow)" }));
-  }
-  nodes.forEach((node, i) => {
-    const g = svg("g", { class: `flow-node flow-${node.kind}`, transform: `translate(${x(i)},${top})` },
-      svg("rect", { width: BOX_W, height: BOX_H, rx: "8" }),
-      svg("text", { x: "10", y: "19", class: "flow-kicker", text: node.kind === "step" ? `Step ${node.step}` : "Destination" }),
-      svg("text", { x: "10", y: "38", class: "flow-name", text: clip(node.name, 22) }),
-      svg("text", { x: "10", y: "56", class: "flow-meta", text: clip(node.project_name ? `${node.project_name}${node.engine ? ` · ${node.engine}` : ""}` : "no project chosen", 25) }));
-    root.append(g);
   });
-  const words = flow.nodes.map((n) => {
-    const refs = flow.edges.filter((e) => e.to === n.id).map((e) => `@result${e.from}`);
-    return h("li", {}, `Step ${n.step} “${n.name}” on ${n.project_name || "no project chosen"}`,
-      refs.length ? ` reads ${refs.join(", ")}` : " reads only its own database");
+  let last = count ? `s${count}` : null;
+  if (extra.transform) {
+    boxes.push(boxOf({ id: "t", kind: "transform", kicker: "Transformation", name: "SQL over the results", meta: extra.transform.split("\n")[0].slice(0, 60) }));
+    if (last) edges.push({ from: last, to: "t", label: "", dest: true });
+    last = "t";
+  }
+  if (extra.destination) {
+    const d = extra.destination;
+    boxes.push(boxOf({ id: "dest", kind: "destination", kicker: "Destination", name: d.table || "(no table yet)",
+      meta: `${d.projectName || "no project chosen"}${d.modeLabel ? ` · ${d.modeLabel}` : ""}` }));
+    if (last) edges.push({ from: last, to: "dest", label: "", dest: true });
+  }
+  let x = MARGIN;
+  for (const b of boxes) { b.x = x; x += b.width + GAP; }
+  return { boxes, edges, broken, width: x - GAP + MARGIN };
+}
+
+export function drawFlow(flow, destination, { sqls = [], transform = null } = {}) {
+  const { boxes, edges, broken, width: innerWidth } = layout(flow, sqls, { transform, destination });
+  const byId = new Map(boxes.map((b) => [b.id, b]));
+  const spans = edges.filter((e) => !e.dest).map((e) => boxes.indexOf(byId.get(e.to)) - boxes.indexOf(byId.get(e.from)));
+  const arcs = Math.max(0, ...spans.filter((s) => s > 1).map((s) => s - 1));
+  const top = 26 + Math.min(arcs, 4) * 16 + (spans.some((s) => s > 1) ? 20 : 0);
+  const brokenH = broken.length ? 64 : 0;
+  const width = Math.max(innerWidth, ...broken.map((_, i) => MARGIN + (i + 1) * 150));
+  const height = top + BOX_H + 20 + brokenH;
+  const root = svg("svg", { class: "flow-svg", viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-labelledby": "flow-title" },
+    svg("title", { id: "flow-title", text: "Flow of the job: steps, their @result references, transformation and destination" }),
+    svg("defs", {},
+      svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse" },
+        svg("path", { d: "M0,0 L10,5 L0,10 z", class: "flow-arrowhead" })),
+      svg("marker", { id: "arrow-bad", viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse" },
+        svg("path", { d: "M0,0 L10,5 L0,10 z", class: "flow-arrowhead-bad" }))));
+  const mid = top + BOX_H / 2;
+  edges.forEach((e) => {
+    const a = byId.get(e.from);
+    const b = byId.get(e.to);
+    const span = boxes.indexOf(b) - boxes.indexOf(a);
+    if (span === 1) {
+      root.append(svg("line", { class: `flow-edge${e.dest ? " flow-edge-dest" : ""}`, x1: a.x + a.width, y1: mid, x2: b.x - 2, y2: mid, "marker-end": "url(#arrow)" }));
+      if (e.label) root.append(svg("text", { class: "flow-edge-label", x: a.x + a.width + GAP / 2, y: mid - 8, "text-anchor": "middle", text: e.label }));
+      return;
+    }
+    const x1 = a.x + a.width / 2;
+    const x2 = b.x + b.width / 2;
+    const lift = Math.min(top - 6, 22 + (span - 1) * 16);
+    root.append(svg("path", { class: "flow-edge", d: `M${x1},${top} C${x1},${top - lift} ${x2},${top - lift} ${x2},${top - 2}`, "marker-end": "url(#arrow)" }));
+    root.append(svg("text", { class: "flow-edge-label", x: (x1 + x2) / 2, y: top - lift * 0.75 - 3, "text-anchor": "middle", text: e.label }));
   });
-  if (destination) words.push(h("li", {}, `The last step's result is written to ${destination.table || "(no table yet)"} on ${destination.projectName || "no project chosen"} (${destination.modeLabel}).`));
-  return [h("div", { class: "flow-scroll" }, root), h("ul", { class: "flow-text small" }, words)];
+  broken.forEach((e, i) => {
+    const b = byId.get(e.to);
+    const gx = b.x + 10 + i * 20;
+    const gy = top + BOX_H + 34;
+    root.append(svg("line", { class: "flow-edge flow-edge-broken", x1: gx + 40, y1: gy, x2: b.x + b.width / 2, y2: top + BOX_H + 2, "marker-end": "url(#arrow-bad)" }),
+      svg("g", { class: "flow-node flow-broken", transform: `translate(${gx},${gy})` },
+        svg("rect", { width: textWidth(`${e.label}: ${e.why}`, FONTS.meta) + 16, height: 24, rx: "6" }),
+        svg("text", { x: "8", y: "16", class: "flow-meta", text: `${e.label}: ${e.why}` })));
+  });
+  boxes.forEach((b) => {
+    root.append(svg("g", { class: `flow-node flow-${b.kind}`, transform: `translate(${b.x},${top})`, dataset: { node: b.id } },
+      svg("rect", { width: b.width, height: b.height, rx: "8" }),
+      svg("text", { x: PAD_X, y: 20, class: "flow-kicker", text: b.kicker }),
+      svg("text", { x: PAD_X, y: 20 + LINE + 2, class: "flow-name", text: b.name }),
+      svg("text", { x: PAD_X, y: 20 + LINE * 2 + 4, class: "flow-meta", text: b.meta })));
+  });
+  return [h("div", { class: "flow-scroll", tabindex: "0", "aria-label": "Flow diagram (scrolls sideways when wide)" }, root), words(flow, sqls, transform, destination)];
+}
+
+function words(flow, sqls, transform, destination) {
+  const items = flow.nodes.map((n, i) => {
+    const refs = references(sqls[i]);
+    const bad = refs.filter((r) => r >= n.step || r > flow.nodes.length);
+    const good = refs.filter((r) => !bad.includes(r));
+    return h("li", { class: bad.length ? "flow-text-bad" : null }, `Step ${n.step} “${n.name}” on ${n.project_name || "no project chosen"}`,
+      good.length ? ` reads ${good.map((r) => `@result${r}`).join(", ")}` : bad.length ? "" : " reads only its own database",
+      bad.length ? h("strong", { text: ` refers to ${bad.map((r) => `@result${r}`).join(", ")}, which ${bad.length === 1 ? "is" : "are"} not an earlier step` }) : null);
+  });
+  if (transform) items.push(h("li", {}, "A transformation runs SQL over the results before loading."));
+  if (destination) items.push(h("li", {}, `The ${transform ? "transformed" : "last step's"} result is written to ${destination.table || "(no table yet)"} on ${destination.projectName || "no project chosen"} (${destination.modeLabel}).`));
+  return h("ul", { class: "flow-text small" }, items);
 }

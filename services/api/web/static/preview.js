@@ -35,9 +35,9 @@ function stepResult(step) {
 
 export function renderPreview(out) {
   const parts = out.steps.map(stepResult);
-  if (out.destination) {
+  if (out.destination) { // first: a long result table must not push it out of view
     const ok = out.destination.every((c) => c.ok);
-    parts.push(h("div", { class: "destination-check" },
+    parts.unshift(h("div", { class: "destination-check" },
       h("h4", { text: ok ? "✓ Destination check passed" : "✕ Destination check found problems" }), renderChecks(out.destination)));
   }
   return parts;

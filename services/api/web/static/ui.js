@@ -203,3 +203,14 @@ export function go(hash) {
   if (window.location.hash === hash) window.dispatchEvent(new HashChangeEvent("hashchange"));
   else window.location.hash = hash;
 }
+
+// Show a result the user just asked for: scroll it into view (clear of the sticky action
+// bar, see scroll-padding in app.css) and move the focus to its first heading.
+export function reveal(box) {
+  if (!box || !box.isConnected || !box.firstElementChild) return;
+  const target = box.querySelector("h3, h4, .alert") || box.firstElementChild;
+  target.setAttribute("tabindex", "-1");
+  target.classList.add("reveal-target");
+  target.scrollIntoView({ block: "center" });
+  target.focus({ preventScroll: true });
+}
