@@ -23,7 +23,7 @@ export async function render(main, params, ctx) {
     const metrics = h("dl", { class: "metrics card" },
       metric("Status", badge(e.status)), metric("Trigger", e.trigger),
       metric("Attempt", [String(e.attempt), e.retry_of ? h("span", {}, " (retry of ", h("a", { href: `#/executions/${e.retry_of}`, text: `#${e.retry_of}` }), ")") : ""]),
-      metric("Queued", fmtDateTime(e.queued_at)), metric("Started", fmtDateTime(e.started_at)), metric("Finished", fmtDateTime(e.finished_at)),
+      metric("Queued", when(e.queued_at)), metric("Started", when(e.started_at)), metric("Finished", when(e.finished_at)),
       metric("Duration", e.duration || "—"), metric("Rows read", fmtNumber(e.rows_read)),
       metric("Rows written", ACTIVE.has(e.status) ? h("span", { class: "muted", text: "none yet (staged until the commit)" }) : fmtNumber(e.rows_written)),
       metric("Inserted / updated", `${fmtNumber(e.rows_inserted)} / ${fmtNumber(e.rows_updated)}`),
@@ -84,3 +84,5 @@ const KINDS = { validation: "Validation failed", source: "Source error", destina
 export function kindLabel(kind) {
   return KINDS[kind] || kind.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
 }
+
+const when = (value) => h("span", { class: "date", text: fmtDateTime(value) });

@@ -9,14 +9,15 @@ const LINE = 18;
 const BOX_H = 74;
 const GAP = 70;
 const MARGIN = 12;
-const FONTS = { kicker: "11px system-ui, sans-serif", name: "700 14px system-ui, sans-serif", meta: "11.5px system-ui, sans-serif" };
+const FONTS = { kicker: "11px", name: "700 14px", meta: "11.5px", broken: "600 11.5px" }; // as app.css draws them
 const REF = /@result(\d+)/gi;
 
 let canvas = null;
 function textWidth(text, font) {
   canvas = canvas || document.createElement("canvas");
   const ctx = canvas.getContext("2d");
-  ctx.font = font;
+  ctx.font = `${font} ${getComputedStyle(document.documentElement).fontFamily}`; // the page's own font stack
+  // kicker text is uppercase with letter spacing in app.css: measured as drawn
   return Math.ceil(ctx.measureText(String(text ?? "")).width);
 }
 
@@ -26,8 +27,8 @@ export function references(sql) {
 }
 
 function boxOf(node) {
-  const lines = [[node.kicker, FONTS.kicker], [node.name, FONTS.name], [node.meta, FONTS.meta]];
-  const width = Math.max(120, ...lines.map(([t, f]) => textWidth(t, f))) + PAD_X * 2;
+  const kicker = textWidth(String(node.kicker).toUpperCase(), FONTS.kicker) + String(node.kicker).length * 0.5;
+  const width = Math.max(120, kicker, textWidth(node.name, FONTS.name), textWidth(node.meta, FONTS.meta)) + PAD_X * 2;
   return { ...node, width, height: BOX_H };
 }
 
@@ -103,7 +104,7 @@ export function drawFlow(flow, destination, { sqls = [], transform = null } = {}
     const gy = top + BOX_H + 34;
     root.append(svg("line", { class: "flow-edge flow-edge-broken", x1: gx + 40, y1: gy, x2: b.x + b.width / 2, y2: top + BOX_H + 2, "marker-end": "url(#arrow-bad)" }),
       svg("g", { class: "flow-node flow-broken", transform: `translate(${gx},${gy})` },
-        svg("rect", { width: textWidth(`${e.label}: ${e.why}`, FONTS.meta) + 16, height: 24, rx: "6" }),
+        svg("rect", { width: textWidth(`${e.label}: ${e.why}`, FONTS.broken) + 16, height: 24, rx: "6" }),
         svg("text", { x: "8", y: "16", class: "flow-meta", text: `${e.label}: ${e.why}` })));
   });
   boxes.forEach((b) => {

@@ -87,15 +87,15 @@ function draw(box, page, f, showJob) {
     clear(box, h("p", { class: "empty", text: "No executions match these filters." }));
     return;
   }
-  const headers = ["#", ...(showJob ? ["Job"] : []), "Started", "Duration", "Status", "Trigger", "Attempt", "Rows read", "Rows written", "Rows failed", "Rows/s", "Actions"];
+  const headers = ["#", ...(showJob ? ["Job"] : []), "Started", "Duration", "Status", "Trigger", "Rows read", "Rows written", "Rows failed", "Rows/s", "Actions"];
   const rows = page.items.map((e) => h("tr", { class: "execution-row", dataset: { executionId: e.id, status: e.status } },
     h("td", { dataset: { label: "#" } }, h("a", { href: `#/executions/${e.id}`, text: `#${e.id}` })),
     showJob ? h("td", { dataset: { label: "Job" } }, e.job_name || `job ${e.job_id}`) : null,
-    h("td", { class: "date", dataset: { label: "Started" } }, e.started_at ? fmtDateTime(e.started_at) : h("span", { class: "muted", text: `queued ${fmtDateTime(e.queued_at)}` })),
+    h("td", { class: "date", dataset: { label: "Started" } }, e.started_at ? fmtDateTime(e.started_at, undefined, { short: true }) : h("span", { class: "muted", text: `queued ${fmtDateTime(e.queued_at, undefined, { short: true })}` })),
     h("td", { dataset: { label: "Duration" } }, e.duration || "—"),
     h("td", { dataset: { label: "Status" }, class: "status-cell" }, badge(e.status), ACTIVE.has(e.status) ? progressLine(e) : null),
-    h("td", { dataset: { label: "Trigger" } }, e.trigger),
-    h("td", { dataset: { label: "Attempt" } }, String(e.attempt), e.retry_of ? h("span", { class: "muted small" }, " (retry of ", h("a", { href: `#/executions/${e.retry_of}`, text: `#${e.retry_of}` }), ")") : null),
+    h("td", { dataset: { label: "Trigger" } }, e.trigger, e.attempt > 1 || e.retry_of
+      ? h("p", { class: "muted small" }, `attempt ${e.attempt}`, e.retry_of ? [" (retry of ", h("a", { href: `#/executions/${e.retry_of}`, text: `#${e.retry_of}` }), ")"] : null) : null),
     h("td", { class: "num rows-read", dataset: { label: "Rows read" } }, fmtNumber(e.rows_read)),
     h("td", { class: "num rows-written", dataset: { label: "Rows written" } }, ACTIVE.has(e.status)
       ? h("span", { class: "muted", title: "written inside the transaction; real once it commits" }, `${fmtNumber(Math.max(e.rows_staged || 0, e.rows_written || 0))} staged`)

@@ -42,11 +42,11 @@ export async function renderTrend(jobId) {
     h("div", { class: "grid-2" },
       h("figure", { class: "trend-fig" }, h("figcaption", { class: "small", text: "Duration (seconds)" }),
         bars(runs.map((e) => e.duration_seconds), { cls: "trend-duration", label: "Duration per execution", unit: "s" })),
-      h("figure", { class: "trend-fig" }, h("figcaption", { class: "small", text: "Rows written" }),
-        bars(runs.map((e) => e.rows_written), { cls: "trend-rows", label: "Rows written per execution", unit: "rows" }))),
+      h("figure", { class: "trend-fig" }, h("figcaption", { class: "small", text: "Rows read from the source" }),
+        bars(runs.map((e) => e.rows_read), { cls: "trend-rows", label: "Rows read per execution", unit: "rows" }))),
     h("details", { class: "small" }, h("summary", { text: "The numbers" }),
-      h("table", { class: "trend-table" }, h("thead", {}, h("tr", {}, ["#", "Started", "Status", "Duration (s)", "Rows written"].map((t) => h("th", { scope: "col", text: t })))),
+      h("table", { class: "trend-table" }, h("thead", {}, h("tr", {}, ["#", "Started", "Status", "Duration (s)", "Rows read", "Rows written"].map((t) => h("th", { scope: "col", text: t })))),
         h("tbody", {}, runs.map((e) => h("tr", {}, h("td", { text: `#${e.id}` }), h("td", { class: "date", text: fmtDateTime(e.started_at) }),
-          h("td", {}, badge(e.status)), h("td", { class: "num", text: fmtNumber(e.duration_seconds, 1) }), h("td", { class: "num", text: fmtNumber(e.rows_written) })))))));
+          h("td", {}, badge(e.status)), h("td", { class: "num", text: fmtNumber(e.duration_seconds, 1) }), h("td", { class: "num", text: fmtNumber(e.rows_read) }), h("td", { class: "num", text: fmtNumber(e.rows_written) })))))));
   return section;
 }

@@ -58,11 +58,13 @@ export function badge(status) {
     h("span", { class: "badge-icon", "aria-hidden": "true", text: icon }), label);
 }
 
-export function fmtDateTime(value, timeZone) {
+// short: without the year when it is this year's (lists at 1024 px keep dates on one line).
+export function fmtDateTime(value, timeZone, { short = false } = {}) {
   if (!value) return "—";
   const date = new Date(value);
   if (Number.isNaN(date.getTime())) return String(value);
   const options = { year: "numeric", month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false };
+  if (short && date.getFullYear() === new Date().getFullYear()) delete options.year;
   if (timeZone) options.timeZone = timeZone;
   try {
     return new Intl.DateTimeFormat(undefined, options).format(date);
