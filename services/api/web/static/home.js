@@ -9,7 +9,7 @@ const POLL_MS = 3000;
 const FAILED = new Set(["failed", "timed_out", "cancelled"]);
 
 function tile(label, value, note, cls = "") {
-  return h("div", { class: `tile ${cls}` }, h("p", { class: "tile-label", text: label }), h("p", { class: "tile-value", text: value }),
+  return h("div", { class: `tile ${cls}`, dataset: { tile: label } }, h("p", { class: "tile-label", text: label }), h("p", { class: "tile-value", text: value }),
     note ? h("p", { class: "tile-note small muted", text: note }) : null);
 }
 
@@ -70,10 +70,14 @@ export async function render(main, _params, ctx) {
   const draw = async () => {
     const data = await load();
     if (!ctx.alive()) return;
-    const focused = document.activeElement && main.contains(document.activeElement);
+    const active = document.activeElement;
+    const focused = active && active !== main && main.contains(active) ? active.getAttribute("href") || "h1" : null;
     clear(main, pageHeader("Overview", h("a", { class: "btn", href: "#/jobs", text: "All jobs" }), h("a", { class: "btn", href: "#/history", text: "History" })),
       summary(data), h("div", { class: "grid-2 overview" }, runningNow(data), nextRuns(data)), recentFailures(data));
-    if (focused) main.querySelector("h1")?.focus({ preventScroll: true });
+    if (focused) { // a refresh keeps the keyboard where it was
+      const again = focused === "h1" ? null : main.querySelector(`[href="${CSS.escape(focused)}"]`);
+      (again || main.querySelector("h1"))?.focus({ preventScroll: true });
+    }
     timer = setTimeout(() => draw().catch(() => {}), data.running.items.length ? POLL_MS : POLL_MS * 4);
   };
   await draw();

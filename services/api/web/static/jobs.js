@@ -1,7 +1,7 @@
 // Jobs: every job with its projects, table, schedule, last status, enabled switch and actions.
 import { api, query } from "./api.js";
 import { progressLine } from "./progress.js";
-import { ACTIVE, badge, clear, confirmDialog, errorBox, h, pageHeader, table, toast, go } from "./ui.js";
+import { ACTIVE, badge, clear, confirmDialog, errorBox, h, pageHeader, statusLabel, table, toast, go } from "./ui.js";
 
 export const MODE_LABELS = {
   insert_only: "Insert only",
@@ -41,7 +41,7 @@ function liveStatus(ctx) {
     const status = execution ? execution.status : job.last_status;
     const id = execution ? execution.id : job.last_execution_id;
     const feedback = cell.querySelector(".row-feedback");
-    clear(cell, id ? h("a", { href: `#/executions/${id}`, "aria-label": `Last execution #${id} of ${job.name}` }, badge(status)) : badge(null),
+    clear(cell, lastLink(job, status, id),
       execution && ACTIVE.has(execution.status) ? progressLine(execution) : null, feedback);
   };
   const tick = async () => {
@@ -72,6 +72,12 @@ function liveStatus(ctx) {
   };
 }
 
+// The status badge, linked to the execution; its name starts with the words it shows.
+function lastLink(job, status, id) {
+  if (!id) return badge(null);
+  return h("a", { href: `#/executions/${id}`, "aria-label": `${statusLabel(status)}: last execution #${id} of ${job.name}` }, badge(status));
+}
+
 function row(job, projectName, notice, live) {
   const sources = [...new Set(job.steps.map((s) => projectName(s.project_id)))];
   const stateText = h("span", { class: "switch-text", "aria-hidden": "true", text: job.enabled ? "On" : "Off" });
@@ -82,9 +88,7 @@ function row(job, projectName, notice, live) {
   const history = `#/history?job=${job.id}`;
   const lastCell = h("td", { class: "last-cell", dataset: { label: "Last execution" } });
   live.add(job, lastCell);
-  lastCell.append(job.last_execution_id
-    ? h("a", { href: `#/executions/${job.last_execution_id}`, "aria-label": `Last execution #${job.last_execution_id} of ${job.name}` }, badge(job.last_status))
-    : badge(null));
+  lastCell.append(lastLink(job, job.last_status, job.last_execution_id));
   const icon = (t) => h("span", { "aria-hidden": "true", text: t });
   return h("tr", { dataset: { jobId: job.id }, class: "job-row" },
     h("td", { dataset: { label: "Job" } }, h("a", { class: "job-name", href: `#/jobs/${job.id}`, text: job.name }),
