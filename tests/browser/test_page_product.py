@@ -204,7 +204,10 @@ def test_the_flow_diagram_fits_its_text_and_marks_broken_references(web: Page, i
     broken = flow.locator(".flow-broken")
     expect(broken).to_contain_text("@result7: no such step")
     assert broken.locator("rect").evaluate("r => getComputedStyle(r).stroke") == "rgb(164, 38, 44)"
-    expect(flow.locator(".flow-text")).to_contain_text("refers to @result7, which is not an earlier step")
+    expect(flow.locator(".flow-text")).to_contain_text("reads @result1, @result2; refers to @result7, which is not an earlier step")
+    # And the diagram fits its card (drawn top to bottom when too wide across), nothing scrolled out of sight
+    assert flow.locator(".flow-scroll").evaluate("el => el.scrollWidth <= el.clientWidth + 1")
+    assert overflowing(page, ".flow-node", ".flow-scroll") == []
     # And every name is whole (no "…") and inside its box, the destination included
     expect(flow.locator(".flow-destination")).to_contain_text("analytics.customer_order_summary_daily")
     expect(flow.locator(".flow-destination")).to_contain_text("Sync with delete")

@@ -107,7 +107,7 @@ export async function render(main, params, ctx) {
     if (!lastFlow) return;
     const d = state.destination;
     clear(flowBox, drawFlow(lastFlow, { table: d.table, projectName: projectName(d.project_id), modeLabel: MODE_LABELS[d.mode] },
-      { sqls: state.steps.map((s) => s.sql), transform: state.transform || null }));
+      { sqls: state.steps.map((s) => s.sql), transform: state.transform || null, maxWidth: flowBox.clientWidth }));
   };
   const refreshFlow = debounce(async () => {
     const seq = ++flowSeq;

@@ -66,27 +66,55 @@ function layout(flow, sqls, extra) {
   return { boxes, edges, broken, width: x - GAP + MARGIN };
 }
 
-export function drawFlow(flow, destination, { sqls = [], transform = null } = {}) {
-  const { boxes, edges, broken, width: innerWidth } = layout(flow, sqls, { transform, destination });
-  const byId = new Map(boxes.map((b) => [b.id, b]));
-  const spans = edges.filter((e) => !e.dest).map((e) => boxes.indexOf(byId.get(e.to)) - boxes.indexOf(byId.get(e.from)));
-  const arcs = Math.max(0, ...spans.filter((s) => s > 1).map((s) => s - 1));
-  const top = 26 + Math.min(arcs, 4) * 16 + (spans.some((s) => s > 1) ? 20 : 0);
-  const brokenH = broken.length ? 64 : 0;
-  const width = Math.max(innerWidth, ...broken.map((_, i) => MARGIN + (i + 1) * 150));
-  const height = top + BOX_H + 20 + brokenH;
-  const root = svg("svg", { class: "flow-svg", viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-labelledby": "flow-title" },
+// Horizontal when it fits the card (maxWidth), else top to bottom: never a half-empty card
+// with the destination scrolled out of sight.
+export function drawFlow(flow, destination, { sqls = [], transform = null, maxWidth = 0 } = {}) {
+  const laid = layout(flow, sqls, { transform, destination });
+  const root = maxWidth && laid.width > maxWidth ? vertical(laid) : horizontal(laid);
+  return [h("div", { class: "flow-scroll", tabindex: "0", role: "group", "aria-label": "Flow diagram" }, root), words(flow, sqls, transform, destination)];
+}
+
+function frame(width, height, layoutName) {
+  return svg("svg", { class: `flow-svg flow-${layoutName}`, viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-labelledby": "flow-title" },
     svg("title", { id: "flow-title", text: "Flow of the job: steps, their @result references, transformation and destination" }),
     svg("defs", {},
       svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse" },
         svg("path", { d: "M0,0 L10,5 L0,10 z", class: "flow-arrowhead" })),
       svg("marker", { id: "arrow-bad", viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse" },
         svg("path", { d: "M0,0 L10,5 L0,10 z", class: "flow-arrowhead-bad" }))));
+}
+
+function nodeOf(b, x, y) {
+  return svg("g", { class: `flow-node flow-${b.kind}`, transform: `translate(${x},${y})`, dataset: { node: b.id } },
+    svg("rect", { width: b.width, height: b.height, rx: "8" }),
+    svg("text", { x: PAD_X, y: 20, class: "flow-kicker", text: b.kicker }),
+    svg("text", { x: PAD_X, y: 20 + LINE + 2, class: "flow-name", text: b.name }),
+    svg("text", { x: PAD_X, y: 20 + LINE * 2 + 4, class: "flow-meta", text: b.meta }));
+}
+
+function ghostOf(e, x, y) {
+  const text = `${e.label}: ${e.why}`;
+  const width = textWidth(text, FONTS.broken) + 16;
+  return [width, svg("g", { class: "flow-node flow-broken", transform: `translate(${x},${y})` },
+    svg("rect", { width, height: 24, rx: "6" }), svg("text", { x: "8", y: "16", class: "flow-meta", text }))];
+}
+
+function spanOf(boxes, byId, e) {
+  return boxes.indexOf(byId.get(e.to)) - boxes.indexOf(byId.get(e.from));
+}
+
+function horizontal({ boxes, edges, broken, width: innerWidth }) {
+  const byId = new Map(boxes.map((b) => [b.id, b]));
+  const spans = edges.filter((e) => !e.dest).map((e) => spanOf(boxes, byId, e));
+  const arcs = Math.max(0, ...spans.filter((s) => s > 1).map((s) => s - 1));
+  const top = 26 + Math.min(arcs, 4) * 16 + (spans.some((s) => s > 1) ? 20 : 0);
+  const width = Math.max(innerWidth, ...broken.map((_, i) => MARGIN + (i + 1) * 150));
+  const root = frame(width, top + BOX_H + 20 + (broken.length ? 64 : 0), "across");
   const mid = top + BOX_H / 2;
   edges.forEach((e) => {
     const a = byId.get(e.from);
     const b = byId.get(e.to);
-    const span = boxes.indexOf(b) - boxes.indexOf(a);
+    const span = spanOf(boxes, byId, e);
     if (span === 1) {
       root.append(svg("line", { class: `flow-edge${e.dest ? " flow-edge-dest" : ""}`, x1: a.x + a.width, y1: mid, x2: b.x - 2, y2: mid, "marker-end": "url(#arrow)" }));
       if (e.label) root.append(svg("text", { class: "flow-edge-label", x: a.x + a.width + GAP / 2, y: mid - 8, "text-anchor": "middle", text: e.label }));
@@ -103,18 +131,51 @@ export function drawFlow(flow, destination, { sqls = [], transform = null } = {}
     const gx = b.x + 10 + i * 20;
     const gy = top + BOX_H + 34;
     root.append(svg("line", { class: "flow-edge flow-edge-broken", x1: gx + 40, y1: gy, x2: b.x + b.width / 2, y2: top + BOX_H + 2, "marker-end": "url(#arrow-bad)" }),
-      svg("g", { class: "flow-node flow-broken", transform: `translate(${gx},${gy})` },
-        svg("rect", { width: textWidth(`${e.label}: ${e.why}`, FONTS.broken) + 16, height: 24, rx: "6" }),
-        svg("text", { x: "8", y: "16", class: "flow-meta", text: `${e.label}: ${e.why}` })));
+      ghostOf(e, gx, gy)[1]);
   });
-  boxes.forEach((b) => {
-    root.append(svg("g", { class: `flow-node flow-${b.kind}`, transform: `translate(${b.x},${top})`, dataset: { node: b.id } },
-      svg("rect", { width: b.width, height: b.height, rx: "8" }),
-      svg("text", { x: PAD_X, y: 20, class: "flow-kicker", text: b.kicker }),
-      svg("text", { x: PAD_X, y: 20 + LINE + 2, class: "flow-name", text: b.name }),
-      svg("text", { x: PAD_X, y: 20 + LINE * 2 + 4, class: "flow-meta", text: b.meta })));
+  boxes.forEach((b) => root.append(nodeOf(b, b.x, top)));
+  return root;
+}
+
+const VGAP = 46;
+
+function vertical({ boxes, edges, broken }) {
+  const byId = new Map(boxes.map((b) => [b.id, b]));
+  const lift = (span) => 26 + (Math.min(span, 6) - 2) * 16;
+  const maxLift = Math.max(0, ...edges.map((e) => spanOf(boxes, byId, e)).filter((s) => s > 1).map(lift));
+  const left = MARGIN + (maxLift ? maxLift + 64 : 0); // room for the arcs and their labels, left of the boxes
+  const y = (b) => MARGIN + boxes.indexOf(b) * (BOX_H + VGAP);
+  const ghosts = broken.map((e) => ghostOf(e, 0, 0)[0]);
+  const width = Math.max(...boxes.map((b) => left + b.width)) + (ghosts.length ? 50 + Math.max(...ghosts) : 0) + MARGIN;
+  const root = frame(width, MARGIN * 2 + boxes.length * (BOX_H + VGAP) - VGAP, "down");
+  edges.forEach((e) => {
+    const a = byId.get(e.from);
+    const b = byId.get(e.to);
+    const span = spanOf(boxes, byId, e);
+    if (span === 1) {
+      const x = left + 40;
+      root.append(svg("line", { class: `flow-edge${e.dest ? " flow-edge-dest" : ""}`, x1: x, y1: y(a) + BOX_H, x2: x, y2: y(b) - 2, "marker-end": "url(#arrow)" }));
+      if (e.label) root.append(svg("text", { class: "flow-edge-label", x: x + 8, y: y(a) + BOX_H + VGAP / 2 + 4, text: e.label }));
+      return;
+    }
+    const ya = y(a) + BOX_H / 2;
+    const yb = y(b) + BOX_H / 2;
+    const l = lift(span);
+    root.append(svg("path", { class: "flow-edge", d: `M${left},${ya} C${left - l},${ya} ${left - l},${yb} ${left - 2},${yb}`, "marker-end": "url(#arrow)" }));
+    root.append(svg("text", { class: "flow-edge-label", x: left - l * 0.75 - 4, y: (ya + yb) / 2 + 4, "text-anchor": "end", text: e.label }));
   });
-  return [h("div", { class: "flow-scroll", tabindex: "0", "aria-label": "Flow diagram (scrolls sideways when wide)" }, root), words(flow, sqls, transform, destination)];
+  const perBox = new Map();
+  broken.forEach((e) => {
+    const b = byId.get(e.to);
+    const k = perBox.get(b.id) || 0;
+    perBox.set(b.id, k + 1);
+    const gx = left + b.width + 50;
+    const gy = y(b) + 8 + k * 30;
+    root.append(svg("line", { class: "flow-edge flow-edge-broken", x1: gx, y1: gy + 12, x2: left + b.width + 2, y2: y(b) + BOX_H / 2, "marker-end": "url(#arrow-bad)" }),
+      ghostOf(e, gx, gy)[1]);
+  });
+  boxes.forEach((b) => root.append(nodeOf(b, left, y(b))));
+  return root;
 }
 
 function words(flow, sqls, transform, destination) {
@@ -124,7 +185,7 @@ function words(flow, sqls, transform, destination) {
     const good = refs.filter((r) => !bad.includes(r));
     return h("li", { class: bad.length ? "flow-text-bad" : null }, `Step ${n.step} “${n.name}” on ${n.project_name || "no project chosen"}`,
       good.length ? ` reads ${good.map((r) => `@result${r}`).join(", ")}` : bad.length ? "" : " reads only its own database",
-      bad.length ? h("strong", { text: ` refers to ${bad.map((r) => `@result${r}`).join(", ")}, which ${bad.length === 1 ? "is" : "are"} not an earlier step` }) : null);
+      bad.length ? h("strong", { text: `${good.length ? ";" : ""} refers to ${bad.map((r) => `@result${r}`).join(", ")}, which ${bad.length === 1 ? "is" : "are"} not an earlier step` }) : null);
   });
   if (transform) items.push(h("li", {}, "A transformation runs SQL over the results before loading."));
   if (destination) items.push(h("li", {}, `The ${transform ? "transformed" : "last step's"} result is written to ${destination.table || "(no table yet)"} on ${destination.projectName || "no project chosen"} (${destination.modeLabel}).`));
