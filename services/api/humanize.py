@@ -32,9 +32,9 @@ def errors(out: dict[str, Any], names: dict[int, str]) -> dict[str, Any]:
 
 
 def checks(items: list[Any], names: dict[int, str]) -> list[Any]:
-    return [{**c, "message": for_people(c["message"], names=names),
-             **({"check": for_people(c["check"], names=names)} if isinstance(c.get("check"), str) else {})}
-            if isinstance(c, dict) and c.get("message") else c for c in items]
+    """Messages for people; ``check`` stays as it is (a stable name clients match on)."""
+    return [{**c, "message": for_people(c["message"], names=names)} if isinstance(c, dict) and c.get("message") else c
+            for c in items]
 
 
 def preview(out: dict[str, Any], names: dict[int, str]) -> dict[str, Any]:
