@@ -296,6 +296,15 @@ def test_at_1024_px_dates_stay_on_one_line_actions_do_not_stack_and_rows_line_up
         return new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size; })""")
     assert lines and max(lines) == 1, f"dates on {lines} lines"
     assert overflowing(page, ".history-table .badge", "td") == []
+    # And an execution's figures keep each label above its value, dates on one line
+    web.open(f"#/executions/{run['execution_id']}")
+    page.locator(".metrics .metric").first.wait_for()
+    split = page.evaluate("""() => [...document.querySelectorAll('.metrics dt')].filter((dt) => {
+        const dd = dt.nextElementSibling; const a = dt.getBoundingClientRect(); const b = dd.getBoundingClientRect();
+        return Math.abs(a.left - b.left) > 1 || b.top < a.bottom - 1; }).map((dt) => dt.textContent)""")
+    assert split == [], f"labels away from their values: {split}"
+    assert overflowing(page, ".metrics .date", ".metric") == []
+    assert page.locator(".metrics .date").evaluate_all("ds => ds.map((d) => d.getClientRects().length)") == [1, 1, 1]
 
 
 def test_the_disable_action_beside_execute(web: Page, web_api: httpx.Client, ids: dict) -> None:

@@ -9,7 +9,7 @@ const ROWS_PAGE = 100;
 const POLL_MS = 1500;
 
 function metric(label, value) {
-  return [h("dt", { text: label }), h("dd", {}, value)];
+  return h("div", { class: "metric" }, h("dt", { text: label }), h("dd", {}, value)); // a pair per grid cell: never split
 }
 
 export async function render(main, params, ctx) {
