@@ -11,12 +11,13 @@ const BAD = new Set(["failed", "timed_out", "cancelled"]);
 
 function bars(values, { cls, label, unit }) {
   const max = Math.max(1, ...values.map((v) => v || 0));
-  const step = W / Math.max(values.length, 1);
+  const step = W / Math.max(values.length, RUNS); // a slot per run of the last RUNS, newest on the right
+  const offset = W - values.length * step;
   const g = svg("svg", { class: `trend-svg ${cls}`, viewBox: `0 0 ${W} ${H + 16}`, role: "img", "aria-label": `${label}, oldest to newest; the largest is ${fmtNumber(max, 1)} ${unit}` },
     svg("line", { x1: 0, y1: H, x2: W, y2: H, class: "trend-axis" }));
   values.forEach((v, i) => {
     const height = v ? Math.max(2, (v / max) * (H - 8)) : 0;
-    g.append(svg("rect", { x: i * step + 2, y: H - height, width: Math.max(2, step - 4), height, class: "trend-bar" },
+    g.append(svg("rect", { x: offset + i * step + 2, y: H - height, width: Math.max(2, step - 4), height, class: "trend-bar" },
       svg("title", { text: `${fmtNumber(v, 1)} ${unit}` })));
   });
   g.append(svg("text", { x: 2, y: H + 13, class: "trend-tick", text: `max ${fmtNumber(max, 1)} ${unit}` }));
