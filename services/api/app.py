@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Request, Response
 
 from services.api.deps import Runtime
+from services.api.docs_offline import install_docs
 from services.api.errors import install_error_handlers
 from services.api.recorder import Recorder
 from services.api.security import BodyLimit, principal
@@ -50,11 +51,13 @@ def create_app(settings: Settings, transport: Transport, *, store: sa.Engine, bo
             recorder.stop()
 
     app = FastAPI(title="Semantico Data Migration", version="0.1.0", lifespan=lifespan,
-                  description="Multi-step, cross-engine data migration jobs.")
+                  description="Multi-step, cross-engine data migration jobs.",
+                  docs_url=None, redoc_url=None)  # served without a CDN: install_docs below
     app.state.runtime = runtime
     app.state.recorder = recorder
     app.state.deliverer = deliverer
     install_error_handlers(app)
+    install_docs(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     for module in (health, web):
         app.include_router(module.router)

@@ -122,6 +122,12 @@ class ExecutionOut(BaseModel):
     report: list[dict[str, Any]] | None = None
     warnings: dict[str, int] = Field(default_factory=dict, description="counts by kind of what was done on purpose but deserves a look")
     cancel_requested: bool = False
+    phase: str | None = Field(None, description="what a running execution is doing: validating, extracting, clearing, "
+                                                "loading, applying, verifying, committing (the last one reached once finished)")
+    phase_label: str | None = None
+    rows_estimate: int | None = Field(None, description="the source planner's row estimate, where the engine has one")
+    estimate_source: str | None = Field(None, description="where rows_estimate comes from")
+    eta_seconds: float | None = Field(None, description="seconds left at the rate so far, from rows_estimate")
 
 
 class ExecutionPage(BaseModel):

@@ -16,11 +16,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from shared import metrics
+from shared import metrics, phases
 from shared.connections import ZERO_DATES_OPTION, build_url, create_db_engine
 from shared.dialects import get_dialect
 from shared.dialects.bulk import BULK_CHUNK_BYTES
 from shared.errors import ValidationFailed
+from shared.estimate import planner_estimate
 from shared.jobspec import JobSpec
 from shared.messages import Batch, EndOfBatches, LoadRequest, RunRequest
 from shared.secrets import SecretBox
@@ -92,8 +93,10 @@ class Extractor(RequestWorker[RunRequest, ExtractState]):
         assert job is not None  # decode refuses a run request without its job
         state.engines = build_engines(request.projects, self._box)
         if job.validate_before_execution:
+            phases.enter(ctx, "validating")
             self._validate(job, state.engines, ctx)
         ctx.check()
+        phases.enter(ctx, "extracting", estimate=planner_estimate(job.steps, state.engines))
         extraction = extraction_for(job.transform, job.steps, state.engines,  # a transform: rows, never bulk text
                                     batch_rows=request.batch_rows or self._batch_rows,
                                     statement_timeout_s=max(1.0, ctx.remaining_s()),

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from shared import messages, metrics
+from shared import messages, metrics, phases
 from shared.connections import build_url, create_db_engine
 from shared.errors import DatamigError, WorkerLost
 from shared.faults import fault_point
@@ -111,12 +111,16 @@ class Loader(RequestWorker[LoadRequest, LoadState]):
         state.session = session
         ctx.on_cancel(session.cancel)
         try:
+            phases.enter(ctx, phases.load_start(destination.mode))
             session.begin(claim=lambda conn: claim(conn, execution_id=request.execution_id, job_id=request.job_id,
                                                    key=request.execution_key))
+            phases.enter(ctx, "loading")
             self._consume(request, ctx, session, state)
+            phases.enter(ctx, "applying")
             final = session.finish()
             ctx.check()
             committed = {"rows_read": state.rows_read, **final.to_dict()}
+            phases.enter(ctx, "committing")
             self._commit(session, engine, request, committed)
         except ExecutionFenced as exc:  # a duplicate or a zombie: whoever holds the row reports
             session.rollback()

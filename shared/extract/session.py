@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from shared.dialects import SourceSide, get_dialect
 from shared.errors import Cancelled, ConnectionLost, DatamigError, SourceError, TimedOut
 from shared.dialects.sourcevalues import has_dates, zero_dates_to_null
+from shared.errortext import clean
 from shared.extract.planner import CTE_NAME, SessionPlan, build_sql, step_label
 from shared.jobspec import StepSpec
 from shared.privileges import SourcePrivileges, check_privileges, read_role_of
@@ -277,7 +278,7 @@ class Session:
         kind = self.dialect.classify_error(exc)
         if self.ctx.cancelled:
             kind = self.ctx.cancelled
-        text = _user_words(" ".join(str(exc).split()) or type(exc).__name__)
+        text = clean(_user_words(" ".join(str(exc).split()) or type(exc).__name__))  # no driver tuples or SQL echo
         where = f"{self.label} (project {self.plan.project_id}, {self.dialect.name})"
         if kind == "cancelled":
             return Cancelled(f"{where}: cancelled while {doing}")

@@ -20,6 +20,7 @@ from shared.messages import Event
 from shared.retry import backoff_s, should_retry
 from shared.store.db import lock_rows
 from shared.store.models import ExecutionRow, FailedRowRow, JobRow, utcnow
+from shared.store.progress import apply_progress, progress_out
 
 COUNT_FIELDS = ("rows_read", "rows_inserted", "rows_updated", "rows_skipped", "rows_deleted", "rows_failed")
 WRITE_FIELDS = ("rows_inserted", "rows_updated", "rows_skipped", "rows_deleted")  # what a commit makes real
@@ -63,7 +64,7 @@ def execution_out(row: ExecutionRow, *, job_name: str | None = None, now: dateti
         "rows_written": written, "rows_staged": row.rows_staged or 0,
         "rows_per_second": round(rate, 1) if rate is not None else None,
         "error": error, "report": row.report, "warnings": dict(row.warnings or {}),
-        "cancel_requested": row.cancel_requested,
+        "cancel_requested": row.cancel_requested, **progress_out(row, duration),
     }
 
 
@@ -170,6 +171,7 @@ def record_event(session: Session, ev: Event, *, retry_base_s: float, retry_max_
             if name in COUNT_FIELDS or name == "rows_staged":
                 setattr(row, name, max(getattr(row, name) or 0, int(value)))
         _merge_warnings(row, ev)
+        apply_progress(row, ev)
         if ev.report and not row.report:  # e.g. the extractor's warning about a privileged source role
             row.report = ev.report
         _add_failed_rows(session, row.id, ev.failed_rows)

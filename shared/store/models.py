@@ -116,6 +116,9 @@ class ExecutionRow(Base):
     report: Mapped[list | None] = mapped_column(sa.JSON)
     warnings: Mapped[dict | None] = mapped_column(sa.JSON)  # counts by kind, e.g. {"zero_dates": 3}
     cancel_requested: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    phase: Mapped[str | None] = mapped_column(sa.String(20))  # shared.phases: what a running execution is doing
+    rows_estimate: Mapped[int | None] = mapped_column(sa.BigInteger)  # the source planner's row estimate
+    estimate_source: Mapped[str | None] = mapped_column(sa.String(200))
 
 
 class TokenRow(Base):

@@ -154,7 +154,8 @@ def web_api(web_stack: Stack) -> Iterator[httpx.Client]:
 @pytest.fixture
 def web(browser: object, web_stack: Stack, request: pytest.FixtureRequest) -> Iterator[Page]:
     """A fresh 1280×800 tab holding the token; the test fails if the page throws or logs an unexpected error."""
-    context = browser.new_context(viewport=DESKTOP)
+    # axe-core is injected as a script: only its tests let the page's CSP allow that
+    context = browser.new_context(viewport=DESKTOP, bypass_csp="axe" in request.keywords)
     if "no_token" not in request.keywords:
         context.add_init_script(f"window.localStorage.setItem({TOKEN_KEY!r}, {TOKEN!r})")
     page = context.new_page()
@@ -181,3 +182,4 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "no_token: the browser starts without an API token")
+    config.addinivalue_line("markers", "axe: the tab may inject axe-core (the page's CSP is bypassed)")

@@ -210,8 +210,8 @@ def test_an_unreachable_source_is_named_and_does_not_hide_the_other_checks(world
     checks = world.api.post("/api/jobs/validate", json=body).json()["checks"]
     bad = failed(checks)
     assert bad[0]["check"] == f"source reachable: project {down} (postgresql)"
-    assert f"project {down} is unreachable" in bad[0]["message"] and "refused" in bad[0]["message"].lower()
-    assert any("step 1 'from nowhere'" in c["check"] and f"project {down} is unreachable" in c["message"] for c in bad)
+    assert "project “down” is unreachable" in bad[0]["message"] and "refused" in bad[0]["message"].lower()
+    assert any("step 1 'from nowhere'" in c["check"] and "project “down” is unreachable" in c["message"] for c in bad)
     preview = world.api.post("/api/jobs/preview", json=body).json()
     error = preview["steps"][0]["error"]
     assert "step 1 'from nowhere'" in error and "connection refused" in error.lower(), error

@@ -60,12 +60,13 @@ class Stack:
         return RunRequest(execution_id=execution_id, job_id=1, job=job, projects=projects,
                           deadline=time.time() + WAIT_S, batch_rows=3, execution_key=f"key-{execution_id}")
 
-    def wait_for_event(self, execution_id: int, kind: str, service: str = "") -> Event:
-        """The first event of that kind (and service) for the execution; fails after WAIT_S."""
+    def wait_for_event(self, execution_id: int, kind: str, service: str = "", counting: str = "") -> Event:
+        """The first event of that kind (and service, and with that count) for the execution;
+        fails after WAIT_S."""
         deadline = time.monotonic() + WAIT_S
         while time.monotonic() < deadline:
             found = [e for e in self.events if (e.execution_id, e.kind) == (execution_id, kind)
-                     and service in ("", e.service)]
+                     and service in ("", e.service) and (not counting or counting in e.counts)]
             if found:
                 return found[0]
             message = self.transport.get(SPY, timeout_s=0.2)
@@ -116,7 +117,7 @@ def test_a_cancel_during_the_load_rolls_back_and_reports_cancelled(stack: Stack)
     # Given: a source query that never ends on its own (the only way out is the cancel)
     stack.transport.publish(stack.run_request(44, sql=ENDLESS_SQL, validate=False).encode(),
                             queue=stack.topology.runs)
-    staged = stack.wait_for_event(44, "progress", service="loader")
+    staged = stack.wait_for_event(44, "progress", service="loader", counting="rows_staged")
     assert staged.counts["rows_staged"] > 0
     # When: a user cancels it while rows are staged in the destination's transaction
     stack.transport.publish(Cancel(execution_id=44, reason="cancelled by a user").encode(),

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.orm import Session
 
 from services.api.deps import IdPath, IdQuery, RuntimeDep, SessionDep
+from services.api import humanize
 from services.api.errors import FieldErrors, field_error
 from services.api.routers.jobs import get_job
 from shared.connections import build_url, create_db_engine
@@ -223,14 +224,14 @@ def _saved(session: Session, job_id: int) -> DraftJob:
 @router.post("/validate", response_model=ValidationOut)
 def validate_draft(draft: DraftJob, session: SessionDep, rt: RuntimeDep) -> dict:
     """Run every pre-execution check on an unsaved job."""
-    return _validate(draft, session, rt.box)
+    return humanize.validation(_validate(draft, session, rt.box), humanize.project_names(session))
 
 
 @router.post("/preview", response_model=PreviewOut)
 def preview_draft(draft: DraftJob, session: SessionDep, rt: RuntimeDep,
                   limit: int = Query(DEFAULT_PREVIEW_ROWS, ge=1, le=MAX_PREVIEW_ROWS)) -> dict:
     """Each step's columns, first rows, count and time (or its error), and the destination check."""
-    return _preview(draft, session, rt.box, limit)
+    return humanize.preview(_preview(draft, session, rt.box, limit), humanize.project_names(session))
 
 
 @router.post("/flow", response_model=FlowOut)
@@ -240,13 +241,13 @@ def flow_draft(draft: DraftJob, session: SessionDep) -> dict:
 
 @router.post("/{job_id}/validate", response_model=ValidationOut)
 def validate_saved(job_id: IdPath, session: SessionDep, rt: RuntimeDep) -> dict:
-    return _validate(_saved(session, job_id), session, rt.box)
+    return humanize.validation(_validate(_saved(session, job_id), session, rt.box), humanize.project_names(session))
 
 
 @router.post("/{job_id}/preview", response_model=PreviewOut)
 def preview_saved(job_id: IdPath, session: SessionDep, rt: RuntimeDep,
                   limit: int = Query(DEFAULT_PREVIEW_ROWS, ge=1, le=MAX_PREVIEW_ROWS)) -> dict:
-    return _preview(_saved(session, job_id), session, rt.box, limit)
+    return humanize.preview(_preview(_saved(session, job_id), session, rt.box, limit), humanize.project_names(session))
 
 
 @router.get("/{job_id}/flow", response_model=FlowOut)

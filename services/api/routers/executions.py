@@ -7,6 +7,7 @@ from typing import Annotated
 import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query, status
 
+from services.api import humanize
 from services.api.deps import IdPath, IdQuery, RuntimeDep, SessionDep
 from services.api.schemas import ExecutionErrorsOut, ExecutionOut, ExecutionPage
 from services.api.security import PrincipalDep, audit
@@ -58,7 +59,8 @@ def list_executions(
         sa.select(ExecutionRow, JobRow.name).join(JobRow, JobRow.id == ExecutionRow.job_id)
         .where(*where).order_by(ExecutionRow.id.desc()).limit(limit).offset(offset)).all()
     now = utcnow()
-    return {"items": [execution_out(r, job_name=name, now=now) for r, name in rows],
+    names = humanize.project_names(session)
+    return {"items": [humanize.execution(execution_out(r, job_name=name, now=now), names) for r, name in rows],
             "total": total, "limit": limit, "offset": offset}
 
 
@@ -66,7 +68,7 @@ def list_executions(
 def read_execution(execution_id: IdPath, session: SessionDep) -> dict:
     row = _get(session, execution_id)
     job = session.get(JobRow, row.job_id)
-    return execution_out(row, job_name=job.name if job else None)
+    return humanize.execution(execution_out(row, job_name=job.name if job else None), humanize.project_names(session))
 
 
 @router.get("/{execution_id}/errors", response_model=ExecutionErrorsOut)
@@ -79,12 +81,12 @@ def execution_errors(execution_id: IdPath, session: SessionDep, who: PrincipalDe
     total = session.scalar(sa.select(sa.func.count()).select_from(FailedRowRow).where(where)) or 0
     failed = session.scalars(sa.select(FailedRowRow).where(where).order_by(FailedRowRow.position)
                              .limit(limit).offset(offset)).all()
-    return {
+    return humanize.errors({
         "execution_id": row.id, "status": row.status, "message": row.error_message, "kind": row.error_kind,
         **_stack_trace(row.error_trace, who), "report": row.report,
         "failed_rows": [{"position": f.position, "values": f.values, "error": f.error, "at": f.at} for f in failed],
         "failed_rows_total": total, "limit": limit, "offset": offset,
-    }
+    }, humanize.project_names(session))
 
 
 def _stack_trace(trace: str | None, who: Principal) -> dict:

@@ -11,6 +11,7 @@ from services.api.deps import IdPath, IdQuery, RuntimeDep, SessionDep, check_sql
 from services.api.errors import FieldErrors, field_error
 from services.api.schemas import ConnectionTestOut, ProjectOut
 from services.api.security import PrincipalDep, audit
+from shared.errortext import db_message
 from shared.connections import MASK, ProjectSpec, build_url, create_db_engine, mask_secrets_in_text, spec_password
 from shared.dialects.options import is_secret_option
 from shared.privileges import inspect_engine, strict_sources_default
@@ -148,7 +149,7 @@ def _try_connect(spec: ProjectSpec) -> dict:
         ok, message = True, "connected"
         privileges = _privileges(engine)
     except Exception as exc:  # noqa: BLE001 - any driver error is the answer
-        message = mask_secrets_in_text(str(getattr(exc, "orig", exc) or exc)).strip()
+        message = mask_secrets_in_text(db_message(exc)).strip()  # the database's words, no driver tuple
         for secret in [spec_password(spec), *(v for k, v in normalized(spec)[2].items()
                                               if is_secret_option(spec.engine, k))]:
             if secret:

@@ -2,6 +2,7 @@
 // function; ctx.alive() turns false when the user navigates away (stops polling).
 import { setToken, token } from "./api.js";
 import { clear, errorBox, field, h } from "./ui.js";
+import * as home from "./home.js";
 import * as jobs from "./jobs.js";
 import * as editor from "./editor.js";
 import * as history from "./history.js";
@@ -10,7 +11,8 @@ import * as projects from "./projects.js";
 import * as alerts from "./alerts.js";
 
 const ROUTES = [
-  [/^\/?$/, jobs, "jobs"],
+  [/^\/?$/, home, "home"],
+  [/^\/home$/, home, "home"],
   [/^\/jobs$/, jobs, "jobs"],
   [/^\/jobs\/new$/, editor, "jobs"],
   [/^\/jobs\/(?<id>\d+)$/, editor, "jobs"],
@@ -26,7 +28,7 @@ let current = { cleanup: null, token: 0 };
 let firstRoute = true; // a fresh load leaves the focus at the top (skip link first)
 
 function parse() {
-  const raw = window.location.hash.replace(/^#/, "") || "/jobs";
+  const raw = window.location.hash.replace(/^#/, "") || "/home";
   const [path, search = ""] = raw.split("?");
   return { path, query: new URLSearchParams(search) };
 }
@@ -70,6 +72,9 @@ export function navigate(hash) { // kept for console use
 
 // The API wants a bearer token: ask for one and keep it in this browser (localStorage).
 function signIn(main, err) {
+  const refused = Boolean(token());
+  setToken(null); // a refused token is of no use: forget it, and offer no "Sign out" of it
+  showTokenButton();
   const input = h("input", { type: "password", autocomplete: "off", spellcheck: "false", class: "mono" });
   const form = h("form", { class: "card project-form", onsubmit: (e) => {
     e.preventDefault();
@@ -77,7 +82,7 @@ function signIn(main, err) {
     showTokenButton();
     route();
   } },
-  token() ? h("div", { class: "alert alert-error", role: "alert", text: `The stored token was refused: ${err.message}` }) : null,
+  refused ? h("div", { class: "alert alert-error", role: "alert", text: `The token stored in this browser was refused (${err.message}), so it was forgotten. Enter a valid token.` }) : null,
   h("p", {}, "The API needs a token. Use one from ", h("code", { text: "datamig token create" }),
     ", the one the API printed when it first started, or DM_ADMIN_TOKEN. It is kept in this browser only."),
   field({ label: "API token", field: "token", input }),

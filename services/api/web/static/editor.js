@@ -5,7 +5,7 @@ import { drawFlow } from "./flow.js";
 import { MODE_LABELS } from "./jobs.js";
 import { renderPreview, renderChecks } from "./preview.js";
 import { sqlEditor } from "./sqleditor.js";
-import { clear, clearFieldErrors, debounce, errorBox, errorSummary, field, fmtDateTime, go, h, pageHeader, showFieldErrors, toast } from "./ui.js";
+import { clear, clearFieldErrors, debounce, errorBox, errorSummary, field, fmtDateTime, go, h, pageHeader, reveal, showFieldErrors, toast } from "./ui.js";
 
 const MODE_HELP = {
   insert_only: "Inserts new rows; rows whose key already exists are skipped. Nothing is updated or deleted.",
@@ -122,7 +122,8 @@ export async function render(main, params, ctx) {
   const drawCurrentFlow = () => {
     if (!lastFlow) return;
     const d = state.destination;
-    clear(flowBox, drawFlow(lastFlow, { table: d.table, projectName: projectName(d.project_id), modeLabel: MODE_LABELS[d.mode] }));
+    clear(flowBox, drawFlow(lastFlow, { table: d.table, projectName: projectName(d.project_id), modeLabel: MODE_LABELS[d.mode] },
+      { sqls: state.steps.map((s) => s.sql), transform: state.transform || null, maxWidth: flowBox.clientWidth }));
   };
   const refreshFlow = debounce(async () => {
     const seq = ++flowSeq;
@@ -201,6 +202,7 @@ export async function render(main, params, ctx) {
     } catch (err) {
       handleError(err, box);
     }
+    reveal(box);
   }
   async function previewTransform(button, box) {
     await busy(button, async () => {
@@ -226,6 +228,7 @@ export async function render(main, params, ctx) {
       } catch (err) {
         handleError(err, previewBox);
       }
+      reveal(previewBox);
     });
   }
   async function validate(button) {
@@ -239,6 +242,7 @@ export async function render(main, params, ctx) {
       } catch (err) {
         handleError(err, validateBox);
       }
+      reveal(validateBox);
     });
   }
   async function save() {

@@ -3,13 +3,14 @@
 import { api, query } from "./api.js";
 import { renderChecks } from "./preview.js";
 import { notificationsSection } from "./alerts.js";
+import { progressPanel } from "./progress.js";
 import { ACTIVE, badge, cellText, clear, fmtDateTime, fmtNumber, h, pageHeader, table } from "./ui.js";
 
 const ROWS_PAGE = 100;
 const POLL_MS = 1500;
 
 function metric(label, value) {
-  return [h("dt", { text: label }), h("dd", {}, value)];
+  return h("div", { class: "metric" }, h("dt", { text: label }), h("dd", {}, value)); // a pair per grid cell: never split
 }
 
 export async function render(main, params, ctx) {
@@ -23,16 +24,17 @@ export async function render(main, params, ctx) {
     const metrics = h("dl", { class: "metrics card" },
       metric("Status", badge(e.status)), metric("Trigger", e.trigger),
       metric("Attempt", [String(e.attempt), e.retry_of ? h("span", {}, " (retry of ", h("a", { href: `#/executions/${e.retry_of}`, text: `#${e.retry_of}` }), ")") : ""]),
-      metric("Queued", fmtDateTime(e.queued_at)), metric("Started", fmtDateTime(e.started_at)), metric("Finished", fmtDateTime(e.finished_at)),
-      metric("Duration", e.duration || "—"), metric("Rows read", fmtNumber(e.rows_read)), metric("Rows written", fmtNumber(e.rows_written)),
+      metric("Queued", when(e.queued_at)), metric("Started", when(e.started_at)), metric("Finished", when(e.finished_at)),
+      metric("Duration", e.duration || "—"), metric("Rows read", fmtNumber(e.rows_read)),
+      metric("Rows written", ACTIVE.has(e.status) ? h("span", { class: "muted", text: "none yet (staged until the commit)" }) : fmtNumber(e.rows_written)),
       metric("Inserted / updated", `${fmtNumber(e.rows_inserted)} / ${fmtNumber(e.rows_updated)}`),
       metric("Skipped / deleted", `${fmtNumber(e.rows_skipped)} / ${fmtNumber(e.rows_deleted)}`),
       metric("Rows failed", fmtNumber(e.rows_failed)), metric("Rows per second", fmtNumber(e.rows_per_second, 1)),
       metric("Rows staged", `${fmtNumber(e.rows_staged)}${["completed", "partial_success"].includes(e.status) || !e.rows_staged ? "" : e.status === "running" ? " (not committed yet)" : " (rolled back)"}`));
-    const sections = [metrics];
+    const sections = [progressPanel(e), metrics].filter(Boolean);
     if (errors.message || errors.stack_trace) {
       sections.push(h("section", { class: "card error-details", "aria-labelledby": "err-h" }, h("h2", { id: "err-h", text: "Error" }),
-        h("p", { class: "error-message" }, h("strong", { text: errors.kind ? `${errors.kind}: ` : "" }), errors.message || ""),
+        h("p", { class: "error-message" }, h("strong", { text: errors.kind ? `${kindLabel(errors.kind)}: ` : "" }), errors.message || ""),
         errors.stack_trace ? h("details", { open: true }, h("summary", { text: "Stack trace" }), h("pre", { class: "stack-trace", tabindex: "0", text: errors.stack_trace }))
           : errors.stack_trace_note ? h("p", { class: "muted", text: `Stack trace: ${errors.stack_trace_note}.` }) : null));
     }
@@ -75,3 +77,14 @@ function failedRows(errors, executionId) {
   }
   return section;
 }
+
+const KINDS = { validation: "Validation failed", source: "Source error", destination: "Destination error", connection: "Connection failed",
+  timeout: "Timed out", cancelled: "Cancelled", too_many_failures: "Too many failed rows", sync_delete_guard: "Sync delete stopped",
+  worker_lost: "Worker lost", config: "Configuration error" };
+
+// One prefix: the kind in words (the API drops a repeat of it from the message).
+export function kindLabel(kind) {
+  return KINDS[kind] || kind.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
+}
+
+const when = (value) => h("span", { class: "date", text: fmtDateTime(value) });

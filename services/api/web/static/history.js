@@ -1,6 +1,8 @@
 // History: executions of one job or all jobs, filtered by status and date range, newest
 // first; rows of queued and running executions update live (polling).
 import { api, query } from "./api.js";
+import { progressLine } from "./progress.js";
+import { renderTrend } from "./trends.js";
 import { ACTIVE, STATUSES, badge, clear, errorBox, fmtDateTime, fmtNumber, go, h, pageHeader, statusLabel, table, toast } from "./ui.js";
 
 const PAGE = 50;
@@ -26,6 +28,8 @@ export async function render(main, _params, ctx) {
   const jobs = await api.get("/api/jobs?include_archived=true");
   if (!ctx.alive()) return;
   const job = jobs.find((j) => String(j.id) === f.job);
+  const trend = job ? await renderTrend(job.id) : null;
+  if (!ctx.alive()) return;
   const results = h("div", { class: "history-results" });
   const form = h("form", { class: "filters card", "aria-label": "Filters", onsubmit: (e) => { e.preventDefault(); apply(); } },
     h("div", { class: "field" }, h("label", { for: "flt-job", text: "Job" }),
@@ -44,7 +48,7 @@ export async function render(main, _params, ctx) {
   };
   clear(main, pageHeader(job ? `History: ${job.name}` : "Execution history",
     job && !job.archived ? h("button", { type: "button", class: "btn primary", onclick: (e) => executeNow(job, e.currentTarget) }, h("span", { "aria-hidden": "true", text: "▶ " }), "Execute") : null,
-    job ? h("a", { class: "btn", href: `#/jobs/${job.id}`, text: "Edit job" }) : null), form, results);
+    job ? h("a", { class: "btn", href: `#/jobs/${job.id}`, text: "Edit job" }) : null), trend, form, results);
 
   let timer = null;
   const refresh = async () => {
@@ -83,17 +87,19 @@ function draw(box, page, f, showJob) {
     clear(box, h("p", { class: "empty", text: "No executions match these filters." }));
     return;
   }
-  const headers = ["#", ...(showJob ? ["Job"] : []), "Started", "Duration", "Status", "Trigger", "Attempt", "Rows read", "Rows written", "Rows failed", "Rows/s", "Actions"];
+  const headers = ["#", ...(showJob ? ["Job"] : []), "Started", "Duration", "Status", "Trigger", "Rows read", "Rows written", "Rows failed", "Rows/s", "Actions"];
   const rows = page.items.map((e) => h("tr", { class: "execution-row", dataset: { executionId: e.id, status: e.status } },
     h("td", { dataset: { label: "#" } }, h("a", { href: `#/executions/${e.id}`, text: `#${e.id}` })),
     showJob ? h("td", { dataset: { label: "Job" } }, e.job_name || `job ${e.job_id}`) : null,
-    h("td", { dataset: { label: "Started" } }, e.started_at ? fmtDateTime(e.started_at) : h("span", { class: "muted", text: `queued ${fmtDateTime(e.queued_at)}` })),
+    h("td", { class: "date", dataset: { label: "Started" } }, e.started_at ? fmtDateTime(e.started_at, undefined, { short: true }) : h("span", { class: "muted", text: `queued ${fmtDateTime(e.queued_at, undefined, { short: true })}` })),
     h("td", { dataset: { label: "Duration" } }, e.duration || "—"),
-    h("td", { dataset: { label: "Status" }, class: "status-cell" }, badge(e.status)),
-    h("td", { dataset: { label: "Trigger" } }, e.trigger),
-    h("td", { dataset: { label: "Attempt" } }, String(e.attempt), e.retry_of ? h("span", { class: "muted small" }, " (retry of ", h("a", { href: `#/executions/${e.retry_of}`, text: `#${e.retry_of}` }), ")") : null),
+    h("td", { dataset: { label: "Status" }, class: "status-cell" }, badge(e.status), ACTIVE.has(e.status) ? progressLine(e) : null),
+    h("td", { dataset: { label: "Trigger" } }, e.trigger, e.attempt > 1 || e.retry_of
+      ? h("p", { class: "muted small" }, `attempt ${e.attempt}`, e.retry_of ? [" (retry of ", h("a", { href: `#/executions/${e.retry_of}`, text: `#${e.retry_of}` }), ")"] : null) : null),
     h("td", { class: "num rows-read", dataset: { label: "Rows read" } }, fmtNumber(e.rows_read)),
-    h("td", { class: "num rows-written", dataset: { label: "Rows written" } }, fmtNumber(e.rows_written)),
+    h("td", { class: "num rows-written", dataset: { label: "Rows written" } }, ACTIVE.has(e.status)
+      ? h("span", { class: "muted", title: "written inside the transaction; real once it commits" }, `${fmtNumber(Math.max(e.rows_staged || 0, e.rows_written || 0))} staged`)
+      : fmtNumber(e.rows_written)),
     h("td", { class: "num rows-failed", dataset: { label: "Rows failed" } }, e.rows_failed ? h("strong", { class: "text-bad", text: fmtNumber(e.rows_failed) }) : "0"),
     h("td", { class: "num", dataset: { label: "Rows/s" } }, fmtNumber(e.rows_per_second, 1)),
     h("td", { class: "row-actions", dataset: { label: "Actions" } },

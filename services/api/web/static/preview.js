@@ -43,9 +43,9 @@ function transformResult(t) {
 export function renderPreview(out) {
   const parts = out.steps.map(stepResult);
   if (out.transform) parts.push(transformResult(out.transform));
-  if (out.destination) {
+  if (out.destination) { // first: a long result table must not push it out of view
     const ok = out.destination.every((c) => c.ok);
-    parts.push(h("div", { class: "destination-check" },
+    parts.unshift(h("div", { class: "destination-check" },
       h("h4", { text: ok ? "✓ Destination check passed" : "✕ Destination check found problems" }), renderChecks(out.destination)));
   }
   return parts;

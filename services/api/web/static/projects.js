@@ -38,20 +38,24 @@ function row(p) {
 
 export async function testConnection(project, button, out, call = () => api.post(`/api/projects/${project.id}/test`)) {
   button.disabled = true;
+  let result = null;
   clear(out, "Testing…");
   try {
     const r = await call();
     out.className = `test-result ${r.ok ? "text-ok" : "text-bad"}`;
     clear(out, r.ok ? `✓ Connected (${r.elapsed_ms} ms)` : `✕ Failed: ${r.message}`);
+    result = r;
     if (r.ok && r.privileges && r.privileges.message) {  // a source role that is not read-only
       out.append(h("span", { class: "privileges-warning text-bad", role: "note" }, ` ⚠ ${r.privileges.message}`));
     }
   } catch (err) {
     out.className = "test-result text-bad";
     clear(out, `✕ ${err.message}`);
+    result = { ok: false, message: err.message };
   } finally {
     button.disabled = false;
   }
+  return result;
 }
 
 async function remove(p) {
@@ -114,10 +118,22 @@ async function renderForm(main, params, ctx) {
     if (els.password.value) out.password = els.password.value;
     return out;
   };
-  const testDraft = (button) => testConnection(project, button, testOut,
-    () => api.post(project ? `/api/projects/test?project_id=${project.id}` : "/api/projects/test", body()));
+  let lastTest = null; // the form's settings when Test connection last failed, and why
+  const testDraft = async (button) => {
+    const settings = JSON.stringify(body());
+    const r = await testConnection(project, button, testOut,
+      () => api.post(project ? `/api/projects/test?project_id=${project.id}` : "/api/projects/test", body()));
+    lastTest = r && !r.ok ? { settings, message: r.message } : null;
+  };
+  // Saving settings whose test just failed is allowed, but only on purpose.
+  const confirmFailedTest = async () => {
+    if (!lastTest || lastTest.settings !== JSON.stringify(body())) return true;
+    return confirmDialog({ title: "Save settings whose connection test failed?",
+      text: `Test connection failed: ${lastTest.message}. Jobs that use this project will fail until it connects.`, confirm: "Save anyway" });
+  };
   const form = h("form", { class: "card project-form", novalidate: true, onsubmit: async (e) => {
     e.preventDefault();
+    if (!(await confirmFailedTest())) return;
     const button = form.querySelector("#save-project");
     button.disabled = true;
     try {

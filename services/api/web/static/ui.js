@@ -58,11 +58,13 @@ export function badge(status) {
     h("span", { class: "badge-icon", "aria-hidden": "true", text: icon }), label);
 }
 
-export function fmtDateTime(value, timeZone) {
+// short: without the year when it is this year's (lists at 1024 px keep dates on one line).
+export function fmtDateTime(value, timeZone, { short = false } = {}) {
   if (!value) return "—";
   const date = new Date(value);
   if (Number.isNaN(date.getTime())) return String(value);
   const options = { year: "numeric", month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false };
+  if (short && date.getFullYear() === new Date().getFullYear()) delete options.year;
   if (timeZone) options.timeZone = timeZone;
   try {
     return new Intl.DateTimeFormat(undefined, options).format(date);
@@ -202,4 +204,15 @@ export function errorBox(err) {
 export function go(hash) {
   if (window.location.hash === hash) window.dispatchEvent(new HashChangeEvent("hashchange"));
   else window.location.hash = hash;
+}
+
+// Show a result the user just asked for: scroll it into view (clear of the sticky action
+// bar, see scroll-padding in app.css) and move the focus to its first heading.
+export function reveal(box) {
+  if (!box || !box.isConnected || !box.firstElementChild) return;
+  const target = box.querySelector("h3, h4, .alert") || box.firstElementChild;
+  target.setAttribute("tabindex", "-1");
+  target.classList.add("reveal-target");
+  target.scrollIntoView({ block: "center" });
+  target.focus({ preventScroll: true });
 }
