@@ -28,6 +28,10 @@ STORED = "stored"  # validation context of a job read back from the store: saved
 
 NonEmptyName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ZeroDates = Literal["keep", "null"]
+Verify = Literal["none", "count", "checksum"]
+VERIFY_HELP = ('check the destination before COMMIT (a mismatch fails and rolls back): "count" (default) compares '
+               'row and key counts computed by the database; "checksum" also compares every written row\'s values '
+               'by hash; "none" skips the check')
 ZERO_DATES_HELP = ('MariaDB/MySQL zero and invalid dates (0000-00-00, 2021-02-30): "keep" copies them as they are '
                    'where the destination can hold them and fails the row elsewhere; "null" loads them as NULL, '
                    'counted in the execution\'s warnings (zero_dates)')
@@ -133,6 +137,7 @@ class DestinationSpec(_Strict):
     allow_rounding: bool = Field(
         False, description="write values rounded to a destination column's scale instead of failing their rows"
     )
+    verify: Verify = Field("count", description="the job's verify option (set at the job's top level)")
 
     @field_validator("table")
     @classmethod
@@ -166,6 +171,7 @@ class JobOptions(_Strict):
     validate_before_execution: bool = True
     zero_dates: ZeroDates | None = Field(None, description=ZERO_DATES_HELP + "; default: the source project's "
                                          "option zero_dates, else keep")
+    verify: Verify | None = Field(None, description=VERIFY_HELP)
 
     @field_validator("schedule")
     @classmethod
@@ -216,6 +222,9 @@ class JobSpec(JobOptions):
             self.destination.zero_dates = self.zero_dates
         else:
             self.zero_dates = self.destination.zero_dates
+        if self.verify is not None:  # the same for verify: the loader reads it with the destination
+            self.destination.verify = self.verify
+        self.verify = self.destination.verify
         return self
 
 

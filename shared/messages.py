@@ -115,6 +115,7 @@ class Event(_Msg):
     error: dict = field(default_factory=dict)
     failed_rows: list = field(default_factory=list)
     report: list = field(default_factory=list)
+    verification: dict = field(default_factory=dict)  # finished: the loader's check (shared.load.verify)
 
 
 @dataclass

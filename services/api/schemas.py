@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.jobspec import DestinationSpec, NoNulModel, StepSpec, ZeroDates
+from shared.jobspec import DestinationSpec, NoNulModel, StepSpec, Verify, ZeroDates
 
 
 class ProjectOut(BaseModel):
@@ -56,6 +56,7 @@ class JobOut(BaseModel):
     enabled: bool
     validate_before_execution: bool
     zero_dates: str | None = None
+    verify: Verify = "count"
     next_run_at: datetime | None
     archived: bool
     created_at: datetime | None = None
@@ -78,6 +79,7 @@ class JobPatch(NoNulModel):
     enabled: bool | None = None
     validate_before_execution: bool | None = None
     zero_dates: ZeroDates | None = None
+    verify: Verify | None = None
 
 
 class ExecuteOut(BaseModel):
@@ -116,6 +118,8 @@ class ExecutionOut(BaseModel):
     error: ErrorOut | None
     report: list[dict[str, Any]] | None = None
     warnings: dict[str, int] = Field(default_factory=dict, description="counts by kind of what was done on purpose but deserves a look")
+    verification: dict[str, Any] | None = Field(None, description="the destination check before COMMIT (job option "
+                                                "verify): method, outcome, counts, differing keys, seconds")
     cancel_requested: bool = False
 
 

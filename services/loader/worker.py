@@ -92,20 +92,20 @@ class Loader(RequestWorker):
                                   key_columns=destination.key_columns,
                                   allow_empty_source=destination.allow_empty_source,
                                   max_delete_ratio=destination.max_delete_ratio,
-                                  allow_rounding=destination.allow_rounding,
+                                  allow_rounding=destination.allow_rounding, verify=destination.verify,
                                   statement_timeout_s=max(1.0, ctx.remaining_s()))
             state["session"] = session
             ctx.on_cancel(session.cancel)
             session.begin(claim=lambda conn: claim(conn, execution_id=request.run, job_id=request.job_id,
                                                             key=request.execution_key))
             self._consume(request, ctx, session, state)
-            final = session.finish()
+            final = session.finish(extracted=state["rows_read"])
             ctx.check()
             committed = {"rows_read": state["rows_read"], **final.to_dict()}
             self._commit(session, engine, request, committed)
             fault_point("loader_after_commit")
             status = "partial_success" if final.rows_failed else "completed"
-            ctx.publish("finished", status=status, counts=_staged(committed))
+            ctx.publish("finished", status=status, counts=_staged(committed), verification=session.verification)
             log.info("execution %s %s: %s rows read, %s", request.run, status, state["rows_read"], final.to_dict())
         except ExecutionFenced as exc:  # a duplicate or a zombie: whoever holds the row reports
             if state["session"] is not None:
@@ -207,6 +207,7 @@ class Loader(RequestWorker):
         failed = [_failed(f) for f in getattr(exc, "failed_rows", None) or []]  # the stopping batch's rows
         staged = _staged(session.counts.to_dict())["rows_staged"] if session else 0
         ctx.publish("finished", status=status, error=info, report=report, failed_rows=failed,  # rolled back
+                    verification=getattr(exc, "verification", None) or {},
                     counts={"rows_read": state["rows_read"], "rows_inserted": 0, "rows_updated": 0,
                             "rows_skipped": 0, "rows_deleted": 0, "rows_failed": failed_count,
                             "rows_staged": staged})

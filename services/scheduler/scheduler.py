@@ -84,7 +84,7 @@ def build_run_request(session: Session, execution: ExecutionRow, job: JobRow, *,
     execution.deadline_at = deadline
     spec = {"name": job.name, "steps": job.steps, "destination": job.destination,
             "timeout_minutes": job.timeout_minutes, "validate_before_execution": job.validate_before_execution,
-            "max_retries": job.max_retries}
+            "max_retries": job.max_retries, "verify": (job.destination or {}).get("verify") or "count"}
     return RunRequest(run=execution.id, job_id=job.id, attempt=execution.attempt, job=spec,
                       projects={p.id: project_snapshot(p) for p in projects},
                       deadline=deadline.timestamp(), batch_rows=batch_rows,
