@@ -44,8 +44,13 @@ class RowHash:
 
     def of(self, alias: str) -> str:
         """MD5 (32 hex digits) of the framed canonical text of ``alias``'s loaded columns."""
-        cols = [f"{alias}.{self.prep.quote(c)}" for c in self.columns]
-        return self.cs.md5(self.cs.row_text(cols, self.kinds))
+        marks = [f"{alias}.dm_col_{i}_" for i in range(len(self.columns))]
+        sql = self.cs.md5(self.cs.row_text(marks, self.kinds))
+        if getattr(self.prep, "_double_percents", False):  # run through exec_driver_sql: DATE_FORMAT's '%Y'
+            sql = sql.replace("%", "%%")
+        for i in reversed(range(len(self.columns))):  # quoted names come doubled already where needed
+            sql = sql.replace(f"{alias}.dm_col_{i}_", f"{alias}.{self.prep.quote(self.columns[i])}")
+        return sql
 
     def hash_sum(self, md5_expr: str) -> str:
         """Exact sum of the 60-bit prefixes of ``md5_expr`` (an aggregate)."""
