@@ -14,6 +14,9 @@ GOALS: dict[str, tuple[tuple[str, ...], float]] = {
     "pg_mysql_truncate": (("copy_file_load_data",), 1.5),
     "pg_pg_upsert": (("case:pg_pg_truncate",), 2.0),
     "pg_pg_sync_delete": (("case:pg_pg_truncate",), 2.0),
+    "compare_pg_mysql": (("count_scan_pg_mysql",), 2.0),  # issue 16: compare ≤ 2× count(*) + full scan
+    "pg_pg_truncate_verify_none": (("case:pg_pg_truncate",), 1.0),  # what the default verify (count) costs
+    "pg_pg_truncate_verify_checksum": (("case:pg_pg_truncate",), 2.0),
 }
 
 

@@ -108,8 +108,6 @@ class LoadSession(RowIsolation):
             self.counts.rows_deleted += self.dialect.clear_destination(conn, dest.table)
         token = uuid.uuid4().hex[:8]
         self._keyed = bool(dest.key) and self.mode is not Mode.truncate_load  # emptied: dup keys fail
-        if self.verify == "checksum":  # rows are hashed in staging; server isolation would bypass it
-            self.dialect.server_isolation = False
         if self._keyed or self.dialect.stage_plain_inserts or self.verify == "checksum":
             self._staging = self.dialect.create_staging(conn, f"dm_stage_{token}", dest.table, dest.columns)
         if self._keyed:

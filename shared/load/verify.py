@@ -25,8 +25,8 @@ Levels:
   exactly as written, typed like the destination) as each batch is applied, and compared, key by
   key, with the hash of the destination row at the end. It finds changed values (a trigger, a
   concurrent writer) but not a conversion between source and staging (``datamig compare`` checks
-  the source itself). Plain-insert modes then go through staging too, and server-side row
-  isolation is off (bad rows are isolated on the client), so checksum costs more.
+  the source itself). Plain-insert modes then go through staging too, and rows applied by
+  server-side row isolation are staged again to be hashed, so checksum costs more.
 
 Without a key only counts and, for truncate_load, a whole-table checksum can be compared;
 differing rows are named by key (up to ``KEYS_LIMIT``) wherever a key exists.
@@ -42,7 +42,7 @@ import sqlalchemy as sa
 from shared.dialects.checksum import sum_value
 from shared.dialects.loading import key_match
 from shared.dialects.verify_sql import FRESH, RH, RowHash, create_verify_table
-from shared.errors import DatamigError
+from shared.errors import ConfigError, DatamigError
 from shared.jobspec import Mode
 from shared.jsonsafe import json_safe
 from shared.load.destination import Destination
@@ -80,9 +80,14 @@ class Verifier:
         self.target = self.prep.format_table(dest.table)
         self.vfy: sa.TableClause | None = None
         self.pending: sa.TableClause | None = None
+        self.token, self._rows_table = token, None  # rows applied by server-side isolation, hashed here
         self.before: int | None = None
         if level == "checksum":
-            self.hash = RowHash(conn, dest.table, dest.columns)
+            try:
+                self.hash = RowHash(conn, dest.table, dest.columns)
+            except ConfigError:
+                raise ConfigError(f"verify: checksum is not supported for {conn.dialect.name} destinations "
+                                  "(PostgreSQL, MySQL/MariaDB and SQLite are); use verify: count") from None
             self.vfy = create_verify_table(conn, f"dm_vfy_{token}", dest.table, dest.key, temp_prefix=temp_prefix)
             if mode is Mode.insert_only and dest.key:  # which staged rows are new is known only before the insert
                 self.pending = create_verify_table(conn, f"dm_vfp_{token}", dest.table, dest.key,
@@ -110,6 +115,22 @@ class Verifier:
             conn.exec_driver_sql(f"INSERT INTO {name} SELECT * FROM {self.prep.format_table(self.pending)}")
         else:
             conn.exec_driver_sql(self._insert_hashes(name, staging, "1"))
+
+    def keep_rows(self, conn: sa.Connection, dialect: Any, rows: list[tuple[Any, bool]]) -> None:
+        """Rows applied one by one by server-side isolation (``(encoded row, inserted)``, the good ones only):
+        staged in a table of their own and hashed like a batch (insert_only: only inserted rows are new)."""
+        if self.vfy is None or not rows:
+            return
+        if self._rows_table is None:
+            self._rows_table = dialect.create_staging(conn, f"dm_vfr_{self.token}", self.dest.table, self.dest.columns)
+        groups = [(True, [r for r, _ in rows])] if self.pending is None else \
+            [(True, [r for r, new in rows if new]), (False, [r for r, new in rows if not new])]
+        for fresh, part in groups:
+            if part:
+                dialect.clear_staging(conn, self._rows_table)
+                dialect.bulk_insert(conn, self._rows_table, self.dest.columns, part)
+                conn.exec_driver_sql(self._insert_hashes(self.prep.format_table(self.vfy), self._rows_table,
+                                                         "1" if fresh else "0"))
 
     def _insert_hashes(self, into: str, staging: sa.TableClause, fresh: str) -> str:
         cols = [*self.dest.key, RH, FRESH]
@@ -193,10 +214,13 @@ class Verifier:
         """``vfy v LEFT JOIN destination d`` on the key, and the condition of a differing row."""
         match = " AND ".join(f"d.{self._q(k)} = v.{self._q(k)}" for k in self.dest.key)
         join = f"{self.prep.format_table(self.vfy)} v LEFT JOIN {self.target} d ON {match}"
-        return join, f"(NOT ({self._absent_d()}) AND v.{FRESH} = 1 AND {self.hash.of('d')} <> v.{RH})"
+        matched = f"d.{self._q(self.dest.key[0])} IS NOT NULL"
+        return join, f"({matched} AND v.{FRESH} = 1 AND {self.hash.of('d')} <> v.{RH})"
 
     def _absent_d(self) -> str:
-        return f"d.{self._q(self.dest.key[0])} IS NULL"
+        """No destination row has the written key (a key with a NULL column matches none: not counted)."""
+        present = " AND ".join(f"v.{self._q(k)} IS NOT NULL" for k in self.dest.key)
+        return f"(d.{self._q(self.dest.key[0])} IS NULL AND {present})"
 
     def _total(self, conn: sa.Connection, out: dict, expected: int, *, with_sum: bool = False) -> int | None:
         """truncate_load: the destination holds exactly the rows written (and its checksum when asked)."""
@@ -210,7 +234,8 @@ class Verifier:
     def _absent(self, conn: sa.Connection, out: dict, keys: sa.TableClause, problem: str) -> None:
         """Keys of ``keys`` the destination lacks: counted, and named up to the limit."""
         key = self.dest.key
-        gone = ~sa.exists().where(key_match(self.dest.table, keys, key))
+        gone = sa.and_(~sa.exists().where(key_match(self.dest.table, keys, key)),
+                       *[keys.c[k].isnot(None) for k in key])  # a NULL in a key matches nothing: not expected to
         count = conn.execute(sa.select(sa.func.count()).select_from(keys).where(gone)).scalar_one()
         out[problem] = int(count)
         if count:

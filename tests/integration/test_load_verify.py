@@ -51,7 +51,8 @@ def dest(request: pytest.FixtureRequest) -> Iterator[Callable[[str], sa.Engine]]
 def make_table(engine: sa.Engine, *, keyed: bool = True, rows: list[tuple] = INITIAL) -> sa.Table:
     table = sa.Table("accounts", sa.MetaData(),
                      sa.Column("id", sa.BigInteger, primary_key=keyed, autoincrement=False, nullable=False),
-                     sa.Column("name", sa.String(20), nullable=False), sa.Column("amount", sa.Integer))
+                     sa.Column("name", sa.String(20), nullable=False), sa.Column("amount", sa.Integer),
+                     sa.CheckConstraint("amount >= 0", name="amount_not_negative"))
     with engine.begin() as conn:
         table.create(conn)
         if rows:
@@ -213,16 +214,50 @@ def test_failed_rows_are_not_expected_so_partial_success_verifies(dest, kind: st
     assert contents(engine, table) == sorted(expected)
 
 
+# every odd row fails the CHECK (only the database knows): isolated on the server, row by row
+@pytest.fixture
+def isolated(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Sizes of the runs the server isolated row by row (Dialect.run_isolation calls)."""
+    from shared.dialects.mysql import MySQLDialect
+    from shared.dialects.postgresql import PostgresDialect
+
+    calls: list[int] = []
+    for cls in (MySQLDialect, PostgresDialect):
+        def spy(self, conn, handle, *, columns, rows, _orig=cls.run_isolation):  # noqa: ANN001
+            calls.append(len(rows))
+            return _orig(self, conn, handle, columns=columns, rows=rows)
+        monkeypatch.setattr(cls, "run_isolation", spy)
+    return calls
+
+
+DENSE = [(i, f"n{i}", -1 if i % 2 else i) for i in range(1, 301)]
+
+
 @pytest.mark.parametrize("verify", ["count", "checksum"])
+@pytest.mark.parametrize("mode", [Mode.upsert, Mode.insert_only], ids=lambda m: m.value)
 @pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
-def test_dense_bad_rows_isolated_on_the_server_or_client_verify(dest, kind: str, verify: str) -> None:
+def test_dense_bad_rows_isolated_on_the_server_verify(dest, isolated, kind: str, mode: Mode, verify: str) -> None:
     engine = dest(kind)
-    table = make_table(engine, rows=[])
-    rows = [(i, None if i % 2 else f"n{i}", i) for i in range(1, 301)]
-    session = load(engine, Mode.upsert, verify, [rows[:100], rows[100:]], extracted=300)
+    table = make_table(engine, rows=[(2, "old", 2), (4, "old", 4)])  # insert_only skips these two keys
+    session = load(engine, mode, verify, [DENSE[:100], DENSE[100:]], extracted=300)
     assert session.counts.rows_failed == 150
     assert session.verification["outcome"] == "passed" and session.verification["rows_expected"] == 150
-    assert len(contents(engine, table)) == 150
+    rows = contents(engine, table)
+    assert len(rows) == 150 and (rows[0] == (2, "old", 2)) is (mode is Mode.insert_only)
+    assert isolated, "the dense batch was not isolated on the server"
+
+
+@pytest.mark.parametrize("mode", [Mode.upsert, Mode.insert_only], ids=lambda m: m.value)
+@pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
+def test_a_value_altered_among_server_isolated_rows_fails_checksum(dest, isolated, kind: str, mode: Mode) -> None:
+    engine = dest(kind)
+    table = make_table(engine, rows=[])
+    add_trigger(engine, kind, "alter_value")  # id 5 is odd: make it a good row of the dense batch
+    rows = [(5, "e", 5) if r[0] == 5 else r for r in DENSE]
+    with pytest.raises(VerificationFailed) as caught:
+        load(engine, mode, "checksum", [rows[:100], rows[100:]], extracted=300)
+    assert caught.value.verification["keys"] == [{"key": {"id": 5}, "problem": "different"}]
+    assert contents(engine, table) == [] and isolated
 
 
 @pytest.mark.parametrize("kind", ENGINES)
@@ -253,3 +288,26 @@ def test_keyless_truncate_load_with_an_altered_value_fails_the_whole_table_check
     with pytest.raises(VerificationFailed, match="whole-table checksum"):
         load(engine, Mode.truncate_load, "checksum", SOURCE, extracted=4)
     assert contents(engine, table) == INITIAL
+
+
+@pytest.mark.parametrize("verify", ["count", "checksum"])
+@pytest.mark.parametrize("kind", ENGINES)
+def test_rows_whose_unique_key_holds_null_do_not_fail_verification(dest, kind: str, verify: str) -> None:
+    # Given a key backed by a unique index on a nullable column (NULLs never conflict)
+    engine = dest(kind)
+    table = sa.Table("coded", sa.MetaData(), sa.Column("code", sa.String(10)), sa.Column("amount", sa.Integer),
+                     sa.Index("coded_code", "code", unique=True))
+    with engine.begin() as conn:
+        table.create(conn)
+    session = LoadSession(engine, table="coded", columns=[Column("code", "text"), Column("amount", "int")],
+                          mode=Mode.upsert, key_columns=["code"], verify=verify)
+    session.begin()
+    try:
+        session.write([("a", 1), (None, 2), (None, 3)])
+        session.finish(extracted=3)
+        session.commit()
+    finally:
+        session.close()
+    assert session.verification["outcome"] == "passed"
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == 3
