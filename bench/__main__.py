@@ -94,6 +94,9 @@ def run_one(stack: BenchStack, case: str, rows: int, source_mb: float, base: dic
     execution = run_case(stack, case, rows)
     result = Result.of(case, execution, rows=rows, source_mb=source_mb)
     result.verified = verify(case, rows) if execution["status"] == "completed" else "-"
+    check = execution.get("verification") or {}
+    if check.get("method"):  # the loader's own check before COMMIT (job option verify)
+        result.verified += f"; verify {check['method']} {check.get('outcome')} in {check.get('seconds')} s"
     print(f"  {result.status} {result.wall_s:.1f} s rss {result.rss_mb} destination {result.verified}", flush=True)
     if execution["status"] != "completed":
         print(f"  error: {execution.get('error')}\n{stack.logs()[-3000:]}", flush=True)

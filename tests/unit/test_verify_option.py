@@ -80,3 +80,14 @@ def test_the_finished_event_verification_is_recorded_in_history(tmp_path) -> Non
         out = execution_out(s.get(ExecutionRow, eid))
     assert out["verification"] == verification and out["error"]["kind"] == "verification"
     engine.dispose()
+
+
+def test_the_command_line_says_how_the_run_was_verified() -> None:
+    from services.cliapp.run import final_line
+
+    execution = {"id": 7, "status": "completed", "duration": "2s", "rows_read": 3, "rows_written": 3,
+                 "rows_inserted": 3, "rows_updated": 0, "rows_deleted": 0, "rows_skipped": 0, "rows_failed": 0,
+                 "rows_per_second": None}
+    assert "verification" not in final_line(execution)
+    execution["verification"] = {"method": "checksum", "outcome": "passed", "seconds": 0.25}
+    assert final_line(execution).endswith("failed 0; verification (checksum) passed in 0.25 s")
