@@ -14,7 +14,7 @@ export function verificationSection(v) {
   const items = COUNTS.filter(([k]) => v[k] !== undefined && v[k] !== null)
     .flatMap(([k, label]) => [h("dt", { text: label }), h("dd", { text: fmtNumber(v[k]) })]);
   items.push(h("dt", { text: "Seconds" }), h("dd", { text: String(v.seconds ?? "—") }));
-  section.append(h("dl", { class: "metrics" }, ...items));
+  section.append(h("dl", { class: "verify-counts" }, ...items));
   for (const p of v.problems || []) section.append(h("p", { class: "alert alert-error", text: p }));
   if (v.note) section.append(h("p", { class: "muted", text: v.note }));
   if (v.keys && v.keys.length) {
