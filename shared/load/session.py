@@ -1,5 +1,8 @@
 """LoadSession: one execution's writes to the destination, in ONE transaction.
 
+(A little over 300 lines: the hooks of the verification before COMMIT, :mod:`shared.load.verify`,
+are ~20 of them; its logic lives there.)
+
 The engine-neutral half of the loader. Everything that differs per engine (bulk
 path, mode statements, value encoding, error classification, cancel) is a method of
 the engine's :class:`shared.dialects.Dialect`.
