@@ -164,8 +164,9 @@ class Scheduler:
         self._poll_s, self._worker_lost_s, self._batch_rows = poll_s, worker_lost_s, batch_rows
         self._clock, self._timeout_scale = clock, timeout_scale
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by an announced execution (shared.wakeup) or stop()
         self._last_watch = 0.0
-        self._liveness = Liveness(transport, topology)
+        self._liveness = Liveness(transport, topology, on_queued=self._wake.set)
         settler = (lambda session, row: settle_in_destination(session, row, box=box)) if box is not None else None
         self._watchdog = Watchdog(transport, topology, worker_lost_s=worker_lost_s, liveness=self._liveness,
                                   settle=settler)
@@ -206,8 +207,10 @@ class Scheduler:
             except Exception:  # noqa: BLE001 - the loop survives a failed pass (db or broker down)
                 log.exception("scheduler pass failed; retrying")
                 self._stop.wait(min(5.0, self._poll_s * 4))
-            self._stop.wait(self._poll_s)
+            self._wake.wait(self._poll_s)  # polling is the fallback; an announcement wakes it at once
+            self._wake.clear()
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         self._liveness.stop()

@@ -174,7 +174,7 @@ class Verifier:
         else:  # truncate_load
             self._total(conn, out, expected)
         if self.mode is Mode.sync_delete:
-            self._extra(conn, out, self.seen)
+            self._extra(conn, out, self._source_keys())
 
     def _checksum(self, conn: sa.Connection, out: dict, expected: int) -> None:
         problems, vfy = out["problems"], self.prep.format_table(self.vfy)
@@ -206,9 +206,9 @@ class Verifier:
             out["keys"] += [self._named(r[:-1], r[-1]) for r in conn.exec_driver_sql(sql)]
         if self.mode is Mode.truncate_load:
             self._total(conn, out, expected)
-            self._extra(conn, out, self.vfy, counted=False)
+            self._extra(conn, out, [self.vfy], counted=False)
         elif self.mode is Mode.sync_delete:
-            self._extra(conn, out, self.seen)
+            self._extra(conn, out, self._source_keys())
 
     def _join(self) -> tuple[str, str]:
         """``vfy v LEFT JOIN destination d`` on the key, and the condition of a differing row."""
@@ -243,12 +243,16 @@ class Verifier:
             rows = conn.execute(sa.select(*[keys.c[k] for k in key]).where(gone).limit(KEYS_LIMIT))
             out["keys"] += [self._named(r, problem) for r in rows]
 
-    def _extra(self, conn: sa.Connection, out: dict, source: sa.TableClause | None, *, counted: bool = True) -> None:
-        """Destination rows whose key is not in the source set (``source``: seen keys or hashed rows)."""
-        if source is None or not self.dest.key:
+    def _source_keys(self) -> list[sa.TableClause]:
+        """sync_delete's source set: the keys written and ``seen`` (keys of rows that failed)."""
+        return [t for t in (self.written, self.seen) if t is not None]
+
+    def _extra(self, conn: sa.Connection, out: dict, sources: list[sa.TableClause], *, counted: bool = True) -> None:
+        """Destination rows whose key is in none of ``sources`` (tables of source keys or hashed rows)."""
+        if not sources or not self.dest.key:
             return
         key, target = self.dest.key, self.dest.table
-        extra = ~sa.exists().where(key_match(source, target, key))
+        extra = sa.and_(*[~sa.exists().where(key_match(source, target, key)) for source in sources])
         count = conn.execute(sa.select(sa.func.count()).select_from(target).where(extra)).scalar_one()
         out["extra"] = int(count)
         if count:
