@@ -4,6 +4,8 @@ Builds the benchmark tables (``--rows``, default 1,000,000; 10 mixed columns, ~2
 a row), starts the real distributed services (API, scheduler, extractor, loader as
 separate processes on RabbitMQ with PostgreSQL metadata), runs every case and the
 baselines that are installed, prints a table and writes it as JSON to ``bench-results/``.
+The case ``compare_pg_mysql`` times ``datamig compare`` of equal PostgreSQL and MariaDB tables
+against ``count(*)`` + a full scan of both (:mod:`bench.compare_bench`, its own tables).
 No assertions on time: this is a measurement, not a test.
 """
 from __future__ import annotations
@@ -20,7 +22,8 @@ from bench.report import Result, render, render_latency, write_json
 from bench.runner import BenchStack
 
 CASES = ("pg_pg_truncate", "mysql_pg_truncate", "pg_mysql_truncate", "pg_pg_upsert", "pg_pg_sync_delete",
-         "dispatch_1row")
+         "dispatch_1row", "compare_pg_mysql")
+EXTRA_CASES = ("pg_pg_truncate_verify_none", "pg_pg_truncate_verify_checksum")  # only when named in --cases
 LATENCY_RUNS = 20
 SQL = "SELECT id, qty, big, price, ratio, active, name, note, day, at FROM bench_src"
 
@@ -59,6 +62,10 @@ def run_case(stack: BenchStack, case: str, rows: int) -> dict:
     if case == "pg_mysql_truncate":
         data.my_empty("bench_dst")
         return stack.run(source="pg", sql=SQL, dest="mysql", table="bench_dst", mode="truncate_load")
+    if case.startswith("pg_pg_truncate_verify_"):
+        data.pg_empty("bench_dst")
+        return stack.run(source="pg", sql=SQL, dest="pg", table="bench_dst", mode="truncate_load",
+                         verify=case.rsplit("_", 1)[1])
     mode = case.removeprefix("pg_pg_")
     data.pg_existing("bench_dst", rows)
     return stack.run(source="pg", sql=SQL, dest="pg", table="bench_dst", mode=mode)
@@ -81,14 +88,34 @@ def verify(case: str, rows: int) -> str:
     return "ok" if case.startswith("pg_pg") else "count ok"
 
 
-def run_one(stack: BenchStack, case: str, rows: int, source_mb: float) -> Result:
+def run_one(stack: BenchStack, case: str, rows: int, source_mb: float, base: dict) -> Result:
     print(f"case {case} ...", flush=True)
+    if case == "compare_pg_mysql":
+        return compare_case(rows, source_mb, base)
     execution = run_case(stack, case, rows)
     result = Result.of(case, execution, rows=rows, source_mb=source_mb)
     result.verified = verify(case, rows) if execution["status"] == "completed" else "-"
+    check = execution.get("verification") or {}
+    if check.get("method"):  # the loader's own check before COMMIT (job option verify)
+        result.verified += f"; verify {check['method']} {check.get('outcome')} in {check.get('seconds')} s"
     print(f"  {result.status} {result.wall_s:.1f} s rss {result.rss_mb} destination {result.verified}", flush=True)
     if execution["status"] != "completed":
         print(f"  error: {execution.get('error')}\n{stack.logs()[-3000:]}", flush=True)
+    return result
+
+
+def compare_case(rows: int, source_mb: float, base: dict) -> Result:
+    """``datamig compare`` of equal PostgreSQL and MariaDB tables (bench.compare_bench); its reference,
+    ``count_scan_pg_mysql`` (count(*) + full scan on both sides), is added to the baselines."""
+    from bench.compare_bench import measure
+
+    baseline, report = measure(rows)
+    base["count_scan_pg_mysql"] = (round(baseline, 2), "count(*) + full scan to the client, both sides")
+    wall = float(report["seconds"])
+    result = Result(case="compare_pg_mysql", status="completed", wall_s=round(wall, 2), duration_s=round(wall, 2),
+                    rows=rows, rows_per_s=round(rows / wall), mb_per_s=round(source_mb / wall, 1),
+                    verified="equal" if report["equal"] else f"WRONG: {report}"[:300])
+    print(f"  compare {wall:.1f} s, count(*) + scan {baseline:.1f} s, ratio {wall / baseline:.2f}", flush=True)
     return result
 
 
@@ -117,7 +144,8 @@ def median_baselines(runs: list[dict[str, tuple[float | None, str]]]) -> dict[st
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the source table (default 1,000,000)")
-    parser.add_argument("--cases", default=",".join(CASES), help=f"comma list of {', '.join(CASES)}")
+    parser.add_argument("--cases", default=",".join(CASES),
+                        help=f"comma list of {', '.join(CASES + EXTRA_CASES)} (default: all but the last two)")
     parser.add_argument("--baselines", default="all", help="'all', 'none' or a comma list of baseline names")
     parser.add_argument("--batch-rows", type=int, default=0, help="DM_BATCH_ROWS for the services (0: default)")
     parser.add_argument("--tuned", action="store_true",
@@ -140,14 +168,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if all(r["exact"] for r in results) else 1
 
     cases = [c for c in args.cases.split(",") if c]
-    unknown = set(cases) - set(CASES)
+    unknown = set(cases) - set(CASES) - set(EXTRA_CASES)
     if unknown:
         parser.error(f"unknown cases: {', '.join(sorted(unknown))}")
-    print(f"building bench_src with {args.rows:,} rows in PostgreSQL and MariaDB ...", flush=True)
-    started = time.perf_counter()
-    data.build_sources(args.rows, rebuild=args.rebuild)
-    source_mb = data.source_megabytes()
-    print(f"  ready in {time.perf_counter() - started:.1f} s ({source_mb:.0f} MB as COPY text)", flush=True)
+    source_mb = 0.0  # the compare case builds its own tables
+    if set(cases) - {"compare_pg_mysql"} or args.baselines != "none":
+        print(f"building bench_src with {args.rows:,} rows in PostgreSQL and MariaDB ...", flush=True)
+        started = time.perf_counter()
+        data.build_sources(args.rows, rebuild=args.rebuild)
+        source_mb = data.source_megabytes()
+        print(f"  ready in {time.perf_counter() - started:.1f} s ({source_mb:.0f} MB as COPY text)", flush=True)
 
     wanted = set() if args.baselines in ("all", "none") else set(args.baselines.split(","))
     env = {"DM_BATCH_ROWS": str(args.batch_rows)} if args.batch_rows else {}
@@ -155,10 +185,12 @@ def main(argv: list[str] | None = None) -> int:
         env["DM_BULK_TEXT"] = "false"
     base_runs: list[dict[str, tuple[float | None, str]]] = []
     case_runs: dict[str, list[Result]] = {c: [] for c in cases}
+    compared: dict[str, tuple[float | None, str]] = {}  # the compare case's own baseline
     stack = BenchStack(tuned=args.tuned, env=env)
     latency: list[float] = []
     try:
-        stack.start()
+        if set(cases) - {"compare_pg_mysql"}:
+            stack.start()
         for round_no in range(1, args.repeat + 1):  # rounds interleave baselines and cases: drift hits both
             if args.repeat > 1:
                 print(f"-- round {round_no} of {args.repeat}", flush=True)
@@ -170,10 +202,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"case {case} ({LATENCY_RUNS} executions) ...", flush=True)
                     latency += stack.latency(runs=LATENCY_RUNS)
                     continue
-                case_runs[case].append(run_one(stack, case, args.rows, source_mb))
+                case_runs[case].append(run_one(stack, case, args.rows, source_mb, compared))
     finally:
         stack.stop()
-    base = median_baselines(base_runs)
+    base = {**median_baselines(base_runs), **compared}
     results = [median_result(runs) for case, runs in case_runs.items() if runs]
 
     print()

@@ -53,10 +53,8 @@ def _scan(engine: sa.Engine) -> None:
             pass
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    rows = parser.parse_args().rows
+def measure(rows: int) -> tuple[float, dict]:
+    """(seconds of count(*) + full scan on both sides, the compare report) for ``rows`` equal rows."""
     name = f"bench_cmp_{uuid.uuid4().hex[:8]}"
     pg = my = None
     try:
@@ -66,10 +64,7 @@ def main() -> None:
         _scan(my)
         baseline = time.monotonic() - started
         steps = [StepSpec(name="t", project_id=1, sql=f"SELECT {COLS} FROM t")]
-        report = compare_job(steps, DestinationSpec(project_id=2, table="t"), {1: pg, 2: my})
-        assert report["equal"], report
-        print(f"rows {rows:,}: count(*) + full scan, both sides {baseline:.2f} s; compare {report['seconds']:.2f} s;"
-              f" ratio {report['seconds'] / baseline:.2f}")
+        return baseline, compare_job(steps, DestinationSpec(project_id=2, table="t"), {1: pg, 2: my})
     finally:
         for engine in (pg, my):
             if engine is not None:
@@ -80,6 +75,16 @@ def main() -> None:
             with engine.connect() as conn:
                 conn.exec_driver_sql(sql)
             engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    rows = parser.parse_args().rows
+    baseline, report = measure(rows)
+    assert report["equal"], report
+    print(f"rows {rows:,}: count(*) + full scan, both sides {baseline:.2f} s; compare {report['seconds']:.2f} s;"
+          f" ratio {report['seconds'] / baseline:.2f}")
 
 
 if __name__ == "__main__":

@@ -79,13 +79,14 @@ class BenchStack:
             raise RuntimeError(f"creating project {name}: {r.status_code} {r.text}")
         return r.json()["id"]
 
-    def run(self, *, source: str, sql: str, dest: str, table: str, mode: str, timeout_s: float = 3600) -> dict:
+    def run(self, *, source: str, sql: str, dest: str, table: str, mode: str, timeout_s: float = 3600,
+            verify: str | None = None) -> dict:
         """Create and execute a one-step job; returns the finished execution plus wall time and peak RSS."""
         r = self.http.post("/api/jobs", json={
             "name": f"bench {mode} {source}->{dest} {uuid.uuid4().hex[:6]}",
             "steps": [{"name": "read", "project_id": self.projects[source], "sql": sql}],
             "destination": {"project_id": self.projects[dest], "table": table, "mode": mode},
-            "timeout_minutes": 120, "max_retries": 0})
+            "timeout_minutes": 120, "max_retries": 0, **({"verify": verify} if verify else {})})
         if r.status_code != 201:
             raise RuntimeError(f"creating job: {r.status_code} {r.text}")
         pids = {n: p.pid for n, p in self.stack.procs.items() if n in WORKERS}

@@ -31,6 +31,10 @@ NonEmptyName = Annotated[str, StringConstraints(strip_whitespace=True, min_lengt
 ZeroDates = Literal["keep", "null"]
 TRANSFORM_HELP = ("optional SQL (DuckDB dialect) over @result1..@resultN returning the rows to write, run in the "
                   "pipeline after the steps; null = write the last step's result")
+Verify = Literal["none", "count", "checksum"]
+VERIFY_HELP = ('check the destination before COMMIT (a mismatch fails and rolls back): "count" (default) compares '
+               'row and key counts computed by the database; "checksum" also compares every written row\'s values '
+               'by hash; "none" skips the check')
 ZERO_DATES_HELP = ('MariaDB/MySQL zero and invalid dates (0000-00-00, 2021-02-30): "keep" copies them as they are '
                    'where the destination can hold them and fails the row elsewhere; "null" loads them as NULL, '
                    'counted in the execution\'s warnings (zero_dates)')
@@ -130,6 +134,7 @@ class DestinationSpec(_Strict):
     allow_rounding: bool = Field(
         False, description="write values rounded to a destination column's scale instead of failing their rows"
     )
+    verify: Verify = Field("count", description="the job's verify option (set at the job's top level)")
 
     @field_validator("table")
     @classmethod
@@ -165,6 +170,7 @@ class JobOptions(_Strict):
                                          "option zero_dates, else keep")
     alerts: AlertRules | None = Field(None, description="when to notify which channels; null = the defaults "
                                       "for all jobs (GET /api/alerts/defaults)")
+    verify: Verify | None = Field(None, description=VERIFY_HELP)
 
     @field_validator("schedule")
     @classmethod
@@ -221,6 +227,9 @@ class JobSpec(JobOptions):
             self.destination.zero_dates = self.zero_dates
         else:
             self.zero_dates = self.destination.zero_dates
+        if self.verify is not None:  # the same for verify: the loader reads it with the destination
+            self.destination.verify = self.verify
+        self.verify = self.destination.verify
         return self
 
 

@@ -175,6 +175,7 @@ class Event(_Msg):
     report: list = field(default_factory=list)
     phase: str = ""  # shared.phases.PHASES: what the execution is doing now ("" = unchanged)
     estimate: dict = field(default_factory=dict)  # {"rows", "source"}: the planner's estimate of the source
+    verification: dict = field(default_factory=dict)  # finished: the loader's check (shared.load.verify)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.alerts.rules import AlertRules
-from shared.jobspec import DestinationSpec, NoNulModel, StepSpec, ZeroDates
+from shared.jobspec import DestinationSpec, NoNulModel, StepSpec, Verify, ZeroDates
 
 
 class ProjectOut(BaseModel):
@@ -59,6 +59,7 @@ class JobOut(BaseModel):
     zero_dates: str | None = None
     transform: str | None = Field(None, description="SQL over @resultN run in the pipeline; null = none")
     alerts: AlertRules | None = None
+    verify: Verify = "count"
     next_run_at: datetime | None
     archived: bool
     created_at: datetime | None = None
@@ -83,6 +84,7 @@ class JobPatch(NoNulModel):
     zero_dates: ZeroDates | None = None
     transform: str | None = Field(None, max_length=1_000_000, description='"" removes the transform')
     alerts: AlertRules | None = None
+    verify: Verify | None = None
 
 
 class ExecuteOut(BaseModel):
@@ -121,6 +123,8 @@ class ExecutionOut(BaseModel):
     error: ErrorOut | None
     report: list[dict[str, Any]] | None = None
     warnings: dict[str, int] = Field(default_factory=dict, description="counts by kind of what was done on purpose but deserves a look")
+    verification: dict[str, Any] | None = Field(None, description="the destination check before COMMIT (job option "
+                                                "verify): method, outcome, counts, differing keys, seconds")
     cancel_requested: bool = False
     phase: str | None = Field(None, description="what a running execution is doing: validating, extracting, clearing, "
                                                 "loading, applying, verifying, committing (the last one reached once finished)")

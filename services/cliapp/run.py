@@ -49,6 +49,9 @@ def final_line(execution: dict[str, Any]) -> str:
             f"{count(e.get('rows_skipped'))}), failed {count(e.get('rows_failed'))}")
     if e.get("rows_per_second") is not None:
         text += f", {rate(e['rows_per_second'])} rows/s"
+    check = e.get("verification") or {}
+    if check.get("outcome") in ("passed", "failed"):  # the loader's check before COMMIT (job option verify)
+        text += f"; verification ({check.get('method')}) {check['outcome']} in {check.get('seconds')} s"
     return text
 
 

@@ -106,7 +106,7 @@ class Loader(RequestWorker[LoadRequest, LoadState]):
                               mode=Mode(destination.mode), key_columns=destination.key_columns,
                               allow_empty_source=destination.allow_empty_source,
                               max_delete_ratio=destination.max_delete_ratio,
-                              allow_rounding=destination.allow_rounding,
+                              allow_rounding=destination.allow_rounding, verify=destination.verify,
                               statement_timeout_s=max(1.0, ctx.remaining_s()))
         state.session = session
         ctx.on_cancel(session.cancel)
@@ -117,7 +117,7 @@ class Loader(RequestWorker[LoadRequest, LoadState]):
             phases.enter(ctx, "loading")
             self._consume(request, ctx, session, state)
             phases.enter(ctx, "applying")
-            final = session.finish()
+            final = session.finish(extracted=state.rows_read, verifying=lambda: phases.enter(ctx, "verifying"))
             ctx.check()
             committed = {"rows_read": state.rows_read, **final.to_dict()}
             phases.enter(ctx, "committing")
@@ -128,7 +128,7 @@ class Loader(RequestWorker[LoadRequest, LoadState]):
             return
         fault_point("loader_after_commit")
         status = "partial_success" if final.rows_failed else "completed"
-        ctx.publish("finished", status=status, counts=_staged(committed))
+        ctx.publish("finished", status=status, counts=_staged(committed), verification=session.verification)
         log.info("execution %s %s: %s rows read, %s", request.execution_id, status, state.rows_read, final.to_dict())
 
     def _commit(self, session: Any, engine: sa.Engine, request: LoadRequest, counts: dict) -> None:
@@ -211,6 +211,7 @@ class Loader(RequestWorker[LoadRequest, LoadState]):
         log.warning("execution %s %s (rolled back): %s", request.execution_id, status, info.get("message"))
         failed = [_failed(f) for f in getattr(exc, "failed_rows", None) or []]  # the stopping batch's rows
         ctx.publish("finished", status=status, error=info, report=report, failed_rows=failed,  # rolled back
+                    verification=getattr(exc, "verification", None) or {},
                     counts={"rows_read": state.rows_read, "rows_inserted": 0, "rows_updated": 0,
                             "rows_skipped": 0, "rows_deleted": 0, "rows_failed": failed_count,
                             "rows_staged": state.staged().get("rows_staged", 0)})

@@ -143,6 +143,7 @@ class RowIsolation:
             self._raise_for(exc, rows_level_ok=True)
             self._undo(conn, savepoint, exc)
             return False
+        good = []
         for position, error, inserted, updated in results:
             item = span[position - 1]
             self._iso_rows += 1
@@ -153,6 +154,9 @@ class RowIsolation:
             self.counts.rows_inserted += inserted
             self.counts.rows_updated += updated
             self.counts.rows_skipped += 1 - inserted - updated
+            good.append((item[2], bool(inserted)))
+        if self._verifier is not None:  # shared.load.verify: these rows bypassed the staged path
+            self._verifier.keep_rows(conn, self.dialect, good)
         return True
 
     def _server_isolation(self, conn: sa.Connection) -> Any:
@@ -245,4 +249,5 @@ class RowIsolation:
 
     # provided by LoadSession
     _encode: Callable[[tuple], Any]
+    _verifier: Any
     _null_refused: list[tuple[int, str]]

@@ -1,5 +1,8 @@
 """LoadSession: one execution's writes to the destination, in ONE transaction.
 
+(A little over 300 lines: the hooks of the verification before COMMIT, :mod:`shared.load.verify`,
+are ~20 of them; its logic lives there.)
+
 The engine-neutral half of the loader. Everything that differs per engine (bulk
 path, mode statements, value encoding, error classification, cancel) is a method of
 the engine's :class:`shared.dialects.Dialect`.
@@ -23,6 +26,7 @@ from shared.load.destination import Destination, resolve_destination
 from shared.load.isolation import RowIsolation
 from shared.load.keys import WrittenKeys
 from shared.load.results import FailedRow, LoadCounts
+from shared.load.verify import VerificationFailed, Verifier, skipped
 from shared.types import Column
 
 log = logging.getLogger(__name__)
@@ -37,7 +41,8 @@ class LoadSession(RowIsolation):
                  key_columns: list[str] | None = None, allow_empty_source: bool = False,
                  max_delete_ratio: float | None = None,
                  max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
-                 statement_timeout_s: float | None = None, allow_rounding: bool = False) -> None:
+                 statement_timeout_s: float | None = None, allow_rounding: bool = False,
+                 verify: str = "count") -> None:
         self.engine, self.table, self.columns, self.mode = engine, table, list(columns), Mode(mode)
         self.key_columns = list(key_columns) if key_columns else None
         self.allow_empty_source, self.max_delete_ratio = allow_empty_source, max_delete_ratio
@@ -45,6 +50,8 @@ class LoadSession(RowIsolation):
         self.dialect: DestinationSide = get_dialect(engine.dialect.name)
         self.allow_rounding = self.dialect.allow_rounding = allow_rounding
         self.counts = LoadCounts()
+        self.verify, self.verification = verify, skipped()  # see shared.load.verify
+        self._verifier: Verifier | None = None
         self.rows_received = 0
         self._conn: sa.Connection | None = None
         self._trans: sa.RootTransaction | None = None
@@ -104,12 +111,16 @@ class LoadSession(RowIsolation):
             self.counts.rows_deleted += self.dialect.clear_destination(conn, dest.table)
         token = uuid.uuid4().hex[:8]
         self._keyed = bool(dest.key) and self.mode is not Mode.truncate_load  # emptied: dup keys fail
-        if self._keyed or self.dialect.stage_plain_inserts:
+        if self._keyed or self.dialect.stage_plain_inserts or self.verify == "checksum":
             self._staging = self.dialect.create_staging(conn, f"dm_stage_{token}", dest.table, dest.columns)
         if self._keyed:
             self._written = WrittenKeys(self.dialect, conn, name=f"dm_keys_{token}", target=dest.table, key=dest.key)
         if self.mode is Mode.sync_delete:
             self._seen = self.dialect.create_key_table(conn, f"dm_seen_{token}", dest.table, dest.key)
+        if self.verify != "none":
+            self._verifier = Verifier(conn, level=self.verify, mode=self.mode, dest=dest, token=token,
+                                      written=self._written.table if self._written else None, seen=self._seen,
+                                      temp_prefix=self.dialect.temp_table_prefix)
 
     def commit(self, *, before: Callable[[sa.Connection], None] | None = None) -> None:
         """Commit THE transaction; ``before(conn)`` is its last statement (the execution's
@@ -222,6 +233,8 @@ class LoadSession(RowIsolation):
         load(self._staging)
         if self._written is not None:
             self._written.check(conn, self._staging)
+        if self._verifier is not None:
+            self._verifier.stage(conn, self._staging)
         if self.mode in (Mode.upsert, Mode.sync_delete):
             inserted, updated, unchanged = d.upsert(conn, dest.table, self._staging, dest.columns, dest.key, staged)
             counts = LoadCounts(rows_inserted=inserted, rows_updated=updated, rows_skipped=unchanged)
@@ -234,22 +247,34 @@ class LoadSession(RowIsolation):
             self._written.add(conn, self._staging)  # for sync_delete too: the written keys were seen
         elif self._seen is not None:
             d.record_seen(conn, self._seen, self._staging, dest.key)
+        if self._verifier is not None:
+            self._verifier.keep(conn, self._staging)
         return counts
 
     # ------------------------------------------------------------------ end of source
-    def finish(self) -> LoadCounts:
-        """End of source: sync_delete's guards and deletes. Does not commit.
+    def finish(self, *, extracted: int | None = None, verifying: Callable[[], None] | None = None) -> LoadCounts:
+        """End of source: sync_delete's guards and deletes, then the verification
+        (:attr:`verification`; ``extracted``: rows the extractor read; ``verifying()`` is called
+        as it starts, e.g. to publish the phase). Does not commit.
 
         Raises SyncDeleteGuard (empty source without allow_empty_source, or more than
         max_delete_ratio of the destination would be deleted; nothing is deleted),
-        Cancelled, ConnectionLost, DestinationError.
+        VerificationFailed, Cancelled, ConnectionLost, DestinationError.
         """
         conn = self._require_open()
-        if self.mode is Mode.sync_delete:
-            try:
+        try:
+            if self.mode is Mode.sync_delete:
                 self._sync_delete(conn)
-            except sa.exc.DBAPIError as exc:
-                self._raise_for(exc)
+            if self._verifier is not None:
+                if verifying is not None:
+                    verifying()
+                self.verification = self._verifier.run(conn, received=self.rows_received,
+                                                       failed=self.counts.rows_failed, extracted=extracted)
+        except VerificationFailed as exc:
+            self.verification = exc.verification
+            raise
+        except sa.exc.DBAPIError as exc:
+            self._raise_for(exc)
         return self.counts.copy()
 
     def _sync_delete(self, conn: sa.Connection) -> None:

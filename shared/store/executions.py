@@ -64,6 +64,7 @@ def execution_out(row: ExecutionRow, *, job_name: str | None = None, now: dateti
         "rows_written": written, "rows_staged": row.rows_staged or 0,
         "rows_per_second": round(rate, 1) if rate is not None else None,
         "error": error, "report": row.report, "warnings": dict(row.warnings or {}),
+        "verification": row.verification,
         "cancel_requested": row.cancel_requested, **progress_out(row, duration),
     }
 
@@ -211,6 +212,8 @@ def _finish(session: Session, row: ExecutionRow, ev: Event, ts: datetime, *,
         row.error_trace = mask_secrets_in_text(str(ev.error.get("trace", "") or ""))[:100000] or None
     if ev.report:
         row.report = ev.report
+    if ev.verification:
+        row.verification = ev.verification
     _merge_warnings(row, ev)
     _add_failed_rows(session, row.id, ev.failed_rows)
     job = session.get(JobRow, row.job_id)

@@ -60,6 +60,7 @@ def job_out(row: JobRow, *, last: ExecutionRow | None = None) -> dict[str, Any]:
         "timezone": row.timezone, "max_retries": row.max_retries, "timeout_minutes": row.timeout_minutes,
         "enabled": row.enabled, "validate_before_execution": row.validate_before_execution,
         "zero_dates": (row.destination or {}).get("zero_dates"), "transform": row.transform,
+        "verify": (row.destination or {}).get("verify") or "count",
         "next_run_at": row.next_run_at, "archived": row.archived, "alerts": row.alerts,
         "created_at": row.created_at, "updated_at": row.updated_at,
         "last_status": last.status if last else None,

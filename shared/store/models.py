@@ -115,6 +115,7 @@ class ExecutionRow(Base):
     error_trace: Mapped[str | None] = mapped_column(sa.Text)
     report: Mapped[list | None] = mapped_column(sa.JSON)
     warnings: Mapped[dict | None] = mapped_column(sa.JSON)  # counts by kind, e.g. {"zero_dates": 3}
+    verification: Mapped[dict | None] = mapped_column(sa.JSON)  # the loader's check before COMMIT (job.verify)
     cancel_requested: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     phase: Mapped[str | None] = mapped_column(sa.String(20))  # shared.phases: what a running execution is doing
     rows_estimate: Mapped[int | None] = mapped_column(sa.BigInteger)  # the source planner's row estimate

@@ -216,6 +216,8 @@ def test_a_user_builds_a_cross_engine_job_previews_runs_and_reads_its_errors(web
     expect(failed.first.locator(".failed-error")).to_contain_text(re.compile("check", re.I))
     expect(page.locator(".failed-rows thead")).to_contain_text("total_amount")
     expect(page.locator(".metrics")).to_contain_text("Partial success")
+    expect(page.locator("#verify-h")).to_have_text("Verification: count · passed")  # the default, before COMMIT
+    expect(page.locator(".verify-counts")).to_contain_text(f"Rows failed (not expected){len(REFUNDED)}")
     web.shot("04-execution-error-details")
     assert read(sources["pg"], "good_customers") == [r for r in expected_totals() if r[0] not in REFUNDED]
     failed_ids = {int(t) for t in failed.locator("td:nth-child(3)").all_inner_texts()}

@@ -29,6 +29,10 @@ function blankStep(n) {
   return { key: ++stepKey, name: `Step ${n}`, description: "", project_id: "", sql: "" };
 }
 
+const VERIFY_LEVELS = [["count", "count (default)"], ["checksum", "checksum"], ["none", "none"]];
+const VERIFY_HINT = "Before committing, check the destination against what was written; a mismatch fails the run and rolls back. "
+  + "count: row and key counts; checksum: also every written row's values (slower); none: no check.";
+
 function fromJob(job) {
   const d = job.destination;
   return {
@@ -39,6 +43,7 @@ function fromJob(job) {
       allow_rounding: Boolean(d.allow_rounding) },
     schedule: job.schedule, timezone: job.timezone, max_retries: job.max_retries, timeout_minutes: job.timeout_minutes,
     enabled: job.enabled, validate_before_execution: job.validate_before_execution, transform: job.transform || "",
+    verify: job.verify || "count",
   };
 }
 
@@ -47,7 +52,7 @@ function blankJob() {
     id: null, name: "", description: "", steps: [blankStep(1)],
     destination: { project_id: "", table: "", mode: "insert_only", key_columns: "", allow_empty_source: false, max_delete_ratio: "" },
     schedule: "", timezone: Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC",
-    max_retries: 3, timeout_minutes: 30, enabled: false, validate_before_execution: true, transform: "",
+    max_retries: 3, timeout_minutes: 30, enabled: false, validate_before_execution: true, transform: "", verify: "count",
   };
 }
 
@@ -78,6 +83,7 @@ function jobBody(state) {
     name: state.name, description: state.description, steps: stepsBody(state), destination: destinationBody(state),
     schedule: state.schedule.trim(), timezone: state.timezone.trim(), max_retries: int(state.max_retries),
     timeout_minutes: int(state.timeout_minutes), enabled: state.enabled, validate_before_execution: state.validate_before_execution,
+    verify: state.verify,
   };
 }
 
@@ -335,7 +341,9 @@ export async function render(main, params, ctx) {
         h("p", { class: "hint", text: "Run automatically on the schedule (default off). Manual execution always works." })),
       h("div", { class: "field check", dataset: { field: "validate_before_execution" } },
         h("label", {}, h("input", { type: "checkbox", checked: state.validate_before_execution, onchange: bind(state, "validate_before_execution") }), " Validate before execution"),
-        h("p", { class: "hint", text: "Check the queries and the destination table before each run (default on)." }))),
+        h("p", { class: "hint", text: "Check the queries and the destination table before each run (default on)." })),
+      field({ label: "Verify before commit", field: "verify", hint: VERIFY_HINT, input: h("select", { onchange: bind(state, "verify") },
+        VERIFY_LEVELS.map(([value, text]) => h("option", { value, text, selected: state.verify === value }))) })),
     validateBox,
     h("div", { class: "action-bar" },
       h("button", { type: "button", class: "btn", id: "validate-job", onclick: (e) => validate(e.currentTarget) }, "Validate"),

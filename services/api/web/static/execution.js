@@ -4,6 +4,7 @@ import { api, query } from "./api.js";
 import { renderChecks } from "./preview.js";
 import { notificationsSection } from "./alerts.js";
 import { progressPanel } from "./progress.js";
+import { verificationSection } from "./verification.js";
 import { ACTIVE, badge, cellText, clear, fmtDateTime, fmtNumber, h, pageHeader, table } from "./ui.js";
 
 const ROWS_PAGE = 100;
@@ -43,6 +44,7 @@ export async function render(main, params, ctx) {
       sections.push(h("section", { class: "card" }, h("h2", { text: "Report" }),
         checks ? renderChecks(errors.report) : h("pre", { class: "stack-trace", text: JSON.stringify(errors.report, null, 2) })));
     }
+    if (e.verification) sections.push(verificationSection(e.verification));
     sections.push(failedRows(errors, executionId));
     if (!ACTIVE.has(e.status)) sections.push(notificationsSection(executionId));
     clear(main, pageHeader(`Execution #${e.id}${e.job_name ? ` · ${e.job_name}` : ""}`,
