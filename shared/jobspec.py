@@ -16,6 +16,7 @@ from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, Validatio
                       model_validator)
 
 from shared.cron import CronError, describe_cron, validate_cron
+from shared.incremental import IncrementalSpec, usage_problems
 
 IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_$]{0,62}"
 TABLE_NAME_RE = re.compile(rf"^{IDENTIFIER}(\.{IDENTIFIER})?$")
@@ -195,6 +196,15 @@ class JobSpec(JobOptions):
     description: str = Field("", max_length=5000)
     steps: list[StepSpec] = Field(..., min_length=1, max_length=MAX_STEPS)
     destination: DestinationSpec
+    incremental: IncrementalSpec | None = Field(None, description="read only new rows: @watermark in the SQL "
+                                                "is bound to the stored watermark (see README, Incremental jobs)")
+
+    @model_validator(mode="after")
+    def _watermark_use(self) -> "JobSpec":
+        problems = usage_problems(self.incremental, [s.sql for s in self.steps], self.destination.mode.value)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -41,6 +41,7 @@ class RunRequest(_Msg):
     deadline: float = 0.0  # epoch seconds
     batch_rows: int = 0
     execution_key: str = ""  # the execution's identity in the destination's datamig_state
+    watermark: dict = field(default_factory=dict)  # incremental jobs: the stored {value, kind, seen}
 
 
 @dataclass
@@ -90,6 +91,7 @@ class EndOfBatches(_Msg):
     rows_read: int = 0
     ok: bool = True
     error: dict = field(default_factory=dict)
+    watermark: dict = field(default_factory=dict)  # incremental jobs: {from, to, kind, seen, lag}, committed with the rows
 
 
 @dataclass
@@ -115,6 +117,7 @@ class Event(_Msg):
     error: dict = field(default_factory=dict)
     failed_rows: list = field(default_factory=list)
     report: list = field(default_factory=list)
+    watermark: dict = field(default_factory=dict)  # finished + committed: the watermark the destination holds
 
 
 @dataclass

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.incremental import IncrementalSpec
 from shared.jobspec import DestinationSpec, NoNulModel, StepSpec, ZeroDates
 
 
@@ -56,6 +57,9 @@ class JobOut(BaseModel):
     enabled: bool
     validate_before_execution: bool
     zero_dates: str | None = None
+    incremental: IncrementalSpec | None = None
+    watermark: str | None = Field(None, description="incremental jobs: every row whose column is at most this "
+                                  "is loaded (null: the next run starts from incremental.initial)")
     next_run_at: datetime | None
     archived: bool
     created_at: datetime | None = None
@@ -117,6 +121,8 @@ class ExecutionOut(BaseModel):
     report: list[dict[str, Any]] | None = None
     warnings: dict[str, int] = Field(default_factory=dict, description="counts by kind of what was done on purpose but deserves a look")
     cancel_requested: bool = False
+    watermark_from: str | None = Field(None, description="incremental jobs: the stored watermark the run started after")
+    watermark_to: str | None = Field(None, description="incremental jobs: the watermark it committed")
 
 
 class ExecutionPage(BaseModel):

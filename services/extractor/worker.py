@@ -19,6 +19,7 @@ from shared.connections import ZERO_DATES_OPTION, build_url, create_db_engine
 from shared.dialects import get_dialect
 from shared.dialects.bulk import BULK_CHUNK_BYTES
 from shared.errors import ValidationFailed
+from shared.extract.watermark import describe_final, incremental_read
 from shared.jobspec import DestinationSpec, JobSpec, StepSpec
 from shared.logs import execution_context
 from shared.messages import Batch, EndOfBatches, LoadRequest, RunRequest
@@ -97,13 +98,16 @@ class Extractor(RequestWorker):
         if job.get("validate_before_execution", True):
             self._validate(steps, destination, engines, ctx)
         ctx.check()
+        incr = state["incremental"] = incremental_read(job, request.watermark)
+        if incr is not None:  # first run: the column's kind from a describe
+            incr.resolve_kind(lambda _: describe_final(steps, engines, timeout_s=max(1.0, ctx.remaining_s())))
         extraction = Extraction(steps, engines, batch_rows=request.batch_rows or self._batch_rows,
                                 statement_timeout_s=max(1.0, ctx.remaining_s()),
-                                zero_dates=zero_dates_by_project(job, request.projects))
+                                zero_dates=zero_dates_by_project(job, request.projects), incremental=incr)
         state["extraction"] = extraction
         ctx.on_cancel(extraction.cancel)
         try:
-            fmt = self._bulk_format(request, destination)
+            fmt = None if incr is not None else self._bulk_format(request, destination)  # rows: the filter reads them
             columns = extraction.open(fmt)
             self._warn_privileged(ctx, extraction)
             ctx.check()
@@ -140,8 +144,12 @@ class Extractor(RequestWorker):
                 state: dict[str, Any]) -> None:
         seq, position = 0, 1
         job_name = request.job.get("name", "")
+        incr = state.get("incremental")
         for rows in extraction.batches():
             ctx.check()
+            rows = incr.keep(rows) if incr is not None else rows
+            if not rows:
+                continue
             seq += 1
             body = Batch(run=request.run, seq=seq, first=position, rows=rows).encode()
             self._transport.publish(body, queue=queue, persistent=False, timeout_s=max(1.0, ctx.remaining_s()))
@@ -155,10 +163,12 @@ class Extractor(RequestWorker):
                     state: dict[str, Any]) -> None:
         ctx.check()
         extraction = state.get("extraction")
-        warnings = extraction.warnings if extraction is not None else {}
+        incr = state.get("incremental")
+        warnings = {**(extraction.warnings if extraction is not None else {}), **(incr.warnings if incr else {})}
         if warnings:  # recorded before the loader can finish the execution (it ignores later events)
             ctx.publish("heartbeat", counts={"rows_read": state["rows_read"]}, warnings=warnings)
-        end = EndOfBatches(run=request.run, seq=seq + 1, rows_read=state["rows_read"], ok=True)
+        end = EndOfBatches(run=request.run, seq=seq + 1, rows_read=state["rows_read"], ok=True,
+                           watermark=incr.result() if incr is not None else {})
         self._transport.publish(end.encode(), queue=queue, persistent=False, timeout_s=max(1.0, ctx.remaining_s()))
         ctx.publish("extracted", counts={"rows_read": state["rows_read"]}, warnings=warnings)
 

@@ -20,6 +20,7 @@ from shared.errors import DatamigError
 from shared.faults import fault_point
 from shared.jobspec import DestinationSpec, Mode
 from shared.load.state import ABANDONED, COMMITTED, ExecutionFenced, claim, ensure_state_table, mark_committed, settle
+from shared.load.overlap import check_overlap, state_json
 from shared.logs import execution_context
 from shared.messages import Batch, EndOfBatches, LoadRequest
 from shared.secrets import SecretBox
@@ -99,13 +100,14 @@ class Loader(RequestWorker):
             session.begin(claim=lambda conn: claim(conn, execution_id=request.run, job_id=request.job_id,
                                                             key=request.execution_key))
             self._consume(request, ctx, session, state)
+            check_overlap(state.get("watermark"), session.key, table=destination.table)
             final = session.finish()
             ctx.check()
             committed = {"rows_read": state["rows_read"], **final.to_dict()}
-            self._commit(session, engine, request, committed)
+            self._commit(session, engine, request, committed, state.get("watermark"))
             fault_point("loader_after_commit")
             status = "partial_success" if final.rows_failed else "completed"
-            ctx.publish("finished", status=status, counts=_staged(committed))
+            ctx.publish("finished", status=status, counts=_staged(committed), watermark=state.get("watermark") or {})
             log.info("execution %s %s: %s rows read, %s", request.run, status, state["rows_read"], final.to_dict())
         except ExecutionFenced as exc:  # a duplicate or a zombie: whoever holds the row reports
             if state["session"] is not None:
@@ -125,13 +127,15 @@ class Loader(RequestWorker):
             self._transport.delete_queue(request.batch_queue)
             execution_context.reset(token)
 
-    def _commit(self, session: Any, engine: sa.Engine, request: LoadRequest, counts: dict) -> None:
+    def _commit(self, session: Any, engine: sa.Engine, request: LoadRequest, counts: dict,
+                watermark: dict | None = None) -> None:
         """COMMIT with the execution's committed row. When COMMIT itself fails its outcome is
         unknown (the connection may drop after the server committed): the state table tells.
         Raises the commit's error unless the destination holds the commit."""
         try:
             session.commit(before=lambda conn: mark_committed(conn, execution_id=request.run, counts=counts,
-                                                                      key=request.execution_key))
+                                                              key=request.execution_key,
+                                                              watermark=state_json(watermark)))
         except DatamigError:
             session.rollback()
             for _ in range(SETTLE_ATTEMPTS):
@@ -162,7 +166,7 @@ class Loader(RequestWorker):
                     raise ExtractionAborted(item.error)
                 if item.seq != expected:
                     raise BatchStreamBroken(f"batch stream incomplete: end marker {item.seq}, expected {expected}")
-                state["rows_read"] = item.rows_read
+                state["rows_read"], state["watermark"] = item.rows_read, item.watermark
                 return
             if not isinstance(item, Batch) or item.seq != expected:
                 raise BatchStreamBroken(f"batch stream out of order: got {getattr(item, 'seq', '?')}, expected {expected}")

@@ -24,6 +24,7 @@ from shared.connections import build_url, create_db_engine
 from shared.faults import fault_point
 from shared.load.state import Settled, execution_key, settle
 from shared.messages import RunRequest
+from shared.store.watermarks import run_watermark
 from shared.secrets import SecretBox
 from shared.store.executions import create_execution, has_active_execution
 from shared.store.jobs import compute_next_run
@@ -84,8 +85,10 @@ def build_run_request(session: Session, execution: ExecutionRow, job: JobRow, *,
     execution.deadline_at = deadline
     spec = {"name": job.name, "steps": job.steps, "destination": job.destination,
             "timeout_minutes": job.timeout_minutes, "validate_before_execution": job.validate_before_execution,
-            "max_retries": job.max_retries}
+            "max_retries": job.max_retries, "incremental": job.incremental}
+    execution.watermark_from = job.watermark if job.incremental else None
     return RunRequest(run=execution.id, job_id=job.id, attempt=execution.attempt, job=spec,
+                      watermark=run_watermark(job) if job.incremental else {},
                       projects={p.id: project_snapshot(p) for p in projects},
                       deadline=deadline.timestamp(), batch_rows=batch_rows,
                       execution_key=execution_key(execution.id, execution.queued_at))

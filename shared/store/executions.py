@@ -19,6 +19,7 @@ from shared.jsonsafe import json_safe, safe_text
 from shared.messages import Event
 from shared.retry import backoff_s, should_retry
 from shared.store.models import ExecutionRow, FailedRowRow, JobRow, utcnow
+from shared.store.watermarks import record_watermark
 
 COUNT_FIELDS = ("rows_read", "rows_inserted", "rows_updated", "rows_skipped", "rows_deleted", "rows_failed")
 WRITE_FIELDS = ("rows_inserted", "rows_updated", "rows_skipped", "rows_deleted")  # what a commit makes real
@@ -63,6 +64,7 @@ def execution_out(row: ExecutionRow, *, job_name: str | None = None, now: dateti
         "rows_per_second": round(rate, 1) if rate is not None else None,
         "error": error, "report": row.report, "warnings": dict(row.warnings or {}),
         "cancel_requested": row.cancel_requested,
+        "watermark_from": row.watermark_from, "watermark_to": row.watermark_to,
     }
 
 
@@ -210,6 +212,7 @@ def _finish(session: Session, row: ExecutionRow, ev: Event, ts: datetime, *,
         row.report = ev.report
     _merge_warnings(row, ev)
     _add_failed_rows(session, row.id, ev.failed_rows)
+    record_watermark(session, row, ev.watermark)
     job = session.get(JobRow, row.job_id)
     transient = bool(ev.error.get("transient")) if ev.error else False
     if job is None or row.cancel_requested or not should_retry(

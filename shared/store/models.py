@@ -78,6 +78,10 @@ class JobRow(Base):
     archived: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    incremental: Mapped[dict | None] = mapped_column(sa.JSON)  # {column, initial, lag, include_nulls}
+    watermark: Mapped[str | None] = mapped_column(sa.Text)  # every row with column <= this is loaded
+    watermark_state: Mapped[dict | None] = mapped_column(sa.JSON)  # {kind, seen} (shared.incremental)
+    watermark_set_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # last PUT …/watermark
 
 
 class ExecutionRow(Base):
@@ -113,6 +117,8 @@ class ExecutionRow(Base):
     error_trace: Mapped[str | None] = mapped_column(sa.Text)
     report: Mapped[list | None] = mapped_column(sa.JSON)
     warnings: Mapped[dict | None] = mapped_column(sa.JSON)  # counts by kind, e.g. {"zero_dates": 3}
+    watermark_from: Mapped[str | None] = mapped_column(sa.Text)  # incremental: the stored value it started after
+    watermark_to: Mapped[str | None] = mapped_column(sa.Text)  # …and the one it committed
     cancel_requested: Mapped[bool] = mapped_column(sa.Boolean, default=False)
 
 
