@@ -20,12 +20,16 @@ counts a ``watermark_activity_hidden`` warning).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
 
 ENGINES = ("postgresql", "mysql")
+# now() is the transaction's start on PostgreSQL, listed as it begins; MySQL/MariaDB's NOW() is the
+# statement's start, taken before InnoDB lists the transaction (at its first row access)
+PG_MARGIN = timedelta(milliseconds=1)
+MYSQL_MARGIN = timedelta(seconds=1)
 _PG_TYPES = {"int": "bigint", "date": "date", "timestamp": "timestamp", "timestamptz": "timestamptz"}
 _PG_BEGINNING = {"int": "-9223372036854775808", "date": "-infinity", "timestamp": "-infinity",
                  "timestamptz": "-infinity"}
@@ -52,6 +56,7 @@ class Horizon:
     clock: datetime
     oldest: datetime | None
     complete: bool
+    margin: timedelta = timedelta(0)  # how much earlier a row's time may be than its transaction's listed start
 
 
 def supports(engine_name: str) -> bool:
@@ -94,7 +99,7 @@ def horizon(conn: sa.Connection) -> Horizon:
     """Read the bound inputs (on a connection that holds no snapshot of the read)."""
     if conn.dialect.name == "postgresql":
         clock, oldest, complete = conn.exec_driver_sql(_PG_HORIZON).one()
-        return Horizon(_utc(clock), _utc(oldest) if oldest else None, bool(complete))
+        return Horizon(_utc(clock), _utc(oldest) if oldest else None, bool(complete), PG_MARGIN)
     conn.exec_driver_sql("SET time_zone = '+00:00'")
     try:
         clock, oldest = conn.exec_driver_sql(_MYSQL_HORIZON).one()
@@ -103,8 +108,8 @@ def horizon(conn: sa.Connection) -> Horizon:
             raise
         conn.rollback()
         clock = conn.exec_driver_sql("SELECT UTC_TIMESTAMP(6)").scalar_one()
-        return Horizon(_utc(clock), None, False)
-    return Horizon(_utc(clock), _utc(oldest) if oldest else None, True)
+        return Horizon(_utc(clock), None, False, MYSQL_MARGIN)
+    return Horizon(_utc(clock), _utc(oldest) if oldest else None, True, MYSQL_MARGIN)
 
 
 def clock(conn: sa.Connection) -> datetime:

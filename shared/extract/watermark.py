@@ -77,8 +77,9 @@ class IncrementalRead:
         for engine in engines:
             with engine.connect() as conn:
                 horizons.append(engine_watermark.horizon(conn))
-        self._clock = min(h.clock for h in horizons)
-        oldest = min((h.oldest for h in horizons if h.oldest is not None), default=None)
+        margin = max(h.margin for h in horizons) if self.kind != "int" else timedelta(0)
+        self._clock = min(h.clock for h in horizons) - margin
+        oldest = min((h.oldest - margin for h in horizons if h.oldest is not None), default=None)
         if not all(h.complete for h in horizons):
             self.warnings[HIDDEN_WARNING] = 1  # other sessions' transactions are not visible: lag decides
             lag = self.spec.lag_for(self.kind or "timestamp")
