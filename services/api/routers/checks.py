@@ -18,6 +18,9 @@ from sqlalchemy.orm import Session
 from services.api.deps import IdPath, IdQuery, RuntimeDep, SessionDep
 from services.api.errors import FieldErrors, field_error
 from services.api.routers.jobs import get_job
+from services.api.routers.watermark import WatermarkOut, watermark_check, watermark_info
+from shared.incremental import IncrementalSpec
+from shared.store.watermarks import run_watermark
 from shared.connections import build_url, create_db_engine
 from shared.jobspec import DestinationSpec, Mode, StepSpec
 from shared.secrets import SecretBox
@@ -39,6 +42,8 @@ class DraftJob(BaseModel):
 
     steps: list[StepSpec] = Field(..., min_length=1, max_length=20)
     destination: DestinationSpec | None = None
+    incremental: IncrementalSpec | None = None
+    watermark: dict | None = Field(None, description="a saved job's stored watermark {value, kind} (drafts: none)")
 
 
 class Check(BaseModel):
@@ -50,6 +55,7 @@ class Check(BaseModel):
 class ValidationOut(BaseModel):
     ok: bool
     checks: list[Check]
+    watermark: WatermarkOut | None = Field(None, description="incremental jobs: the value the next run would use")
     warnings: list[str] = Field(default_factory=list, description="e.g. a source role that is not read-only")
 
 
@@ -68,6 +74,7 @@ class StepPreview(BaseModel):
 
 class PreviewOut(BaseModel):
     steps: list[StepPreview]
+    watermark: WatermarkOut | None = Field(None, description="incremental jobs: the value @watermark is bound to")
     destination: list[Check] | None = None
     warnings: list[str] = Field(default_factory=list, description="every step's warnings, once each")
 
@@ -112,8 +119,10 @@ def _validate(draft: DraftJob, session: Session, box: SecretBox) -> dict:
             checks = validate_job(draft.steps, draft.destination, engines, timeout_s=PREVIEW_TIMEOUT_S)
             if all(c["ok"] for c in checks) and (impact := _sync_delete_impact(draft, engines, None)):
                 checks.append(impact)
+        info, _ = watermark_info(draft.incremental, draft.watermark, draft.steps, engines, timeout_s=PREVIEW_TIMEOUT_S)
+        checks += watermark_check(info)
     warnings = [c["message"] for c in checks if c["ok"] and c["message"].startswith("warning:")]
-    return {"ok": all(c["ok"] for c in checks), "checks": checks, "warnings": warnings}
+    return {"ok": all(c["ok"] for c in checks), "checks": checks, "warnings": warnings, "watermark": info}
 
 
 def _preview(draft: DraftJob, session: Session, box: SecretBox, limit: int) -> dict:
@@ -121,7 +130,9 @@ def _preview(draft: DraftJob, session: Session, box: SecretBox, limit: int) -> d
     from shared.load import check_destination
 
     with engines_for(_projects(session, draft), box) as engines:
-        steps = preview(draft.steps, engines, limit=limit, timeout_s=PREVIEW_TIMEOUT_S)
+        info, binding = watermark_info(draft.incremental, draft.watermark, draft.steps, engines,
+                                       timeout_s=PREVIEW_TIMEOUT_S)
+        steps = preview(draft.steps, engines, limit=limit, timeout_s=PREVIEW_TIMEOUT_S, watermark=binding)
         destination = None
         last = steps[-1] if steps else None
         if draft.destination is not None and last is not None and last.get("error") is None:
@@ -138,7 +149,7 @@ def _preview(draft: DraftJob, session: Session, box: SecretBox, limit: int) -> d
                     impact := _sync_delete_impact(draft, engines, columns)):
                 destination.append(impact)
     warnings = list(dict.fromkeys(w for s in steps for w in s.get("warnings", [])))
-    return {"steps": steps, "destination": destination, "warnings": warnings}
+    return {"steps": steps, "destination": destination, "warnings": warnings, "watermark": info}
 
 
 def _sync_delete_impact(draft: DraftJob, engines: dict[int, sa.Engine], columns: list[Column] | None) -> dict | None:
@@ -190,8 +201,10 @@ def _flow(draft: DraftJob, session: Session) -> dict:
 
 
 def _saved(session: Session, job_id: int) -> DraftJob:
-    spec = job_spec(get_job(session, job_id))
-    return DraftJob(steps=spec.steps, destination=spec.destination)
+    row = get_job(session, job_id)
+    spec = job_spec(row)
+    return DraftJob(steps=spec.steps, destination=spec.destination, incremental=spec.incremental,
+                    watermark=run_watermark(row) if spec.incremental else None)
 
 
 @router.post("/validate", response_model=ValidationOut)
