@@ -91,3 +91,18 @@ def test_put_watermark_on_a_job_that_is_not_incremental_is_a_422(
     job_id = api.post("/api/jobs", json=job_body(*projects)).json()["id"]
     assert "no incremental option" in _problem(api.put(f"/api/jobs/{job_id}/watermark", json={"value": 5}))
     assert api.put("/api/jobs/999999/watermark", json={"value": 5}).status_code == 404
+
+
+def test_datamig_watermark_shows_sets_and_resets(api: TestClient, projects: tuple[int, int]) -> None:  # noqa: F811
+    from tests.unit.test_cli_commands import cli
+
+    body = _incremental_job(*projects, initial="2026-01-01T00:00:00")
+    assert api.post("/api/jobs", json=body).status_code == 201
+    code, out, err = cli(api, "watermark", "Copy users")
+    assert (code, err) == (0, "") and "watermark of ts: none (the next run starts from 2026-01-01T00:00:00)" in out
+    code, out, _ = cli(api, "watermark", "Copy users", "--set", "2026-02-03 04:05:06")
+    assert code == 0 and "watermark of ts: 2026-02-03 04:05:06" in out
+    code, out, err = cli(api, "watermark", "Copy users", "--set", "soon")
+    assert code == 2 and "value" in err and "not an integer, a date" in err
+    code, out, _ = cli(api, "watermark", "Copy users", "--reset")
+    assert code == 0 and "none (the next run starts from" in out
