@@ -167,3 +167,58 @@ def _tick(client: Client, jobs: dict[str, int], runs: dict[str, list[dict]]) -> 
     for table, eid in ids.items():
         runs[table].append(done[eid])
     time.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
+
+
+def test_example_3_archives_every_error_once_even_one_committed_late(stack) -> None:
+    """examples/incremental-log-archive.yaml as shipped (only its projects point at test databases)."""
+    from pathlib import Path
+
+    from services.cliapp.specfile import load_spec_file
+
+    stack, dbs = stack
+    src, dst = dbs.pg(), dbs.pg()
+    example = Path(__file__).resolve().parents[2] / "examples" / "incremental-log-archive.yaml"
+    spec = load_spec_file(example, env={"PRODUCTION_PG_PASSWORD": "x", "ARCHIVE_PG_PASSWORD": "x"}).jobs[0]
+    with connect(src) as conn:
+        conn.exec_driver_sql("CREATE TABLE application_logs (log_id BIGSERIAL PRIMARY KEY, timestamp TIMESTAMPTZ "
+                             "NOT NULL DEFAULT now(), level TEXT, message TEXT, user_id INT, request_id TEXT)")
+        conn.exec_driver_sql("INSERT INTO application_logs (timestamp, level, message) VALUES "
+                             "('2025-12-31 23:00+00', 'ERROR', 'before initial')")
+    with connect(dst) as conn:
+        conn.exec_driver_sql("CREATE SCHEMA logs")
+        conn.exec_driver_sql("CREATE TABLE logs.application_errors (log_id BIGINT PRIMARY KEY, timestamp TIMESTAMPTZ, "
+                             "level TEXT, message TEXT, user_id INT, request_id TEXT)")
+
+    def log(*levels: str, tag: str) -> None:
+        with connect(src) as c:
+            for level in levels:
+                c.exec_driver_sql(f"INSERT INTO application_logs (level, message) VALUES ('{level}', '{tag}')")
+
+    client = Client(stack)
+    try:
+        ids = {"Production DB": client.project(unique_name("prod"), src),
+               "Archive DB": client.project(unique_name("archive"), dst)}
+        job_id = client.create_job({**spec.to_spec(ids).model_dump(mode="json"), "name": unique_name("example3")})
+        log("ERROR", "WARN", "INFO", "ERROR", tag="early")
+        late = sa.create_engine(src)
+        with late.connect() as held:  # Given a request whose transaction logs an ERROR and commits late
+            held.exec_driver_sql("BEGIN")
+            held.exec_driver_sql("INSERT INTO application_logs (level, message) VALUES ('ERROR', 'late')")
+            log("WARN", "DEBUG", tag="after")
+            first = client.run(job_id)
+            held.exec_driver_sql("COMMIT")
+        late.dispose()
+        log("ERROR", tag="next hour")
+        second = client.run(job_id)
+
+        # Then the first run archived what was complete: the errors and warnings logged before the late
+        # transaction began; the second everything else, and re-read the first's rows only within the lag
+        assert (first["status"], first["rows_inserted"]) == ("completed", 3), first
+        assert second["status"] == "completed" and second["watermark_from"] == first["watermark_to"]
+        assert (second["rows_inserted"], second["rows_skipped"]) == (3, 3), second
+        wanted = query(src, "SELECT log_id, message FROM application_logs WHERE level IN ('ERROR', 'WARN') "
+                            "AND timestamp > '2026-01-01' ORDER BY log_id")
+        assert query(dst, "SELECT log_id, message FROM logs.application_errors ORDER BY log_id") == wanted
+        assert [m for _, m in wanted] == ["early", "early", "early", "late", "after", "next hour"]
+    finally:
+        client.close()
