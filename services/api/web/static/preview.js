@@ -35,6 +35,9 @@ function stepResult(step) {
 
 export function renderPreview(out) {
   const parts = out.steps.map(stepResult);
+  const w = out.watermark;
+  if (w) parts.unshift(h("p", { class: "watermark-info", text: w.error ? `@watermark: ${w.error}` :
+    `@watermark = ${w.next_value ?? "the beginning"} (${w.column}, ${w.kind}; stored: ${w.stored ?? "none"})` }));
   if (out.destination) {
     const ok = out.destination.every((c) => c.ok);
     parts.push(h("div", { class: "destination-check" },
