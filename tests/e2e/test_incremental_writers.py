@@ -222,3 +222,51 @@ def test_example_3_archives_every_error_once_even_one_committed_late(stack) -> N
         assert [m for _, m in wanted] == ["early", "early", "early", "late", "after", "next hour"]
     finally:
         client.close()
+
+
+def test_preview_validation_nulls_and_a_keyless_lag(stack) -> None:
+    """What a user sees around the watermark: the value the next run binds, NULLs, a refused overlap."""
+    stack, dbs = stack
+    src, dst = dbs.pg(), dbs.pg()
+    with connect(src) as conn:
+        conn.exec_driver_sql("CREATE TABLE t (id INT PRIMARY KEY, ts TIMESTAMPTZ)")
+        conn.exec_driver_sql("INSERT INTO t VALUES (1, '2026-01-01 00:00+00'), (2, '2026-01-02 00:00+00'), "
+                             "(3, '2026-01-03 00:00+00'), (4, NULL), (5, NULL)")
+    with connect(dst) as conn:
+        conn.exec_driver_sql("CREATE TABLE keyed (id INT PRIMARY KEY, ts TIMESTAMPTZ)")
+        conn.exec_driver_sql("CREATE TABLE keyless (id INT, ts TIMESTAMPTZ)")
+    client = Client(stack)
+    try:
+        source_id, dest_id = client.project(unique_name("src"), src), client.project(unique_name("dst"), dst)
+
+        def job(table: str, **incremental: object) -> int:
+            return client.create_job({
+                "name": unique_name("incr"), "max_retries": 0,
+                "steps": [{"name": "t", "project_id": source_id,
+                           "sql": "SELECT id, ts FROM t WHERE ts > @watermark OR ts IS NULL"}],
+                "destination": {"project_id": dest_id, "table": table},
+                "incremental": {"column": "ts", **incremental}})
+
+        # Preview and validation show the value the next run binds: stored minus lag
+        lagged = job("keyed", lag="1 day")
+        assert client.http.put(f"/api/jobs/{lagged}/watermark", json={"value": "2026-01-03T00:00:00+00:00"}).status_code == 200
+        checked = client.http.post(f"/api/jobs/{lagged}/validate").json()
+        assert checked["ok"] and checked["watermark"]["next_value"] == "2026-01-02 00:00:00+00:00", checked
+        shown = client.http.post(f"/api/jobs/{lagged}/preview").json()
+        assert shown["watermark"]["kind"] == "timestamptz"
+        assert sorted(r[0] for r in shown["steps"][0]["rows"]) == [3, 4, 5]  # ts > 2026-01-02, and the NULLs
+
+        # NULLs are counted, not silently dropped; include_nulls writes them
+        counted = client.run(job("keyed"))
+        assert counted["status"] == "completed" and counted["warnings"].get("watermark_nulls") == 2, counted
+        assert query(dst, "SELECT id FROM keyed ORDER BY id") == [(1,), (2,), (3,)]
+        included = client.run(job("keyed", include_nulls=True))
+        assert included["rows_inserted"] == 2 and query(dst, "SELECT count(*) FROM keyed") == [(5,)]
+
+        # A lag into a table without a key would write the overlap twice: refused, nothing written
+        refused = client.run(job("keyless", lag="1 hour"))
+        assert refused["status"] == "failed" and "has no primary key" in refused["error"]["message"], refused
+        assert query(dst, "SELECT count(*) FROM keyless") == [(0,)]
+        assert client.http.get(f"/api/jobs/{refused['job_id']}").json()["watermark"] is None
+    finally:
+        client.close()
