@@ -106,3 +106,24 @@ def test_datamig_watermark_shows_sets_and_resets(api: TestClient, projects: tupl
     assert code == 2 and "value" in err and "not an integer, a date" in err
     code, out, _ = cli(api, "watermark", "Copy users", "--reset")
     assert code == 0 and "none (the next run starts from" in out
+
+
+def test_jobs_files_in_json_and_yaml_carry_incremental_and_name_a_bad_field(tmp_path: Path) -> None:
+    import json
+
+    from services.cliapp.specfile import SpecFileError, load_spec_file
+
+    job = {"name": "Logs", "steps": [{"name": "s", "project": "Src", "sql": INCREMENTAL_SQL}],
+           "destination": {"project": "Dst", "table": "t"},
+           "incremental": {"column": "ts", "initial": "2026-01-01", "lag": "10 minutes"}}
+    (tmp_path / "jobs.json").write_text(json.dumps({"jobs": [job]}))
+    (tmp_path / "jobs.yaml").write_text(
+        "jobs:\n  - name: Logs\n    steps: [{name: s, project: Src, sql: 'SELECT id, ts FROM logs WHERE ts > @watermark'}]\n"
+        "    destination: {project: Dst, table: t}\n    incremental: {column: ts, initial: '2026-01-01', lag: 10 minutes}\n")
+    for name in ("jobs.json", "jobs.yaml"):
+        spec = load_spec_file(tmp_path / name, env={}).jobs[0].spec
+        assert spec.incremental is not None and spec.incremental.lag == "10 minutes", name
+    job["incremental"]["lag"] = "later"
+    (tmp_path / "bad.json").write_text(json.dumps({"jobs": [job]}))
+    with pytest.raises(SpecFileError, match=r"incremental\.lag.*is not a lag"):
+        load_spec_file(tmp_path / "bad.json", env={})
