@@ -20,6 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from shared.dialects import get_dialect
 from shared.dialects import watermark as engine_watermark
 from shared.errors import ConfigError, SourceError
 from shared.incremental import (HIDDEN_WARNING, NULLS_WARNING, IncrementalSpec, Watermark, as_comparable,
@@ -75,8 +76,14 @@ class IncrementalRead:
         """Just before the snapshots: the bound inputs of every source the read uses."""
         horizons = []
         for engine in engines:
-            with engine.connect() as conn:
-                horizons.append(engine_watermark.horizon(conn))
+            try:
+                with engine.connect() as conn:
+                    horizons.append(engine_watermark.horizon(conn))
+            except sa.exc.DBAPIError as exc:
+                error = SourceError(f"reading the source's open transactions for the watermark failed: "
+                                    f"{' '.join(str(exc.orig or exc).split())}")
+                error.transient = get_dialect(engine.dialect.name).is_transient(exc)
+                raise error from exc
         margin = max(h.margin for h in horizons) if self.kind != "int" else timedelta(0)
         self._clock = min(h.clock for h in horizons) - margin
         oldest = min((h.oldest - margin for h in horizons if h.oldest is not None), default=None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query
@@ -35,6 +35,14 @@ MAX_PREVIEW_ROWS = 1000
 PREVIEW_TIMEOUT_S = 30.0
 
 
+class StoredWatermark(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    value: str | int | None = None
+    kind: Literal["int", "date", "timestamp", "timestamptz"] | None = None
+    seen: list[list[Any]] = Field(default_factory=list, max_length=100)
+
+
 class DraftJob(BaseModel):
     """An unsaved job: its steps and (optionally) its destination."""
 
@@ -43,7 +51,7 @@ class DraftJob(BaseModel):
     steps: list[StepSpec] = Field(..., min_length=1, max_length=20)
     destination: DestinationSpec | None = None
     incremental: IncrementalSpec | None = None
-    watermark: dict | None = Field(None, description="a saved job's stored watermark {value, kind} (drafts: none)")
+    watermark: StoredWatermark | None = Field(None, description="a stored watermark to preview from (saved jobs: theirs)")
 
 
 class Check(BaseModel):
@@ -119,7 +127,7 @@ def _validate(draft: DraftJob, session: Session, box: SecretBox) -> dict:
             checks = validate_job(draft.steps, draft.destination, engines, timeout_s=PREVIEW_TIMEOUT_S)
             if all(c["ok"] for c in checks) and (impact := _sync_delete_impact(draft, engines, None)):
                 checks.append(impact)
-        info, _ = watermark_info(draft.incremental, draft.watermark, draft.steps, engines, timeout_s=PREVIEW_TIMEOUT_S)
+        info, _ = watermark_info(draft.incremental, _stored(draft), draft.steps, engines, timeout_s=PREVIEW_TIMEOUT_S)
         checks += watermark_check(info)
     warnings = [c["message"] for c in checks if c["ok"] and c["message"].startswith("warning:")]
     return {"ok": all(c["ok"] for c in checks), "checks": checks, "warnings": warnings, "watermark": info}
@@ -130,7 +138,7 @@ def _preview(draft: DraftJob, session: Session, box: SecretBox, limit: int) -> d
     from shared.load import check_destination
 
     with engines_for(_projects(session, draft), box) as engines:
-        info, binding = watermark_info(draft.incremental, draft.watermark, draft.steps, engines,
+        info, binding = watermark_info(draft.incremental, _stored(draft), draft.steps, engines,
                                        timeout_s=PREVIEW_TIMEOUT_S)
         steps = preview(draft.steps, engines, limit=limit, timeout_s=PREVIEW_TIMEOUT_S, watermark=binding)
         destination = None
@@ -150,6 +158,10 @@ def _preview(draft: DraftJob, session: Session, box: SecretBox, limit: int) -> d
                 destination.append(impact)
     warnings = list(dict.fromkeys(w for s in steps for w in s.get("warnings", [])))
     return {"steps": steps, "destination": destination, "warnings": warnings, "watermark": info}
+
+
+def _stored(draft: DraftJob) -> dict | None:
+    return draft.watermark.model_dump() if draft.watermark else None
 
 
 def _sync_delete_impact(draft: DraftJob, engines: dict[int, sa.Engine], columns: list[Column] | None) -> dict | None:
