@@ -24,7 +24,7 @@ from shared.connections import build_url, create_db_engine
 from shared.faults import fault_point
 from shared.load.state import Settled, execution_key, settle
 from shared.messages import RunRequest
-from shared.store.watermarks import run_watermark
+from shared.store.watermarks import run_watermark, waits_for_another_run
 from shared.secrets import SecretBox
 from shared.store.executions import create_execution, has_active_execution
 from shared.store.jobs import compute_next_run
@@ -106,6 +106,8 @@ def dispatch_queued(session: Session, transport: Transport, topology: Topology, 
         job = session.get(JobRow, row.job_id)
         if job is None or row.cancel_requested:
             row.status, row.finished_at = "cancelled", now
+            continue
+        if waits_for_another_run(session, row, job):  # incremental runs of a job are serial
             continue
         row.dispatched_at = now
         requests.append(build_run_request(session, row, job, now=now, batch_rows=batch_rows,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from shared.incremental import IncrementalSpec, guess_kind, parse_value
@@ -78,3 +79,14 @@ def next_start(job: JobRow) -> dict:
             value = None
     return {"stored": job.watermark, "next_value": value, "kind": kind,
             "note": "the beginning" if value is None and job.watermark is None and spec.initial is None else ""}
+
+
+def waits_for_another_run(session: Session, execution: ExecutionRow, job: JobRow) -> bool:
+    """Whether an incremental job's execution must wait: another one of the job is dispatched and
+    not finished. Runs of one incremental job are serial, so each starts from the watermark the
+    previous one committed (two at once would read the same rows)."""
+    if not job.incremental:
+        return False
+    return bool(session.scalar(sa.select(sa.func.count()).select_from(ExecutionRow).where(
+        ExecutionRow.job_id == job.id, ExecutionRow.id != execution.id, ExecutionRow.dispatched_at.is_not(None),
+        ExecutionRow.status.in_(("queued", "running")))))

@@ -25,7 +25,7 @@ from tests.e2e.harness import Client, Databases, connect, query, running_stack
 pytestmark = pytest.mark.e2e
 
 WRITE_S = 30.0
-LONG_HOLD_S = 1.6  # longer than the interval between runs
+LONG_HOLD_S = 10.0  # longer than two intervals between runs (a tick of three runs takes 2-6 s on this loaded machine)
 SOURCE_DDL = {
     "postgresql": "CREATE TABLE app_events (id BIGSERIAL PRIMARY KEY, ts TIMESTAMPTZ NOT NULL DEFAULT now(), "
                   "writer TEXT NOT NULL)",
@@ -102,6 +102,7 @@ def _jobs(client: Client, *, source_id: int, dest_id: int) -> dict[str, int]:
             "destination": {"project_id": dest_id, "table": table, "mode": "insert_only",
                             **({"key_columns": ["id"]} if lag else {})},
             "incremental": {"column": column, **({"lag": lag} if lag else {})},
+            "validate_before_execution": False,  # shorter runs: more of them while a long transaction is open
         })
     return ids
 
@@ -139,7 +140,7 @@ def test_concurrent_writers_lose_no_row_and_write_none_twice(stack, engine: str)
 
         # Then
         source_rows = sorted(query(source, "SELECT id, writer FROM app_events"))
-        assert len(source_rows) > 100 and sum(1 for r in source_rows if r[1] == "long") >= WRITE_S / LONG_HOLD_S - 3
+        assert len(source_rows) > 100 and sum(1 for r in source_rows if r[1] == "long") >= WRITE_S / LONG_HOLD_S - 2
         for table, (column, lag, _) in JOBS.items():
             history = runs[table]
             assert all(r["status"] == "completed" for r in history), [(r["id"], r["status"], r["error"]) for r in history]
@@ -155,7 +156,7 @@ def test_concurrent_writers_lose_no_row_and_write_none_twice(stack, engine: str)
                 assert after["watermark_from"] == before["watermark_to"], (table, before["id"], after["id"])
             assert history[-1]["watermark_to"] is not None
         advanced = {r["watermark_to"] for r in runs["by_id"]}
-        assert len(advanced) > 3, "the integer watermark advanced while the writers were active"
+        assert len(advanced) > 2, "the integer watermark advanced while the writers were active"
     finally:
         client.close()
 

@@ -79,3 +79,21 @@ def test_a_run_queued_before_a_reset_does_not_overwrite_it(store) -> None:
     _finish(sessions, job_id, "completed", queued_delta_s=-60)  # queued a minute before the reset
     with sessions() as s:
         assert s.get(JobRow, job_id).watermark is None
+
+
+def test_executions_of_an_incremental_job_are_dispatched_one_at_a_time(store) -> None:
+    from shared.store.watermarks import waits_for_another_run
+
+    sessions, job_id = store
+    with sessions() as s:
+        job = s.get(JobRow, job_id)
+        first = create_execution(s, job, trigger="schedule")
+        second = create_execution(s, job, trigger="manual")
+        assert not waits_for_another_run(s, first, job)
+        first.dispatched_at = utcnow()
+        assert waits_for_another_run(s, second, job)
+        first.status = "completed"
+        assert not waits_for_another_run(s, second, job)
+        job.incremental = None
+        first.status = "running"
+        assert not waits_for_another_run(s, second, job)  # other jobs keep running side by side
