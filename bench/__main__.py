@@ -16,10 +16,12 @@ import time
 from pathlib import Path
 
 from bench import baselines, data
-from bench.report import Result, render, write_json
+from bench.report import Result, render, render_latency, write_json
 from bench.runner import BenchStack
 
-CASES = ("pg_pg_truncate", "mysql_pg_truncate", "pg_mysql_truncate", "pg_pg_upsert", "pg_pg_sync_delete")
+CASES = ("pg_pg_truncate", "mysql_pg_truncate", "pg_mysql_truncate", "pg_pg_upsert", "pg_pg_sync_delete",
+         "dispatch_1row")
+LATENCY_RUNS = 20
 SQL = "SELECT id, qty, big, price, ratio, active, name, note, day, at FROM bench_src"
 
 
@@ -118,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma list of {', '.join(CASES)}")
     parser.add_argument("--baselines", default="all", help="'all', 'none' or a comma list of baseline names")
     parser.add_argument("--batch-rows", type=int, default=0, help="DM_BATCH_ROWS for the services (0: default)")
+    parser.add_argument("--tuned", action="store_true",
+                        help="run the services with tuned settings (50,000-row batches, 0.1 s poll, 2 s heartbeat) "
+                             "instead of the defaults; the results are labelled 'tuned'")
     parser.add_argument("--general-path", action="store_true",
                         help="run the services with DM_BULK_TEXT=false (every batch as Python rows)")
     parser.add_argument("--repeat", type=int, default=1, help="rounds to run; the median counts (default 1)")
@@ -150,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         env["DM_BULK_TEXT"] = "false"
     base_runs: list[dict[str, tuple[float | None, str]]] = []
     case_runs: dict[str, list[Result]] = {c: [] for c in cases}
-    stack = BenchStack(batch_rows=args.batch_rows or 50_000, env=env)
+    stack = BenchStack(tuned=args.tuned, env=env)
+    latency: list[float] = []
     try:
         stack.start()
         for round_no in range(1, args.repeat + 1):  # rounds interleave baselines and cases: drift hits both
@@ -160,15 +166,22 @@ def main(argv: list[str] | None = None) -> int:
                 base_runs.append(run_baselines(args.rows, wanted))
                 wanted = {n for n, (seconds, _) in base_runs[0].items() if seconds is not None}  # no retrying
             for case in cases:
+                if case == "dispatch_1row":
+                    print(f"case {case} ({LATENCY_RUNS} executions) ...", flush=True)
+                    latency += stack.latency(runs=LATENCY_RUNS)
+                    continue
                 case_runs[case].append(run_one(stack, case, args.rows, source_mb))
     finally:
         stack.stop()
     base = median_baselines(base_runs)
-    results = [median_result(runs) for runs in case_runs.values() if runs]
+    results = [median_result(runs) for case, runs in case_runs.items() if runs]
 
     print()
-    print(render(results, base))
+    print(("settings: TUNED (not what users run)\n" if args.tuned else "settings: defaults\n") + render(results, base))
+    if latency:
+        print(render_latency(latency))
     meta = {"rows": args.rows, "source_mb": round(source_mb, 1), "label": args.label, "repeat": args.repeat,
+            "settings": "tuned" if args.tuned else "defaults", "dispatch_ms": [round(x, 1) for x in latency],
             "path": "general" if args.general_path else "fast",
             "python": platform.python_version(), "machine": platform.node()}
     path = write_json(Path(args.out), results, base, meta)

@@ -85,7 +85,7 @@ def start_workers(settings: Settings, names: Sequence[str], *, transport=None, t
         scheduler = Scheduler(session_factory(build_store(settings)), transport, topology, poll_s=settings.poll_s,
                               worker_lost_s=settings.worker_lost_s, batch_rows=settings.batch_rows,
                               timeout_scale=settings.timeout_scale, box=_scheduler_box(settings))
-        thread = threading.Thread(target=scheduler.run, name="scheduler", daemon=True)
+        thread = threading.Thread(target=scheduler.serve, name="scheduler", daemon=True)
         thread.start()
         stops.append(scheduler.stop)
 

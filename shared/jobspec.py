@@ -70,12 +70,6 @@ class Status(str, Enum):
 FINISHED_STATUSES = frozenset(s.value for s in Status if s.finished)
 
 
-class Trigger(str, Enum):
-    manual = "manual"
-    schedule = "schedule"
-    retry = "retry"
-
-
 def contains_nul(value: Any) -> bool:
     """Whether a text value (or a list/dict of them) holds a NUL character, which PostgreSQL
     cannot store in text (the metadata store and most destinations refuse it)."""

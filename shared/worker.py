@@ -1,4 +1,4 @@
-"""Machinery every worker shares: event publishing, heartbeats, cancel requests.
+"""Machinery every worker shares: the execution envelope, event publishing, heartbeats.
 
 An :class:`ExecutionContext` is what a worker holds while it owns an execution: it
 publishes events with increasing ``seq``, sends heartbeats from a background thread,
@@ -14,18 +14,22 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from shared import messages, metrics
 from shared.connections import mask_secrets_in_text
+from shared.control import ControlListener
 from shared.errors import Cancelled, DatamigError, TimedOut
+from shared.faults import fault_point
 from shared.jsonsafe import json_safe
-from shared.messages import Cancel, Event
+from shared.logs import execution_context
+from shared.messages import Event
 from shared.topology import Topology
-from shared.transport.base import Consumer, Message, Transport
+from shared.transport.base import Message, Transport
 
 log = logging.getLogger("datamig.worker")
-CONTROL_QUEUE_EXPIRES_S = 120.0
+R = TypeVar("R", bound="ExecutionRequest")
+S = TypeVar("S", bound="ExecutionState")
 
 
 def worker_name(service: str) -> str:
@@ -63,9 +67,9 @@ def jsonable(value: Any) -> Any:
 class ExecutionContext:
     """One execution held by one worker: events, heartbeats, stop requests."""
 
-    def __init__(self, transport: Transport, topology: Topology, *, run: int, job_id: int, service: str,
+    def __init__(self, transport: Transport, topology: Topology, *, execution_id: int, job_id: int, service: str,
                  worker: str, deadline: float, heartbeat_s: float, counts: Callable[[], dict]) -> None:
-        self.run, self.job_id = run, job_id
+        self.execution_id, self.job_id = execution_id, job_id
         self._transport, self._topology = transport, topology
         self._service, self._worker, self._deadline = service, worker, deadline
         self._counts = counts
@@ -76,7 +80,7 @@ class ExecutionContext:
         self._cancel_hooks: list[Callable[[], None]] = []
         self._hb_stop = threading.Event()
         self._hb = threading.Thread(target=self._heartbeat_loop, args=(heartbeat_s,), daemon=True,
-                                    name=f"heartbeat-{run}")
+                                    name=f"heartbeat-{execution_id}")
 
     def start(self) -> None:
         self._hb.start()
@@ -87,10 +91,10 @@ class ExecutionContext:
     def publish(self, kind: str, **fields: Any) -> None:
         with self._lock:
             self._seq += 1
-            event = Event(run=self.run, job_id=self.job_id, kind=kind, service=self._service,
+            event = Event(execution_id=self.execution_id, job_id=self.job_id, kind=kind, service=self._service,
                           worker=self._worker, seq=self._seq, **fields)
             self._transport.publish(event.encode(), exchange=self._topology.events,
-                                    routing_key=f"{kind}.{self.run}", persistent=kind == "finished")
+                                    routing_key=f"{kind}.{self.execution_id}", persistent=kind == "finished")
 
     def _heartbeat_loop(self, every_s: float) -> None:
         """Beat at once (the watchdog knows the owner from its first second), then every ``every_s``."""
@@ -99,7 +103,7 @@ class ExecutionContext:
                 self.publish("heartbeat", counts=self._counts())
                 metrics.record_heartbeat(self._service)
             except Exception:  # noqa: BLE001 - a missed heartbeat is not fatal
-                log.warning("heartbeat for execution %s not sent", self.run, exc_info=True)
+                log.warning("heartbeat for execution %s not sent", self.execution_id, exc_info=True)
             self._hb_stop.wait(every_s)
 
     def on_cancel(self, hook: Callable[[], None]) -> None:
@@ -113,7 +117,7 @@ class ExecutionContext:
             try:
                 hook()
             except Exception:  # noqa: BLE001 - best effort interruption
-                log.warning("cancel hook failed for execution %s", self.run, exc_info=True)
+                log.warning("cancel hook failed for execution %s", self.execution_id, exc_info=True)
 
     def remaining_s(self) -> float:
         return self._deadline - time.time() if self._deadline else float("inf")
@@ -128,65 +132,52 @@ class ExecutionContext:
             raise Cancelled(self.stop_reason or f"stopped ({self.stop_status})")
 
 
-class ControlListener:
-    """Receives cancel requests on the control fanout and routes them to running executions."""
+class ExecutionRequest(Protocol):
+    """What the envelope reads of a request (RunRequest, LoadRequest)."""
 
-    def __init__(self, transport: Transport, topology: Topology, worker: str) -> None:
-        self._transport, self._topology = transport, topology
-        self._queue = f"{topology.control}.{worker.replace('@', '.').replace(':', '.')}"
-        self._active: dict[int, ExecutionContext] = {}
-        self._recent: dict[int, tuple[str, str]] = {}
-        self._lock = threading.Lock()
-        self._consumer: Consumer | None = None
-
-    def start(self) -> None:
-        self._transport.declare_queue(self._queue, durable=False, expires_s=CONTROL_QUEUE_EXPIRES_S)
-        self._transport.bind(self._queue, self._topology.control, "#")
-        self._consumer = self._transport.consume(self._queue, self._handle, prefetch=10)
-
-    def stop(self) -> None:
-        if self._consumer is not None:
-            self._consumer.stop()
-        self._transport.delete_queue(self._queue)
-
-    def register(self, ctx: ExecutionContext) -> None:
-        with self._lock:
-            self._active[ctx.run] = ctx
-            pending = self._recent.pop(ctx.run, None)
-        if pending:
-            ctx.request_stop(*pending)
-
-    def unregister(self, ctx: ExecutionContext) -> None:
-        with self._lock:
-            self._active.pop(ctx.run, None)
-
-    def _handle(self, message: Message) -> None:
-        cancel = messages.decode(message.body, expect=Cancel)
-        with self._lock:
-            ctx = self._active.get(cancel.run)
-            if ctx is None:
-                self._recent[cancel.run] = (cancel.status, cancel.reason)
-                if len(self._recent) > 1000:
-                    self._recent.pop(next(iter(self._recent)))
-        if ctx is not None:
-            log.info("stopping execution %s: %s", cancel.run, cancel.reason)
-            ctx.request_stop(cancel.status, cancel.reason)
+    execution_id: int
+    job_id: int
+    deadline: float
 
 
-class RequestWorker:
-    """A worker that takes requests from one queue, one at a time per thread.
+class ExecutionState(Protocol):
+    """What a worker keeps about one execution while it holds it (one object per execution)."""
 
-    Subclasses set ``service`` and ``request_type`` and implement :meth:`handle`, which
-    must report its own failures as events; a handler that raises anyway is logged and
-    the thread goes on, so a bad request can never stop a worker.
+    def counts(self) -> dict[str, int]:
+        """The counts a heartbeat reports."""
+
+
+def final_status(info: dict[str, Any], ctx: ExecutionContext) -> str:
+    """The final status of a failed execution (pops ``status`` when the error names one): a
+    timeout → timed_out, a cancel → cancelled, else failed, or the status a stop request gave."""
+    status = info.pop("status", None) or {"timeout": "timed_out", "cancelled": "cancelled"}.get(
+        str(info.get("kind", "")), "failed")
+    if ctx.stop_status and status == "failed":
+        status = ctx.stop_status
+    return status
+
+
+class RequestWorker(Generic[R, S]):
+    """A worker that takes requests from one queue, one at a time per thread, and holds the
+    envelope of each execution (:meth:`handle`): log context, the ExecutionContext (events,
+    heartbeats), cancel registration, failure reporting and cleanup.
+
+    Subclasses set ``service`` and ``request_type`` and implement :meth:`new_state` (the
+    per-execution state object), :meth:`execute` (their own work: raise on failure) and
+    :meth:`report_failure`; :meth:`cleanup` releases what the state holds. A message that
+    does not decode (unknown type or version, malformed snapshot) is dead-lettered with the
+    reason; a handler that raises anyway is logged and the thread goes on, so a bad request
+    can never stop a worker.
     """
 
-    service: str = "worker"
-    request_type: type = object
+    service: ClassVar[str] = "worker"
+    request_type: ClassVar[type] = object
+    announce_start: ClassVar[bool] = False  # publish ``started`` before the first heartbeat
 
-    def __init__(self, transport: Transport, topology: Topology, *, queue: str, concurrency: int) -> None:
+    def __init__(self, transport: Transport, topology: Topology, *, queue: str, concurrency: int,
+                 heartbeat_s: float) -> None:
         self._transport, self._topology = transport, topology
-        self._queue, self._concurrency = queue, concurrency
+        self._queue, self._concurrency, self._heartbeat_s = queue, concurrency, heartbeat_s
         self.name = worker_name(self.service)
         self._control = ControlListener(transport, topology, self.name)
         self._stop = threading.Event()
@@ -206,8 +197,40 @@ class RequestWorker:
             t.join(timeout_s)
         self._control.stop()
 
-    def handle(self, request: Any) -> None:
+    def new_state(self, request: R) -> S:
         raise NotImplementedError
+
+    def execute(self, request: R, ctx: ExecutionContext, state: S) -> None:
+        raise NotImplementedError
+
+    def report_failure(self, request: R, ctx: ExecutionContext, exc: Exception, state: S) -> None:
+        raise NotImplementedError
+
+    def cleanup(self, request: R, state: S) -> None:
+        """Release what the execution held (after the final event; must not raise)."""
+
+    def handle(self, request: R) -> None:
+        """Hold one execution from request to final event; never raises (failures become events)."""
+        state = self.new_state(request)
+        execution_id, job_id = request.execution_id, request.job_id
+        ctx = ExecutionContext(self._transport, self._topology, execution_id=execution_id, job_id=job_id,
+                               service=self.service, worker=self.name, heartbeat_s=self._heartbeat_s,
+                               deadline=request.deadline, counts=state.counts)
+        token = execution_context.set({"job_id": job_id, "execution_id": execution_id})
+        fault_point(f"{self.service}_after_request")
+        self._control.register(ctx)
+        try:
+            if self.announce_start:
+                ctx.publish("started", counts=state.counts())
+            ctx.start()
+            self.execute(request, ctx, state)
+        except Exception as exc:  # noqa: BLE001 - every failure is reported, never lost
+            self.report_failure(request, ctx, exc, state)
+        finally:
+            ctx.close()
+            self._control.unregister(ctx)
+            self.cleanup(request, state)
+            execution_context.reset(token)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -217,14 +240,17 @@ class RequestWorker:
                 log.warning("%s cannot take requests from %s; retrying", self.service, self._queue, exc_info=True)
                 self._stop.wait(2.0)
                 continue
-            if message is None:
-                continue
-            try:
-                request = messages.decode(message.body, expect=self.request_type)
-            except Exception as exc:  # noqa: BLE001 - malformed: dead-letter, keep running
-                self._transport.dead_letter(message, f"{type(exc).__name__}: {exc}")
-                continue
-            try:
-                self.handle(request)
-            except Exception:  # noqa: BLE001 - last line of defence: the worker keeps running
-                log.exception("%s failed to handle execution %s", self.service, getattr(request, "run", "?"))
+            if message is not None:
+                self._take(message)
+
+    def _take(self, message: Message) -> None:
+        """Decode and handle one request; an undecodable one is dead-lettered with the reason."""
+        try:
+            request = messages.decode(message.body, expect=self.request_type)
+        except Exception as exc:  # noqa: BLE001 - malformed, unknown type or version: dead-letter, keep running
+            self._transport.dead_letter(message, f"{type(exc).__name__}: {exc}")
+            return
+        try:
+            self.handle(request)
+        except Exception:  # noqa: BLE001 - last line of defence: the worker keeps running
+            log.exception("%s failed to handle execution %s", self.service, getattr(request, "execution_id", "?"))

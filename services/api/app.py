@@ -6,7 +6,6 @@ from contextlib import asynccontextmanager
 
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.api.deps import Runtime
 from services.api.errors import install_error_handlers
@@ -14,6 +13,7 @@ from services.api.recorder import Recorder
 from services.api.security import BodyLimit, principal
 from services.api.routers import audit, checks, compare, executions, health, jobs, projects, schedule, watermark
 from services.api import web
+from shared.metrics import exposition
 from shared.secrets import SecretBox
 from shared.settings import Settings
 from shared.store.db import session_factory
@@ -55,7 +55,8 @@ def create_app(settings: Settings, transport: Transport, *, store: sa.Engine, bo
     def metrics(request: Request) -> Response:
         if settings.metrics_auth:
             principal(request, _bearer_of(request))
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        body, content_type = exposition()
+        return Response(body, media_type=content_type)
 
     return app
 

@@ -49,7 +49,7 @@ class Recorder:
             if not event.failed_rows:
                 raise
             log.exception("execution %s: the details of %d failed rows could not be stored; recording the event "
-                          "without them", event.run, len(event.failed_rows))
+                          "without them", event.execution_id, len(event.failed_rows))
             recorded, row, job, resend_cancel = self._record(replace(event, failed_rows=[]),
                                                              unstored=len(event.failed_rows))
         self._after(event, recorded, row, job, resend_cancel)
@@ -57,9 +57,9 @@ class Recorder:
     def _record(self, event: Event, *, unstored: int = 0) -> tuple[Recorded, ExecutionRow | None, JobRow | None, bool]:
         with self._sessions() as session:
             if unstored:
-                note_unstored_failed_rows(session, event.run, unstored)
+                note_unstored_failed_rows(session, event.execution_id, unstored)
             recorded = record_event(session, event, **self._retry)
-            row = session.get(ExecutionRow, event.run)
+            row = session.get(ExecutionRow, event.execution_id)
             job = session.get(JobRow, row.job_id) if row is not None else None
             resend_cancel = row is not None and row.cancel_requested and row.status == "running"
             session.commit()
@@ -70,10 +70,11 @@ class Recorder:
         if row is not None and job is not None:
             _observe(recorded, row, job.name)
         if recorded.retry is not None:
-            log.info("execution %s %s; retry queued as execution %s", event.run, event.status, recorded.retry.id)
+            log.info("execution %s %s; retry queued as execution %s", event.execution_id, event.status,
+                     recorded.retry.id)
         if resend_cancel:
-            self._transport.publish(Cancel(run=event.run, status="cancelled", reason="cancelled by a user").encode(),
-                                    exchange=self._topology.control, routing_key="cancel")
+            cancel = Cancel(execution_id=event.execution_id, status="cancelled", reason="cancelled by a user")
+            self._transport.publish(cancel.encode(), exchange=self._topology.control, routing_key="cancel")
 
 
 def _observe(recorded: Recorded, row: ExecutionRow, job_name: str) -> None:

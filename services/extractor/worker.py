@@ -10,120 +10,114 @@ the extractor reports the final status itself; afterwards it ends the queue with
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
-from shared import messages, metrics
+from shared import metrics
 from shared.connections import ZERO_DATES_OPTION, build_url, create_db_engine
 from shared.dialects import get_dialect
 from shared.dialects.bulk import BULK_CHUNK_BYTES
 from shared.errors import ValidationFailed
 from shared.extract.watermark import describe_final, incremental_read
-from shared.jobspec import DestinationSpec, JobSpec, StepSpec
-from shared.logs import execution_context
+from shared.jobspec import JobSpec
 from shared.messages import Batch, EndOfBatches, LoadRequest, RunRequest
 from shared.secrets import SecretBox
-from shared.store.projects import spec_from_snapshot
+from shared.snapshots import ProjectSnapshot
 from shared.topology import BATCH_QUEUE_EXPIRES_S, Topology
 from shared.transport.base import Transport
-from shared.worker import ExecutionContext, RequestWorker, error_info
+from shared.worker import ExecutionContext, RequestWorker, error_info, final_status
 
 log = logging.getLogger("datamig.extractor")
 
 
-def build_engines(projects: dict, box: SecretBox) -> dict[int, sa.Engine]:
+def build_engines(projects: Mapping[int, ProjectSnapshot], box: SecretBox) -> dict[int, sa.Engine]:
     """One engine per project of the snapshot (passwords decrypted here, in memory only); SQLite
     files are opened read-only (a missing one is an error, never a new empty file)."""
-    return {int(pid): create_db_engine(build_url(spec_from_snapshot(snap, box)), poolclass=sa.pool.NullPool,
-                                       sqlite_mode="ro")
+    return {pid: create_db_engine(build_url(snap.connection(box)), poolclass=sa.pool.NullPool, sqlite_mode="ro")
             for pid, snap in projects.items()}
 
 
-def zero_dates_by_project(job: dict, projects: dict) -> dict[int, str]:
+def zero_dates_by_project(job: JobSpec, projects: Mapping[int, ProjectSnapshot]) -> dict[int, str]:
     """Project id → "keep" | "null": the job's option (top level or with its destination), else the
     project's ``options.zero_dates``, else keep."""
-    job_choice = job.get("zero_dates") or (job.get("destination") or {}).get("zero_dates")
-    return {int(pid): job_choice or (snap.get("options") or {}).get(ZERO_DATES_OPTION) or "keep"
-            for pid, snap in projects.items()}
+    job_choice = job.zero_dates or job.destination.zero_dates
+    return {pid: job_choice or snap.options.get(ZERO_DATES_OPTION) or "keep" for pid, snap in projects.items()}
 
 
-def _snapshot(projects: dict, project_id: int) -> dict:
-    return projects.get(project_id) or projects[str(project_id)]
+@dataclass
+class ExtractState:
+    """One execution held by an extractor."""
+
+    engines: dict[int, sa.Engine] = field(default_factory=dict)
+    extraction: Any = None  # shared.extract.Extraction, once opened
+    rows_read: int = 0
+    load_sent: bool = False  # from here on the loader reports the final status
+    incremental: Any = None  # shared.extract.watermark.IncrementalRead of an incremental job
+
+    def counts(self) -> dict[str, int]:
+        return {"rows_read": self.rows_read}
+
+    @property
+    def warnings(self) -> dict[str, int]:
+        found = self.extraction.warnings if self.extraction is not None else {}
+        return {**found, **(self.incremental.warnings if self.incremental is not None else {})}
 
 
-class Extractor(RequestWorker):
+class Extractor(RequestWorker[RunRequest, ExtractState]):
     """Runs executions one at a time per thread; ``concurrency`` threads per process."""
 
     service = "extractor"
     request_type = RunRequest
+    announce_start = True
 
     def __init__(self, transport: Transport, topology: Topology, box: SecretBox, *, batch_rows: int,
                  batch_queue_max: int, heartbeat_s: float, concurrency: int = 1, bulk_text: bool = True) -> None:
-        super().__init__(transport, topology, queue=topology.runs, concurrency=concurrency)
+        super().__init__(transport, topology, queue=topology.runs, concurrency=concurrency, heartbeat_s=heartbeat_s)
         self._box = box
-        self._batch_rows, self._queue_max, self._heartbeat_s = batch_rows, batch_queue_max, heartbeat_s
+        self._batch_rows, self._queue_max = batch_rows, batch_queue_max
         self._bulk_text = bulk_text
 
-    def handle(self, request: RunRequest) -> None:
-        """Run one execution to the end; never raises (failures become events)."""
-        state: dict[str, Any] = {"rows_read": 0, "load_sent": False}
-        ctx = ExecutionContext(self._transport, self._topology, run=request.run, job_id=request.job_id,
-                               service="extractor", worker=self.name, deadline=request.deadline,
-                               heartbeat_s=self._heartbeat_s, counts=lambda: {"rows_read": state["rows_read"]})
-        token = execution_context.set({"job_id": request.job_id, "execution_id": request.run})
-        self._control.register(ctx)
-        engines: dict[int, sa.Engine] = {}
-        try:
-            ctx.publish("started", counts={"rows_read": 0})
-            ctx.start()
-            engines = build_engines(request.projects, self._box)
-            self._run(request, ctx, engines, state)
-        except Exception as exc:  # noqa: BLE001 - every failure is reported, never lost
-            self._report_failure(request, ctx, exc, state)
-        finally:
-            ctx.close()
-            self._control.unregister(ctx)
-            for engine in engines.values():
-                engine.dispose()
-            execution_context.reset(token)
+    def new_state(self, request: RunRequest) -> ExtractState:
+        return ExtractState()
 
-    def _run(self, request: RunRequest, ctx: ExecutionContext, engines: dict[int, sa.Engine],
-             state: dict[str, Any]) -> None:
+    def cleanup(self, request: RunRequest, state: ExtractState) -> None:
+        for engine in state.engines.values():
+            engine.dispose()
+
+    def execute(self, request: RunRequest, ctx: ExecutionContext, state: ExtractState) -> None:
+        """Validate (when the job asks), open the extraction, engage a loader, stream the batches."""
         from shared.extract import Extraction
 
         job = request.job
-        steps = [StepSpec.model_validate(s) for s in job["steps"]]
-        destination = DestinationSpec.model_validate(job["destination"])
-        if job.get("validate_before_execution", True):
-            self._validate(steps, destination, engines, ctx)
+        assert job is not None  # decode refuses a run request without its job
+        state.engines = build_engines(request.projects, self._box)
+        if job.validate_before_execution:
+            self._validate(job, state.engines, ctx)
         ctx.check()
-        incr = state["incremental"] = incremental_read(job, request.watermark)
+        incr = state.incremental = incremental_read(job, request.watermark)
         if incr is not None:  # first run: the column's kind from a describe
-            incr.resolve_kind(lambda _: describe_final(steps, engines, timeout_s=max(1.0, ctx.remaining_s())))
-        extraction = Extraction(steps, engines, batch_rows=request.batch_rows or self._batch_rows,
+            incr.resolve_kind(lambda _: describe_final(job.steps, state.engines, timeout_s=max(1.0, ctx.remaining_s())))
+        extraction = Extraction(job.steps, state.engines, batch_rows=request.batch_rows or self._batch_rows,
                                 statement_timeout_s=max(1.0, ctx.remaining_s()),
                                 zero_dates=zero_dates_by_project(job, request.projects), incremental=incr)
-        state["extraction"] = extraction
+        state.extraction = extraction
         ctx.on_cancel(extraction.cancel)
         try:
-            fmt = None if incr is not None else self._bulk_format(request, destination)  # rows: the filter reads them
+            fmt = None if incr is not None else self._bulk_format(request)  # rows: the filter reads them
             columns = extraction.open(fmt)
             self._warn_privileged(ctx, extraction)
             ctx.check()
-            queue = self._topology.batches(request.run)
+            queue = self._topology.batches(request.execution_id)
             self._transport.declare_queue(queue, max_length=self._queue_max, expires_s=BATCH_QUEUE_EXPIRES_S)
-            load = LoadRequest(run=request.run, job_id=request.job_id, job_name=job.get("name", ""),
-                               batch_queue=queue,
-                               columns=[c.to_dict() for c in columns], destination=destination.model_dump(mode="json"),
-                               project=_snapshot(request.projects, destination.project_id),
+            load = LoadRequest(execution_id=request.execution_id, job_id=request.job_id, job=job, batch_queue=queue,
+                               columns=tuple(columns), project=request.project(job.destination.project_id),
                                deadline=request.deadline, execution_key=request.execution_key)
             self._transport.publish(load.encode(), queue=self._topology.loads)
-            state["load_sent"] = True
-            if extraction.bulk:
-                self._stream_bulk(request, ctx, extraction, queue, state, fmt or "")
-            else:
-                self._stream(request, ctx, extraction, queue, state)
+            state.load_sent = True
+            self._stream(request, ctx, queue, state, fmt if extraction.bulk else None)
         finally:
             extraction.close()
 
@@ -136,74 +130,54 @@ class Extractor(RequestWorker):
         risky = {p.project_id: p for p in extraction.privileges if p.risky}
         if risky:
             for p in risky.values():
-                log.warning("execution %s: %s", ctx.run, p.message(strict=False))
+                log.warning("execution %s: %s", ctx.execution_id, p.message(strict=False))
             ctx.publish("progress", counts={"rows_read": 0}, warnings={WARNING_KIND: len(risky)},
                         report=privilege_checks(risky, strict=False))
 
-    def _stream(self, request: RunRequest, ctx: ExecutionContext, extraction: Any, queue: str,
-                state: dict[str, Any]) -> None:
+    def _stream(self, request: RunRequest, ctx: ExecutionContext, queue: str, state: ExtractState,
+                fmt: str | None) -> None:
+        """Publish the result as batches (rows, or the source's bulk text in format ``fmt`` in chunks
+        of ~BULK_CHUNK_BYTES: the fast path), then the end marker."""
         seq, position = 0, 1
-        job_name = request.job.get("name", "")
-        incr = state.get("incremental")
-        for rows in extraction.batches():
+        job_name = request.job.name if request.job else ""
+        for batch in _batches(state.extraction, fmt):
             ctx.check()
-            rows = incr.keep(rows) if incr is not None else rows
-            if not rows:
-                continue
+            if state.incremental is not None and not (batch := {"rows": state.incremental.keep(batch["rows"])})["rows"]:
+                continue  # every row above the watermark: left for the next run
             seq += 1
-            body = Batch(run=request.run, seq=seq, first=position, rows=rows).encode()
+            body = Batch(execution_id=request.execution_id, seq=seq, first=position, **batch).encode()
             self._transport.publish(body, queue=queue, persistent=False, timeout_s=max(1.0, ctx.remaining_s()))
-            metrics.ROWS_READ.labels(job_name=job_name).inc(len(rows))
+            size = batch["count"] if fmt else len(batch["rows"])
+            metrics.ROWS_READ.labels(job_name=job_name).inc(size)
             metrics.BYTES_MOVED.labels(job_name=job_name, stage="extract").inc(len(body))
-            position += len(rows)
-            state["rows_read"] = position - 1
-        self._end_stream(request, ctx, queue, seq, state)
-
-    def _end_stream(self, request: RunRequest, ctx: ExecutionContext, queue: str, seq: int,
-                    state: dict[str, Any]) -> None:
+            position += size
+            state.rows_read = position - 1
         ctx.check()
-        extraction = state.get("extraction")
-        incr = state.get("incremental")
-        warnings = {**(extraction.warnings if extraction is not None else {}), **(incr.warnings if incr else {})}
+        warnings = state.warnings
         if warnings:  # recorded before the loader can finish the execution (it ignores later events)
-            ctx.publish("heartbeat", counts={"rows_read": state["rows_read"]}, warnings=warnings)
-        end = EndOfBatches(run=request.run, seq=seq + 1, rows_read=state["rows_read"], ok=True,
-                           watermark=incr.result() if incr is not None else {})
+            ctx.publish("heartbeat", counts=state.counts(), warnings=warnings)
+        end = EndOfBatches(execution_id=request.execution_id, seq=seq + 1, rows_read=state.rows_read, ok=True,
+                           watermark=state.incremental.result() if state.incremental is not None else {})
         self._transport.publish(end.encode(), queue=queue, persistent=False, timeout_s=max(1.0, ctx.remaining_s()))
-        ctx.publish("extracted", counts={"rows_read": state["rows_read"]}, warnings=warnings)
+        ctx.publish("extracted", counts=state.counts(), warnings=warnings)
 
-    def _bulk_format(self, request: RunRequest, destination: DestinationSpec) -> str | None:
+    def _bulk_format(self, request: RunRequest) -> str | None:
         """The destination's bulk text (shared.dialects.bulk), when the fast path is on."""
-        if not self._bulk_text:
+        if not self._bulk_text or request.job is None:
             return None
-        engine = _snapshot(request.projects, destination.project_id).get("engine", "")
+        engine = request.project(request.job.destination.project_id).engine or ""
         try:
             return get_dialect(engine).bulk_import_format
         except Exception:  # noqa: BLE001 - an unknown engine simply takes the general path
             return None
 
-    def _stream_bulk(self, request: RunRequest, ctx: ExecutionContext, extraction: Any, queue: str,
-                     state: dict[str, Any], fmt: str) -> None:
-        """The fast path: the source's bulk text, in chunks of ~BULK_CHUNK_BYTES, as batch payloads."""
-        seq, position = 0, 1
-        job_name = request.job.get("name", "")
-        for payload, count in extraction.bulk_batches(BULK_CHUNK_BYTES):
-            ctx.check()
-            seq += 1
-            body = Batch(run=request.run, seq=seq, first=position, fmt=fmt, data=payload, count=count).encode()
-            self._transport.publish(body, queue=queue, persistent=False, timeout_s=max(1.0, ctx.remaining_s()))
-            metrics.ROWS_READ.labels(job_name=job_name).inc(count)
-            metrics.BYTES_MOVED.labels(job_name=job_name, stage="extract").inc(len(body))
-            position += count
-            state["rows_read"] = position - 1
-        self._end_stream(request, ctx, queue, seq, state)
-
-    def _validate(self, steps: list[StepSpec], destination: DestinationSpec, engines: dict[int, sa.Engine],
-                  ctx: ExecutionContext) -> None:
+    @staticmethod
+    def _validate(job: JobSpec, engines: dict[int, sa.Engine], ctx: ExecutionContext) -> None:
         """Raises ValidationFailed with the check report when a check fails."""
         from shared.validation import validate_job
 
-        report = validate_job(steps, destination, engines, timeout_s=max(1.0, min(60.0, ctx.remaining_s())))
+        report = validate_job(job.steps, job.destination, engines,
+                              timeout_s=max(1.0, min(60.0, ctx.remaining_s())))
         failed = [c for c in report if not c["ok"]]
         if failed:
             messages_ = dict.fromkeys(c["message"] for c in failed)  # unique, in order
@@ -212,24 +186,32 @@ class Extractor(RequestWorker):
             error.transient = all(c.get("transient", False) for c in failed)
             raise error
 
-    def _report_failure(self, request: RunRequest, ctx: ExecutionContext, exc: Exception,
-                        state: dict[str, Any]) -> None:
+    def report_failure(self, request: RunRequest, ctx: ExecutionContext, exc: Exception,
+                       state: ExtractState) -> None:
+        """Before the loader was engaged: the final event. After: an aborting end marker (the loader
+        rolls back and reports); if that cannot be sent, the final event."""
         info = error_info(exc)
-        status = {"timeout": "timed_out", "cancelled": "cancelled"}.get(info["kind"], "failed")
-        if ctx.stop_status and status == "failed":
-            status = ctx.stop_status
-        log.warning("execution %s %s: %s", request.run, status, info["message"])
+        status = final_status(info, ctx)
+        log.warning("execution %s %s: %s", request.execution_id, status, info["message"])
         report = info.pop("report", None)
         try:
-            if state["load_sent"]:
-                end = EndOfBatches(run=request.run, seq=0, rows_read=state["rows_read"], ok=False,
+            if state.load_sent:
+                end = EndOfBatches(execution_id=request.execution_id, seq=0, rows_read=state.rows_read, ok=False,
                                    error={**info, "status": status})
-                self._transport.publish(end.encode(), queue=self._topology.batches(request.run),
+                self._transport.publish(end.encode(), queue=self._topology.batches(request.execution_id),
                                         persistent=False, timeout_s=30.0)
                 return
         except Exception:  # noqa: BLE001 - the loader may be gone; report directly below
-            log.warning("could not tell the loader to abort execution %s", request.run, exc_info=True)
-        extraction = state.get("extraction")
-        ctx.publish("finished", status=status, error=info, report=report or [],
-                    counts={"rows_read": state["rows_read"]},
-                    warnings=extraction.warnings if extraction is not None else {})
+            log.warning("could not tell the loader to abort execution %s", request.execution_id, exc_info=True)
+        ctx.publish("finished", status=status, error=info, report=report or [], counts=state.counts(),
+                    warnings=state.warnings)
+
+
+def _batches(extraction: Any, fmt: str | None) -> Iterator[dict[str, Any]]:
+    """The payload fields of each Batch: rows, or bulk text chunks in format ``fmt``."""
+    if fmt:
+        for payload, count in extraction.bulk_batches(BULK_CHUNK_BYTES):
+            yield {"fmt": fmt, "data": payload, "count": count}
+    else:
+        for rows in extraction.batches():
+            yield {"rows": rows}

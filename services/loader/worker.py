@@ -10,25 +10,24 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from shared import messages, metrics
 from shared.connections import build_url, create_db_engine
-from shared.errors import DatamigError
+from shared.errors import DatamigError, WorkerLost
 from shared.faults import fault_point
-from shared.jobspec import DestinationSpec, Mode
-from shared.load.state import ABANDONED, COMMITTED, ExecutionFenced, claim, ensure_state_table, mark_committed, settle
+from shared.jobspec import Mode
 from shared.load.overlap import check_overlap, state_json
-from shared.logs import execution_context
+from shared.load.results import FailedRow
+from shared.load.state import ABANDONED, COMMITTED, ExecutionFenced, claim, ensure_state_table, mark_committed, settle
 from shared.messages import Batch, EndOfBatches, LoadRequest
 from shared.secrets import SecretBox
-from shared.store.projects import spec_from_snapshot
 from shared.topology import Topology
 from shared.transport.base import Transport
-from shared.types import Column
-from shared.worker import ExecutionContext, RequestWorker, error_info, jsonable
+from shared.worker import ExecutionContext, RequestWorker, error_info, final_status, jsonable
 
 log = logging.getLogger("datamig.loader")
 PROGRESS_EVERY_S = 1.0
@@ -54,7 +53,28 @@ class ExtractionAborted(DatamigError):
         super().__init__(str(error.get("message", "extraction failed")))
 
 
-class Loader(RequestWorker):
+@dataclass
+class LoadState:
+    """One execution held by a loader."""
+
+    engine: sa.Engine | None = None
+    session: Any = None  # shared.load.LoadSession, once built
+    rows_read: int = 0
+    watermark: dict | None = None  # incremental jobs: the end marker's {from, to, kind, seen, lag}
+
+    def staged(self) -> dict[str, int]:
+        """The session's counts with ``rows_staged`` (empty before the session exists)."""
+        return _staged(self.session.counts.to_dict()) if self.session is not None else {}
+
+    def counts(self) -> dict[str, int]:
+        return {"rows_read": self.rows_read, **self.staged()}
+
+    def rollback(self) -> None:
+        if self.session is not None:
+            self.session.rollback()
+
+
+class Loader(RequestWorker[LoadRequest, LoadState]):
     """Loads executions one at a time per thread; ``concurrency`` threads per process."""
 
     service = "loader"
@@ -62,70 +82,53 @@ class Loader(RequestWorker):
 
     def __init__(self, transport: Transport, topology: Topology, box: SecretBox, *, heartbeat_s: float,
                  concurrency: int = 1) -> None:
-        super().__init__(transport, topology, queue=topology.loads, concurrency=concurrency)
-        self._box, self._heartbeat_s = box, heartbeat_s
+        super().__init__(transport, topology, queue=topology.loads, concurrency=concurrency, heartbeat_s=heartbeat_s)
+        self._box = box
 
-    def handle(self, request: LoadRequest) -> None:
-        """Load one execution to the end; never raises (the outcome becomes an event)."""
+    def new_state(self, request: LoadRequest) -> LoadState:
+        return LoadState()
+
+    def cleanup(self, request: LoadRequest, state: LoadState) -> None:
+        if state.session is not None:
+            state.session.close()
+        if state.engine is not None:
+            state.engine.dispose()
+        self._transport.delete_queue(request.batch_queue)
+
+    def execute(self, request: LoadRequest, ctx: ExecutionContext, state: LoadState) -> None:
+        """Apply the batch queue in one transaction, commit with the execution's row, report."""
         from shared.load import LoadSession
 
-        destination = DestinationSpec.model_validate(request.destination)
-        columns = [Column.from_dict(c) for c in request.columns]
-        state: dict[str, Any] = {"rows_read": 0, "session": None}
-
-        def counts() -> dict:
-            session = state["session"]
-            return {"rows_read": state["rows_read"], **(_staged(session.counts.to_dict()) if session else {})}
-
-        ctx = ExecutionContext(self._transport, self._topology, run=request.run, job_id=request.job_id,
-                               service="loader", worker=self.name, deadline=request.deadline,
-                               heartbeat_s=self._heartbeat_s, counts=counts)
-        token = execution_context.set({"job_id": request.job_id, "execution_id": request.run})
-        fault_point("loader_after_request")
-        self._control.register(ctx)
-        ctx.start()
-        engine: sa.Engine | None = None
+        assert request.project is not None  # decode refuses a load request without it
+        destination = request.destination
+        state.engine = engine = create_db_engine(build_url(request.project.connection(self._box)),
+                                                 poolclass=sa.pool.NullPool, sqlite_mode="rw")  # never a new file
+        ensure_state_table(engine)
+        session = LoadSession(engine, table=destination.table, columns=list(request.columns),
+                              mode=Mode(destination.mode), key_columns=destination.key_columns,
+                              allow_empty_source=destination.allow_empty_source,
+                              max_delete_ratio=destination.max_delete_ratio,
+                              allow_rounding=destination.allow_rounding,
+                              statement_timeout_s=max(1.0, ctx.remaining_s()))
+        state.session = session
+        ctx.on_cancel(session.cancel)
         try:
-            engine = create_db_engine(build_url(spec_from_snapshot(request.project, self._box)),
-                                      poolclass=sa.pool.NullPool, sqlite_mode="rw")  # never creates a file
-            ensure_state_table(engine)
-            session = LoadSession(engine, table=destination.table, columns=columns, mode=Mode(destination.mode),
-                                  key_columns=destination.key_columns,
-                                  allow_empty_source=destination.allow_empty_source,
-                                  max_delete_ratio=destination.max_delete_ratio,
-                                  allow_rounding=destination.allow_rounding,
-                                  statement_timeout_s=max(1.0, ctx.remaining_s()))
-            state["session"] = session
-            ctx.on_cancel(session.cancel)
-            session.begin(claim=lambda conn: claim(conn, execution_id=request.run, job_id=request.job_id,
-                                                            key=request.execution_key))
+            session.begin(claim=lambda conn: claim(conn, execution_id=request.execution_id, job_id=request.job_id,
+                                                   key=request.execution_key))
             self._consume(request, ctx, session, state)
-            check_overlap(state.get("watermark"), session.key, table=destination.table)
+            check_overlap(state.watermark, session.key, table=destination.table)
             final = session.finish()
             ctx.check()
-            committed = {"rows_read": state["rows_read"], **final.to_dict()}
-            self._commit(session, engine, request, committed, state.get("watermark"))
-            fault_point("loader_after_commit")
-            status = "partial_success" if final.rows_failed else "completed"
-            ctx.publish("finished", status=status, counts=_staged(committed), watermark=state.get("watermark") or {})
-            log.info("execution %s %s: %s rows read, %s", request.run, status, state["rows_read"], final.to_dict())
+            committed = {"rows_read": state.rows_read, **final.to_dict()}
+            self._commit(session, engine, request, committed, state.watermark)
         except ExecutionFenced as exc:  # a duplicate or a zombie: whoever holds the row reports
-            if state["session"] is not None:
-                state["session"].rollback()
-            log.warning("execution %s not loaded: %s", request.run, exc)
-        except Exception as exc:  # noqa: BLE001 - every failure rolls back and is reported
-            if state["session"] is not None:
-                state["session"].rollback()
-            self._report_failure(request, ctx, exc, state)
-        finally:
-            ctx.close()
-            self._control.unregister(ctx)
-            if state["session"] is not None:
-                state["session"].close()
-            if engine is not None:
-                engine.dispose()
-            self._transport.delete_queue(request.batch_queue)
-            execution_context.reset(token)
+            session.rollback()
+            log.warning("execution %s not loaded: %s", request.execution_id, exc)
+            return
+        fault_point("loader_after_commit")
+        status = "partial_success" if final.rows_failed else "completed"
+        ctx.publish("finished", status=status, counts=_staged(committed), watermark=state.watermark or {})
+        log.info("execution %s %s: %s rows read, %s", request.execution_id, status, state.rows_read, final.to_dict())
 
     def _commit(self, session: Any, engine: sa.Engine, request: LoadRequest, counts: dict,
                 watermark: dict | None = None) -> None:
@@ -133,26 +136,27 @@ class Loader(RequestWorker):
         unknown (the connection may drop after the server committed): the state table tells.
         Raises the commit's error unless the destination holds the commit."""
         try:
-            session.commit(before=lambda conn: mark_committed(conn, execution_id=request.run, counts=counts,
+            session.commit(before=lambda conn: mark_committed(conn, execution_id=request.execution_id, counts=counts,
                                                               key=request.execution_key,
                                                               watermark=state_json(watermark)))
         except DatamigError:
             session.rollback()
             for _ in range(SETTLE_ATTEMPTS):
                 try:
-                    settled = settle(engine, execution_id=request.run, job_id=request.job_id,
-                                             key=request.execution_key)
+                    settled = settle(engine, execution_id=request.execution_id, job_id=request.job_id,
+                                     key=request.execution_key)
                 except DatamigError:
                     settled = None
                 if settled is not None and settled.outcome == COMMITTED:
-                    log.warning("execution %s: COMMIT reported an error but the destination committed", request.run)
+                    log.warning("execution %s: COMMIT reported an error but the destination committed",
+                                request.execution_id)
                     return
                 if settled is not None and settled.outcome == ABANDONED:
                     raise  # nothing committed, and nothing of this execution can commit any more
                 time.sleep(1.0)
             raise
 
-    def _consume(self, request: LoadRequest, ctx: ExecutionContext, session: Any, state: dict) -> None:
+    def _consume(self, request: LoadRequest, ctx: ExecutionContext, session: Any, state: LoadState) -> None:
         """Apply batches in order until the end marker. Raises on abort, cancel or timeout."""
         expected, last_progress = 1, 0.0
         while True:
@@ -166,10 +170,11 @@ class Loader(RequestWorker):
                     raise ExtractionAborted(item.error)
                 if item.seq != expected:
                     raise BatchStreamBroken(f"batch stream incomplete: end marker {item.seq}, expected {expected}")
-                state["rows_read"], state["watermark"] = item.rows_read, item.watermark
+                state.rows_read, state.watermark = item.rows_read, dict(item.watermark or {})
                 return
             if not isinstance(item, Batch) or item.seq != expected:
-                raise BatchStreamBroken(f"batch stream out of order: got {getattr(item, 'seq', '?')}, expected {expected}")
+                raise BatchStreamBroken(
+                    f"batch stream out of order: got {getattr(item, 'seq', '?')}, expected {expected}")
             expected += 1
             before = session.counts.to_dict()
             started = time.perf_counter()
@@ -178,42 +183,38 @@ class Loader(RequestWorker):
             else:
                 failed = session.write([tuple(r) for r in item.rows])
             self._observe(request, session, before, started, len(message.body))
-            state["rows_read"] = item.first + item.size - 1
+            state.rows_read = item.first + item.size - 1
             if failed or time.monotonic() - last_progress >= PROGRESS_EVERY_S:
                 last_progress = time.monotonic()
-                ctx.publish("progress", counts={"rows_read": state["rows_read"], **_staged(session.counts.to_dict())},
-                            failed_rows=[_failed(f) for f in failed])
+                ctx.publish("progress", counts=state.counts(), failed_rows=[_failed(f) for f in failed])
 
     def _observe(self, request: LoadRequest, session: Any, before: dict, started: float, size: int) -> None:
         after = session.counts.to_dict()
-        mode = str(request.destination.get("mode", ""))
+        mode = request.destination.mode.value
         written = sum(after[k] - before[k] for k in ("rows_inserted", "rows_updated", "rows_deleted"))
-        metrics.BATCH_LOAD_LATENCY.labels(engine=str(request.project.get("engine", "")), mode=mode).observe(
-            time.perf_counter() - started)
+        engine = request.project.engine if request.project is not None else ""
+        metrics.BATCH_LOAD_LATENCY.labels(engine=str(engine or ""), mode=mode).observe(time.perf_counter() - started)
         metrics.ROWS_WRITTEN.labels(job_name=request.job_name, mode=mode).inc(written)
         metrics.ROWS_FAILED.labels(job_name=request.job_name).inc(after["rows_failed"] - before["rows_failed"])
         metrics.BYTES_MOVED.labels(job_name=request.job_name, stage="load").inc(size)
 
-    def _report_failure(self, request: LoadRequest, ctx: ExecutionContext, exc: Exception, state: dict) -> None:
-        info = exc.error if isinstance(exc, ExtractionAborted) else error_info(exc)
-        info = dict(info)
-        status = info.pop("status", None) or {"timeout": "timed_out", "cancelled": "cancelled"}.get(
-            info.get("kind", ""), "failed")
-        if ctx.stop_status and status == "failed":
-            status = ctx.stop_status
+    def report_failure(self, request: LoadRequest, ctx: ExecutionContext, exc: Exception, state: LoadState) -> None:
+        """Roll back (the destination is as it was) and publish the final event with the error."""
+        state.rollback()
+        info = dict(exc.error if isinstance(exc, ExtractionAborted) else error_info(exc))
+        status = final_status(info, ctx)
         if ctx.stop_status == "failed" and info.get("kind") == "cancelled":  # the scheduler's stop, not a user's
             status = "failed"
-            info.update(message=ctx.stop_reason or str(info.get("message")), kind="worker_lost", transient=True)
+            info.update(message=ctx.stop_reason or str(info.get("message")), kind=WorkerLost.kind,
+                        transient=WorkerLost.transient)
         report = info.pop("report", None) or []
-        session = state["session"]
-        failed_count = session.counts.rows_failed if session else 0
-        log.warning("execution %s %s (rolled back): %s", request.run, status, info.get("message"))
+        failed_count = state.session.counts.rows_failed if state.session else 0
+        log.warning("execution %s %s (rolled back): %s", request.execution_id, status, info.get("message"))
         failed = [_failed(f) for f in getattr(exc, "failed_rows", None) or []]  # the stopping batch's rows
-        staged = _staged(session.counts.to_dict())["rows_staged"] if session else 0
         ctx.publish("finished", status=status, error=info, report=report, failed_rows=failed,  # rolled back
-                    counts={"rows_read": state["rows_read"], "rows_inserted": 0, "rows_updated": 0,
+                    counts={"rows_read": state.rows_read, "rows_inserted": 0, "rows_updated": 0,
                             "rows_skipped": 0, "rows_deleted": 0, "rows_failed": failed_count,
-                            "rows_staged": staged})
+                            "rows_staged": state.staged().get("rows_staged", 0)})
 
 
 def _staged(counts: dict) -> dict:
@@ -221,6 +222,7 @@ def _staged(counts: dict) -> dict:
     return {**counts, "rows_staged": counts["rows_inserted"] + counts["rows_updated"] + counts["rows_deleted"]}
 
 
-def _failed(row: Any) -> dict:
-    return {"position": row.position, "values": {k: jsonable(v) for k, v in row.values.items()},
-            "error": row.error, "at": row.at}
+def _failed(row: FailedRow) -> dict[str, Any]:
+    """A refused row as history records it: its values JSON-safe."""
+    found = row.to_dict()
+    return {**found, "values": {k: jsonable(v) for k, v in found["values"].items()}}

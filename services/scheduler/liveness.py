@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 from shared import messages
@@ -19,6 +20,7 @@ from shared.messages import Event
 from shared.store.models import utcnow
 from shared.topology import Topology
 from shared.transport.base import Consumer, Message, Transport
+from shared.wakeup import QUEUED
 
 log = logging.getLogger("datamig.scheduler.liveness")
 QUEUE_EXPIRES_S = 120.0
@@ -29,8 +31,10 @@ WORKERS = ("extractor", "loader")
 class Liveness:
     """The newest event per (execution, service), from this replica's own events queue."""
 
-    def __init__(self, transport: Transport, topology: Topology) -> None:
+    def __init__(self, transport: Transport, topology: Topology, *,
+                 on_queued: Callable[[], None] | None = None) -> None:
         self._transport = transport
+        self._on_queued = on_queued
         self._queue = f"{topology.events}.liveness.{uuid.uuid4().hex[:10]}"
         self._exchange = topology.events
         self._beats: dict[tuple[int, str], datetime] = {}
@@ -68,15 +72,19 @@ class Liveness:
             event = messages.decode(message.body, expect=Event)
         except Exception:  # noqa: BLE001 - the recorder dead-letters malformed events
             return
+        if event.kind == QUEUED:
+            if self._on_queued is not None:
+                self._on_queued()
+            return
         ts = datetime.fromtimestamp(event.ts, timezone.utc)
         with self._lock:
-            key = (event.run, event.service)
+            key = (event.execution_id, event.service)
             if event.service in WORKERS and (key not in self._beats or ts > self._beats[key]):
                 self._beats[key] = ts
             if event.kind == "extracted":
-                self._extracted.add(event.run)
+                self._extracted.add(event.execution_id)
             if event.kind == "finished" and event.service in WORKERS:
-                self._finished.add(event.run)
+                self._finished.add(event.execution_id)
 
     def beat(self, run: int, service: str) -> datetime | None:
         with self._lock:

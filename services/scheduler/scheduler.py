@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import metrics
@@ -27,9 +28,9 @@ from shared.messages import RunRequest
 from shared.store.watermarks import run_watermark, waits_for_another_run
 from shared.secrets import SecretBox
 from shared.store.executions import create_execution, has_active_execution
-from shared.store.jobs import compute_next_run
+from shared.store.jobs import compute_next_run, job_spec
 from shared.store.models import ExecutionRow, JobRow, ProjectRow, utcnow
-from shared.store.projects import project_snapshot, spec_from_snapshot
+from shared.store.projects import project_snapshot
 from shared.topology import Topology
 from shared.transport.base import Transport
 
@@ -79,15 +80,16 @@ def fire_due_jobs(session: Session, *, now: datetime) -> list[ExecutionRow]:
 
 def build_run_request(session: Session, execution: ExecutionRow, job: JobRow, *, now: datetime,
                       batch_rows: int, timeout_scale: float = 1.0) -> RunRequest:
-    project_ids = {s["project_id"] for s in job.steps} | {job.destination["project_id"]}
+    """The run request: a snapshot of the whole job (:func:`job_spec`, every field) and of its projects.
+
+    Raises pydantic's ValidationError when the stored job no longer validates."""
+    spec = job_spec(job)
+    project_ids = {s.project_id for s in spec.steps} | {spec.destination.project_id}
     projects = session.scalars(sa.select(ProjectRow).where(ProjectRow.id.in_(project_ids))).all()
     deadline = now + timedelta(minutes=job.timeout_minutes * timeout_scale)
     execution.deadline_at = deadline
-    spec = {"name": job.name, "steps": job.steps, "destination": job.destination,
-            "timeout_minutes": job.timeout_minutes, "validate_before_execution": job.validate_before_execution,
-            "max_retries": job.max_retries, "incremental": job.incremental}
     execution.watermark_from = job.watermark if job.incremental else None
-    return RunRequest(run=execution.id, job_id=job.id, attempt=execution.attempt, job=spec,
+    return RunRequest(execution_id=execution.id, job_id=job.id, attempt=execution.attempt, job=spec,
                       watermark=run_watermark(job) if job.incremental else {},
                       projects={p.id: project_snapshot(p) for p in projects},
                       deadline=deadline.timestamp(), batch_rows=batch_rows,
@@ -109,20 +111,34 @@ def dispatch_queued(session: Session, transport: Transport, topology: Topology, 
             continue
         if waits_for_another_run(session, row, job):  # incremental runs of a job are serial
             continue
+        try:
+            request = build_run_request(session, row, job, now=now, batch_rows=batch_rows,
+                                        timeout_scale=timeout_scale)
+        except ValidationError as exc:  # saved before a rule it now breaks: it cannot run as it is
+            _refuse(row, exc, now=now)
+            continue
         row.dispatched_at = now
-        requests.append(build_run_request(session, row, job, now=now, batch_rows=batch_rows,
-                                          timeout_scale=timeout_scale))
+        requests.append(request)
     session.commit()
     fault_point("scheduler_after_dispatch")
     for i, request in enumerate(requests):
         try:
             transport.publish(request.encode(), queue=topology.runs)
         except Exception:
-            _undispatch(session, [r.run for r in requests[i:]])
+            _undispatch(session, [r.execution_id for r in requests[i:]])
             raise
-        session.execute(sa.update(ExecutionRow).where(ExecutionRow.id == request.run).values(published_at=now))
+        session.execute(sa.update(ExecutionRow).where(ExecutionRow.id == request.execution_id).values(published_at=now))
         session.commit()  # from here the watchdog never publishes it again
     return len(requests)
+
+
+def _refuse(row: ExecutionRow, exc: ValidationError, *, now: datetime) -> None:
+    """Fail an execution whose stored job no longer validates (no retry: editing the job heals it)."""
+    reasons = "; ".join(f"{'.'.join(map(str, e['loc']))}: {str(e['msg']).removeprefix('Value error, ')}"
+                        for e in exc.errors())
+    row.status, row.started_at, row.finished_at = "failed", row.started_at or now, now
+    row.error_message, row.error_kind = f"the job needs editing: {reasons}", "config"
+    log.warning("execution %s not dispatched: %s", row.id, row.error_message)
 
 
 def _undispatch(session: Session, execution_ids: list[int]) -> None:
@@ -149,7 +165,7 @@ def settle_in_destination(session: Session, row: ExecutionRow, *, box: SecretBox
     if project is None:
         raise DestinationError("the job or its destination project no longer exists")
     try:
-        engine = create_db_engine(build_url(spec_from_snapshot(project_snapshot(project), box)),
+        engine = create_db_engine(build_url(project_snapshot(project).connection(box)),
                                   poolclass=sa.pool.NullPool)
     except Exception as exc:  # noqa: BLE001 - bad settings or secret: the destination cannot answer
         raise DestinationError(f"cannot connect to the destination: {type(exc).__name__}") from exc
@@ -169,8 +185,9 @@ class Scheduler:
         self._poll_s, self._worker_lost_s, self._batch_rows = poll_s, worker_lost_s, batch_rows
         self._clock, self._timeout_scale = clock, timeout_scale
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by an announced execution (shared.wakeup) or stop()
         self._last_watch = 0.0
-        self._liveness = Liveness(transport, topology)
+        self._liveness = Liveness(transport, topology, on_queued=self._wake.set)
         settler = (lambda session, row: settle_in_destination(session, row, box=box)) if box is not None else None
         self._watchdog = Watchdog(transport, topology, worker_lost_s=worker_lost_s, liveness=self._liveness,
                                   settle=settler)
@@ -196,7 +213,8 @@ class Scheduler:
             metrics.QUEUE_DEPTH.labels(queue=kind).set(depth)
             metrics.QUEUE_CONSUMERS.labels(queue=kind).set(consumers)
 
-    def run(self) -> None:
+    def serve(self) -> None:
+        """Loop until :meth:`stop`."""
         log.info("scheduler running (poll every %.1f s)", self._poll_s)
         while not self._stop.is_set():
             try:
@@ -211,8 +229,10 @@ class Scheduler:
             except Exception:  # noqa: BLE001 - the loop survives a failed pass (db or broker down)
                 log.exception("scheduler pass failed; retrying")
                 self._stop.wait(min(5.0, self._poll_s * 4))
-            self._stop.wait(self._poll_s)
+            self._wake.wait(self._poll_s)  # polling is the fallback; an announcement wakes it at once
+            self._wake.clear()
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         self._liveness.stop()

@@ -144,7 +144,7 @@ class Watchdog:
                 self._publish_cancel(row, status=status, message=message)
                 return 0
         self._publish_cancel(row, status=status, message=message)
-        event = Event(run=row.id, job_id=row.job_id, kind="finished", service="scheduler", status=status,
+        event = Event(execution_id=row.id, job_id=row.job_id, kind="finished", service="scheduler", status=status,
                       error={"message": message, "kind": kind, "transient": True})
         self._transport.publish(event.encode(), exchange=self._topology.events, routing_key=f"finished.{row.id}")
         self._transport.delete_queue(self._topology.batches(row.id))
@@ -160,11 +160,11 @@ class Watchdog:
     def _completed(self, row: ExecutionRow, counts: dict[str, int], watermark: dict | None = None) -> None:
         status = "partial_success" if counts.get("rows_failed") else "completed"
         log.warning("execution %s: its worker vanished after the destination committed; recorded %s", row.id, status)
-        event = Event(run=row.id, job_id=row.job_id, kind="finished", service="scheduler", status=status,
+        event = Event(execution_id=row.id, job_id=row.job_id, kind="finished", service="scheduler", status=status,
                       counts=counts, watermark=watermark or {})  # the destination's committed watermark
         self._transport.publish(event.encode(), exchange=self._topology.events, routing_key=f"finished.{row.id}")
         self._transport.delete_queue(self._topology.batches(row.id))
 
     def _publish_cancel(self, row: ExecutionRow, *, status: str, message: str) -> None:
-        self._transport.publish(Cancel(run=row.id, status=status, reason=message).encode(),
+        self._transport.publish(Cancel(execution_id=row.id, status=status, reason=message).encode(),
                                 exchange=self._topology.control, routing_key="cancel")

@@ -327,15 +327,15 @@ class Dialect:
         from shared.dialects.loading import build_record_seen
         conn.execute(build_record_seen(seen, staging, key))
 
-    def count_sync_deletes(self, conn: sa.Connection, target: sa.Table, seen: sa.TableClause,
+    def count_sync_deletes(self, conn: sa.Connection, target: sa.Table, seen: list[sa.TableClause],
                            key: list[str]) -> tuple[int, int]:
         """(rows a sync_delete would delete, rows in the destination)."""
         from shared.dialects.loading import build_count_missing
         missing, total = conn.execute(build_count_missing(target, seen, key)).one()
         return int(missing), int(total)
 
-    def delete_unseen(self, conn: sa.Connection, target: sa.Table, seen: sa.TableClause, key: list[str]) -> int:
-        """sync_delete: delete destination rows whose key was not seen; returns the count."""
+    def delete_unseen(self, conn: sa.Connection, target: sa.Table, seen: list[sa.TableClause], key: list[str]) -> int:
+        """sync_delete: delete destination rows whose key is in none of the ``seen`` tables; returns the count."""
         from shared.dialects.loading import build_delete_missing
         return conn.execute(build_delete_missing(target, seen, key)).rowcount
 

@@ -136,17 +136,21 @@ def build_record_seen(seen: sa.TableClause, staging: sa.TableClause, key: list[s
     return sa.insert(seen).from_select(key, sa.select(*[staging.c[k] for k in key]))
 
 
-def build_count_missing(target: sa.Table, seen: sa.TableClause, key: list[str]) -> sa.Select:
-    """(destination rows whose key was not seen, all destination rows)."""
-    missing = sa.select(sa.func.count()).select_from(target).where(
-        ~sa.exists().where(key_match(seen, target, key)))
+def _unseen(target: sa.Table, seen: list[sa.TableClause], key: list[str]) -> sa.ColumnElement[bool]:
+    return sa.and_(*[~sa.exists().where(key_match(s, target, key)) for s in seen])
+
+
+def build_count_missing(target: sa.Table, seen: list[sa.TableClause], key: list[str]) -> sa.Select:
+    """(destination rows whose key is in none of the ``seen`` tables, all destination rows)."""
+    missing = sa.select(sa.func.count()).select_from(target).where(_unseen(target, seen, key))
     total = sa.select(sa.func.count()).select_from(target)
     return sa.select(missing.scalar_subquery(), total.scalar_subquery())
 
 
-def build_delete_missing(target: sa.Table, seen: sa.TableClause, key: list[str]) -> sa.Delete:
-    """sync_delete: delete destination rows whose key was not in the source (anti-join)."""
-    return sa.delete(target).where(~sa.exists().where(key_match(seen, target, key)))
+def build_delete_missing(target: sa.Table, seen: list[sa.TableClause], key: list[str]) -> sa.Delete:
+    """sync_delete: delete destination rows whose key was not in the source (anti-joins with
+    every table of source keys: the written keys and the keys of rows that failed)."""
+    return sa.delete(target).where(_unseen(target, seen, key))
 
 
 def compile_sql(stmt: sa.ClauseElement, sa_dialect: sa.Dialect) -> str:

@@ -40,9 +40,16 @@ PG_RISKY_FUNCTIONS = (r"^(lo_import|lo_export|pg_reload_conf|pg_rotate_logfile|p
 
 
 def pg_role_risks(dbapi_conn: Any, role: str) -> list[str]:
-    """The risky privileges of PostgreSQL role ``role`` in the connected database."""
+    """The risky privileges of PostgreSQL role ``role`` in the connected database.
+
+    A superuser is asked only that (it implies everything else); other roles get the full
+    query, which walks the database's tables and functions."""
     cur = dbapi_conn.cursor()
     try:
+        cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %(role)s", {"role": role})
+        found = cur.fetchone()
+        if found is not None and found[0]:
+            return ["superuser"]
         cur.execute(_PG_ROLE_SQL, {"groups": list(PG_RISKY_ROLES), "role": role, "functions": PG_RISKY_FUNCTIONS})
         row = cur.fetchone()
     finally:

@@ -132,12 +132,13 @@ class IncrementalRead:
                 "lag": bool(self.spec.lag)}
 
 
-def incremental_read(job: Mapping[str, Any], stored: Mapping[str, Any] | None) -> IncrementalRead | None:
-    """The job snapshot's incremental read, or None for a job without ``incremental``."""
-    raw = job.get("incremental")
+def incremental_read(job: Any, stored: Mapping[str, Any] | None) -> IncrementalRead | None:
+    """The job's (a JobSpec or its dict) incremental read, or None for a job without ``incremental``."""
+    raw = job.get("incremental") if isinstance(job, Mapping) else getattr(job, "incremental", None)
     if not raw:
         return None
-    return IncrementalRead(IncrementalSpec.model_validate(raw), Watermark.from_dict(dict(stored or {})))
+    spec = raw if isinstance(raw, IncrementalSpec) else IncrementalSpec.model_validate(raw)
+    return IncrementalRead(spec, Watermark.from_dict(dict(stored or {})))
 
 
 def describe_final(steps: list, engines: Mapping[int, sa.Engine], *, timeout_s: float) -> list[Column]:

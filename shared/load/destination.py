@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from shared.dialects.loading import kind_of
 from shared.errors import ValidationFailed
 from shared.jobspec import Mode
+from shared.load.reflect import reflect_lean
 from shared.types import Column
 
 SYNC_IMPACT_CAP = 100_000  # keys read per side by sync_delete_impact; beyond it the impact is not computed
@@ -81,22 +82,18 @@ def inspect_destination(conn: sa.Connection, *, table: str, columns: list[Column
 
 def reflect_table(conn: sa.Connection, table: str) -> sa.Table | None:
     """Reflect ``table`` or ``schema.table``; the name matches case-insensitively when not exact."""
-    schema, _, name = table.rpartition(".")
-    schema_or_none = schema or None
-    inspector = sa.inspect(conn)
-    if not inspector.has_table(name, schema=schema_or_none):
-        matches = [t for t in inspector.get_table_names(schema=schema_or_none) if t.lower() == name.lower()]
-        if len(matches) != 1:
-            return None
-        name = matches[0]
     from shared.dialects import get_dialect
 
-    unescape = get_dialect(conn).reflected_column_name
-
-    def named(_inspector: object, _table: object, info: dict) -> None:
-        info["name"] = unescape(info["name"])
-    return sa.Table(name, sa.MetaData(), schema=schema_or_none, autoload_with=conn,
-                    listeners=[("column_reflect", named)])
+    schema, _, name = table.rpartition(".")
+    fix_name = get_dialect(conn).reflected_column_name
+    try:
+        return reflect_lean(conn, name, schema=schema or None, fix_name=fix_name)
+    except sa.exc.NoSuchTableError:
+        pass
+    matches = [t for t in sa.inspect(conn).get_table_names(schema=schema or None) if t.lower() == name.lower()]
+    if len(matches) != 1 or matches[0] == name:
+        return None
+    return reflect_lean(conn, matches[0], schema=schema or None, fix_name=fix_name)
 
 
 def _check(check: str, ok: bool, message: str) -> dict:

@@ -7,10 +7,10 @@ open savepoints never grows with the number of bad rows (PostgreSQL keeps a roll
 savepoint open until it is released: thousands of them exhaust its lock table).
 
 Splitting adapts to how dense the bad rows are: the first failing batch is halved;
-once bad rows have been seen, a failing run is cut into pieces of about half the
+once bad rows have been seen, a failing span of rows is cut into pieces of about half the
 observed gap between bad rows, down to single rows when most rows are bad, instead of
 halving a batch ``log2(n)`` times where every half fails again. When the pieces would be
-single rows and the engine can (``Dialect.server_isolation``), the run is staged once and
+single rows and the engine can (``Dialect.server_isolation``), the span is staged once and
 the server tries each row on its own in one round trip.
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ class RowIsolation:
         """Apply one batch (rows in ``columns`` order); returns this batch's failed rows.
 
         Rows that fail before the database (a value it cannot hold, a NULL it refuses) are set
-        aside and the rest is written as one run; consecutive failures are then counted in source
+        aside and the rest is written as one span; consecutive failures are then counted in source
         order. Raises TooManyFailures (``failed_rows``: this batch's failures up to the stop),
         Cancelled, ConnectionLost, DestinationError (statement-level or transient errors).
         """
@@ -53,15 +53,15 @@ class RowIsolation:
         self._iso_rows, self._iso_bad = self._iso_rows // 2, self._iso_bad // 2  # older batches weigh less
         failures: list[FailedRow] = []
         present: list[tuple] = []  # failed rows whose keys a sync_delete must still see
-        run: list[_Item] = []
+        span: list[_Item] = []
         for position, row, encoded, error in self._encode_rows(rows, first):
             if error is None:
-                run.append((position, row, encoded))
+                span.append((position, row, encoded))
             else:
                 self._fail(position, row, error, failures)
                 present.append(row)
-        if run:
-            self._apply(conn, run, failures, present)
+        if span:
+            self._apply(conn, span, failures, present)
         if self._seen is not None and present:
             self._remember_keys(conn, present)
         failures.sort(key=lambda f: f.position)
@@ -108,27 +108,27 @@ class RowIsolation:
                 return message
         return None
 
-    def _apply(self, conn: sa.Connection, run: list[_Item], failures: list[FailedRow], present: list[tuple]) -> None:
+    def _apply(self, conn: sa.Connection, span: list[_Item], failures: list[FailedRow], present: list[tuple]) -> None:
         """Fast path first; on a row-level error split (SAVEPOINTs) down to single rows."""
-        error = self._attempt(conn, run)
+        error = self._attempt(conn, span)
         if error is None:
             if self._iso_bad:
-                self._iso_rows += len(run)
+                self._iso_rows += len(span)
             return
-        if len(run) == 1:
+        if len(span) == 1:
             self._iso_rows += 1
             self._iso_bad += 1
-            self._fail(run[0][0], run[0][1], error or "duplicate key in the batch", failures)
-            present.append(run[0][1])
+            self._fail(span[0][0], span[0][1], error or "duplicate key in the batch", failures)
+            present.append(span[0][1])
             return
-        pieces = self._pieces(run)
-        if len(pieces[0]) == 1 and self.dialect.server_isolation and self._isolate_on_server(conn, run, failures):
+        pieces = self._pieces(span)
+        if len(pieces[0]) == 1 and self.dialect.server_isolation and self._isolate_on_server(conn, span, failures):
             return
         for part in pieces:
             self._apply(conn, part, failures, present)
 
-    def _isolate_on_server(self, conn: sa.Connection, run: list[_Item], failures: list[FailedRow]) -> bool:
-        """Stage ``run`` once and let the server try each row on its own (``Dialect.run_isolation``).
+    def _isolate_on_server(self, conn: sa.Connection, span: list[_Item], failures: list[FailedRow]) -> bool:
+        """Stage ``span`` once and let the server try each row on its own (``Dialect.run_isolation``).
 
         False when the rows cannot even be staged (then the client splits as usual)."""
         handle = self._server_isolation(conn)
@@ -137,14 +137,14 @@ class RowIsolation:
         savepoint = conn.begin_nested()
         try:
             results = self.dialect.run_isolation(conn, handle, columns=self._dest.columns,
-                                                 rows=[encoded for _, _, encoded in run])
+                                                 rows=[encoded for _, _, encoded in span])
             savepoint.commit()
         except sa.exc.DBAPIError as exc:
             self._raise_for(exc, rows_level_ok=True)
             self._undo(conn, savepoint, exc)
             return False
         for position, error, inserted, updated in results:
-            item = run[position - 1]
+            item = span[position - 1]
             self._iso_rows += 1
             if error:
                 self._iso_bad += 1
@@ -177,20 +177,20 @@ class RowIsolation:
                 self._iso_handle = False
         return self._iso_handle
 
-    def _pieces(self, run: list[_Item]) -> list[list[_Item]]:
+    def _pieces(self, span: list[_Item]) -> list[list[_Item]]:
         """Halves at first; pieces of about half the observed gap between bad rows once some were seen."""
-        size = len(run) // 2 if len(run) > 1 else 1
+        size = len(span) // 2 if len(span) > 1 else 1
         if self._iso_bad:
             size = max(1, min(size, self._iso_rows // (2 * self._iso_bad)))
-        return [run[i:i + size] for i in range(0, len(run), size)]
+        return [span[i:i + size] for i in range(0, len(span), size)]
 
-    def _attempt(self, conn: sa.Connection, run: list[_Item]) -> str | None:
-        """Apply ``run`` inside a SAVEPOINT: None when written, else why not ('' = only split it)."""
+    def _attempt(self, conn: sa.Connection, span: list[_Item]) -> str | None:
+        """Apply ``span`` inside a SAVEPOINT: None when written, else why not ('' = only split it)."""
         if self._cancelled:
             raise Cancelled(f"loading into {self.table} was cancelled")
         savepoint = None if self.dialect.statement_rollback else conn.begin_nested()
         try:
-            delta = self._apply_batch(conn, [encoded for _, _, encoded in run])
+            delta = self._apply_batch(conn, [encoded for _, _, encoded in span])
             if savepoint is not None:
                 savepoint.commit()
         except DuplicateKeysInBatch:

@@ -236,8 +236,8 @@ class LoadSession(RowIsolation):
         else:
             counts = LoadCounts(rows_inserted=d.insert_all(conn, dest.table, self._staging, dest.columns))
         if self._written is not None:
-            self._written.add(conn, self._staging)
-        if self._seen is not None:
+            self._written.add(conn, self._staging)  # for sync_delete too: the written keys were seen
+        elif self._seen is not None:
             d.record_seen(conn, self._seen, self._staging, dest.key)
         return counts
 
@@ -267,15 +267,21 @@ class LoadSession(RowIsolation):
             self._check_delete_ratio(conn, dest, seen, self.max_delete_ratio)
         if self._cancelled:
             raise Cancelled(f"loading into {self.table} was cancelled")
-        self.counts.rows_deleted += self.dialect.delete_unseen(conn, dest.table, seen, dest.key)
+        self.counts.rows_deleted += self.dialect.delete_unseen(conn, dest.table, self._seen_tables(), dest.key)
 
     def _check_delete_ratio(self, conn: sa.Connection, dest: Destination, seen: sa.TableClause, cap: float) -> None:
-        doomed, total = self.dialect.count_sync_deletes(conn, dest.table, seen, dest.key)
+        doomed, total = self.dialect.count_sync_deletes(conn, dest.table, self._seen_tables(), dest.key)
         if total and doomed / total > cap:
             raise SyncDeleteGuard(f"sync_delete into {self.table} would delete {doomed} of {total} rows "
                                   f"({doomed / total:.1%}), more than the job's cap of {cap:.1%}")
 
     # ------------------------------------------------------------------ helpers
+    def _seen_tables(self) -> list[sa.TableClause]:
+        """sync_delete's source keys: those written (each batch's, recorded once) and ``_seen``
+        (keys of failed rows, which still count as present in the source)."""
+        assert self._seen is not None
+        return [self._written.table, self._seen] if self._written is not None else [self._seen]
+
     def _require_open(self) -> sa.Connection:
         if self._cancelled:
             raise Cancelled(f"loading into {self.table} was cancelled")

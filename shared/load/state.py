@@ -78,14 +78,28 @@ def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+_SEEN_IN: set[str] = set()  # destinations (URL without password) where this process saw the table
+
+
+def _where(engine: sa.Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
 def ensure_state_table(engine: sa.Engine) -> None:
     """Create ``datamig_state`` when missing (outside any load transaction: DDL commits
-    implicitly on MySQL/MariaDB). Raises DestinationError when it is missing and cannot be created."""
+    implicitly on MySQL/MariaDB). Raises DestinationError when it is missing and cannot be created.
+
+    Once seen in a destination it is not asked again by this process (a connection and two
+    statements per execution); :func:`claim` forgets it when the table has gone."""
+    if _where(engine) in _SEEN_IN:
+        return
     try:
         with engine.begin() as conn:
             STATE.create(conn, checkfirst=True)
+        _SEEN_IN.add(_where(engine))
     except sa.exc.DBAPIError as exc:  # a concurrent creator, or no CREATE privilege
         if sa.inspect(engine).has_table(STATE_TABLE):
+            _SEEN_IN.add(_where(engine))
             return
         message = get_dialect(engine.dialect.name).load_error_message(exc)
         raise DestinationError(f"the destination needs the table {STATE_TABLE} (the product's record of "
@@ -114,6 +128,9 @@ def claim(conn: sa.Connection, *, execution_id: int, job_id: int, key: str = "")
         conn.execute(sa.insert(STATE).values(**_row(execution_id, job_id, LOADING, key)))
     except sa.exc.IntegrityError as exc:
         raise ExecutionFenced(execution_id) from exc
+    except sa.exc.DBAPIError:
+        _SEEN_IN.discard(_where(conn.engine))  # e.g. the table was dropped: the next attempt creates it
+        raise
 
 
 def mark_committed(conn: sa.Connection, *, execution_id: int, counts: dict[str, int], key: str = "",

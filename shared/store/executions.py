@@ -154,7 +154,9 @@ def _beat(row: ExecutionRow, ev: Event, ts: datetime) -> None:
 
 def record_event(session: Session, ev: Event, *, retry_base_s: float, retry_max_s: float) -> Recorded:
     """Apply one worker event; says which transition it caused and the retry it created, if any."""
-    stmt = sa.select(ExecutionRow).where(ExecutionRow.id == ev.run)
+    if ev.kind == "queued":  # the API's wake-up call to the schedulers (shared.wakeup): no history
+        return Recorded()
+    stmt = sa.select(ExecutionRow).where(ExecutionRow.id == ev.execution_id)
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         stmt = stmt.with_for_update()
     row = session.scalars(stmt).first()

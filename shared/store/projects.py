@@ -11,19 +11,17 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from shared.connections import (DEFAULT_PORTS, MASK, URL_PASSWORD_KEYS, ProjectSpec, mask_secrets_in_text,
                                 masked_url, spec_password)
 from shared.dialects.options import is_secret_option, target_options
-from shared.errors import ConfigError
 from shared.jobspec import Engine
 from shared.secrets import SecretBox
+from shared.snapshots import ENCRYPTED_PREFIX, ProjectSnapshot, decrypt_option
 from shared.store.models import ProjectRow
 
-ENCRYPTED_PREFIX = "fernet:"
 KEEP = MASK  # a secret option sent back as "***" keeps the stored value
 
 
@@ -120,14 +118,8 @@ def with_kept_secrets(row: ProjectRow, spec: ProjectSpec, box: SecretBox) -> Pro
     stored = row.options or {}
     for key, value in options.items():
         if value == KEEP and key in stored and is_secret_option(spec.engine, key):
-            options[key] = _decrypted(stored[key], box)
+            options[key] = decrypt_option(stored[key], box)
     return spec.model_copy(update={"url": url, "password": password, "options": options})
-
-
-def _decrypted(value: Any, box: SecretBox) -> Any:
-    if isinstance(value, str) and value.startswith(ENCRYPTED_PREFIX):
-        return box.decrypt(value.removeprefix(ENCRYPTED_PREFIX))
-    return value
 
 
 def public_options(engine: str | None, options: dict[str, Any] | None) -> dict[str, str]:
@@ -163,38 +155,12 @@ def project_out(row: ProjectRow) -> dict[str, Any]:
     }
 
 
-def project_snapshot(row: ProjectRow) -> dict[str, Any]:
-    """What a run request carries: the connection with its secrets still encrypted."""
-    return {
-        "id": row.id,
-        "name": row.name,
-        "engine": row.engine,
-        "url": row.url,
-        "host": row.host,
-        "port": row.port,
-        "database": row.database,
-        "username": row.username,
-        "options": row.options or {},
-        "password_enc": row.password_enc,
-    }
-
-
-def spec_from_snapshot(snapshot: dict[str, Any], box: SecretBox) -> ProjectSpec:
-    """Rebuild a ProjectSpec with the decrypted secrets (worker side only).
-
-    Raises ConfigError when the stored project breaks a rule made after it was saved
-    (e.g. an option no longer allowed): the message names the rule, never a value."""
-    data = {k: snapshot.get(k) for k in ("name", "engine", "url", "host", "port", "database", "username")}
-    data["options"] = {k: _decrypted(v, box) for k, v in (snapshot.get("options") or {}).items()}
-    data["password"] = box.decrypt(snapshot.get("password_enc"))
-    if data["url"]:
-        data.pop("host"), data.pop("port"), data.pop("database")
-    try:
-        return ProjectSpec.model_validate({k: v for k, v in data.items() if v is not None})
-    except ValidationError as exc:
-        reasons = "; ".join(f"{'.'.join(map(str, e['loc']))}: {str(e['msg']).removeprefix('Value error, ')}"
-                            for e in exc.errors())
-        raise ConfigError(f"project {snapshot.get('name')!r} needs editing: {reasons}") from None
+def project_snapshot(row: ProjectRow) -> ProjectSnapshot:
+    """What a run request carries: the connection with its secrets still encrypted
+    (:meth:`ProjectSnapshot.connection` decrypts them, worker side)."""
+    return ProjectSnapshot(id=row.id, name=row.name, engine=row.engine, url=row.url, host=row.host, port=row.port,
+                           database=row.database, username=row.username, options=dict(row.options or {}),
+                           password_enc=row.password_enc)
 
 
 def encrypt_stored_secrets(session: Session, box: SecretBox) -> int:
@@ -227,7 +193,3 @@ def encrypt_stored_secrets(session: Session, box: SecretBox) -> int:
     session.commit()
     return changed
 
-
-def get_projects(session: Session, ids: set[int]) -> dict[int, ProjectRow]:
-    rows = session.scalars(sa.select(ProjectRow).where(ProjectRow.id.in_(ids))).all()
-    return {r.id: r for r in rows}

@@ -177,7 +177,7 @@ def test_malformed_messages_are_dead_lettered_and_workers_keep_running(dbs, tmp_
     transport = create_transport(AMQP_URL, name="test", dead_letter_queue=topology.dead)
     try:
         transport.publish(b"\xc1 not msgpack", queue=topology.runs)
-        transport.publish(RunRequest(run=1).encode()[:-3], queue=topology.loads)
+        transport.publish(RunRequest(execution_id=1).encode()[:-3], queue=topology.loads)
         transport.publish(b"{}", exchange=topology.events, routing_key="progress.1")
         dead = []
         wait_for(lambda: (m := transport.get(topology.dead, timeout_s=0.5)) and dead.append(m) or len(dead) == 3,

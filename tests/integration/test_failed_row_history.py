@@ -65,11 +65,11 @@ def history(sessions, execution_id: int) -> tuple[dict, list[dict]]:
 def test_failed_rows_with_values_json_cannot_hold_are_stored_as_text(store) -> None:
     recorder, sessions, eid = store
     # Given a loader reporting failed rows whose values are NaN, infinities, bytes, huge integers...
-    recorder.apply(Event(run=eid, kind="started", ts=1.0))
-    recorder.apply(Event(run=eid, kind="progress", ts=2.0, counts={"rows_read": 8, "rows_failed": 2}, failed_rows=[
+    recorder.apply(Event(execution_id=eid, kind="started", ts=1.0))
+    recorder.apply(Event(execution_id=eid, kind="progress", ts=2.0, counts={"rows_read": 8, "rows_failed": 2}, failed_rows=[
         {"position": 2, "values": AWKWARD, "error": "MySQL/MariaDB cannot store the float nan\x00"},
         {"position": 3, "values": {"f": float("inf")}, "error": "cannot store inf"}]))
-    recorder.apply(Event(run=eid, kind="finished", status="partial_success", ts=3.0,
+    recorder.apply(Event(execution_id=eid, kind="finished", status="partial_success", ts=3.0,
                          counts={"rows_read": 8, "rows_inserted": 6, "rows_failed": 2}))
     # Then the history holds both rows, every value readable as strict JSON
     execution, rows = history(sessions, eid)
@@ -87,8 +87,8 @@ def test_failed_rows_with_values_json_cannot_hold_are_stored_as_text(store) -> N
 def test_a_failed_row_the_store_refuses_never_loses_the_final_status(store) -> None:
     recorder, sessions, eid = store
     # Given a final event whose failed row cannot be stored (a position beyond any integer column)
-    recorder.apply(Event(run=eid, kind="started", ts=1.0))
-    recorder.apply(Event(run=eid, kind="finished", status="failed", ts=3.0,
+    recorder.apply(Event(execution_id=eid, kind="started", ts=1.0))
+    recorder.apply(Event(execution_id=eid, kind="finished", status="failed", ts=3.0,
                          error={"message": "100 consecutive rows failed", "kind": "too_many_failures"},
                          counts={"rows_read": 300, "rows_failed": 100},
                          failed_rows=[{"position": 2**80, "values": {"a": 1}, "error": "x"}]))

@@ -57,10 +57,10 @@ def test_insert_only_skips_existing_keys_with_not_exists() -> None:
 
 def test_sync_delete_is_an_anti_join_on_the_seen_keys() -> None:
     seen = temp_table("#dm_seen_1", ["id", "region"])
-    delete = compile_sql(build_delete_missing(TARGET, seen, ["id", "region"]), DIALECT)
+    delete = compile_sql(build_delete_missing(TARGET, [seen], ["id", "region"]), DIALECT)
     assert delete == ("DELETE FROM sales.[Orders] WHERE NOT (EXISTS (SELECT * \nFROM [#dm_seen_1] \n"
                       "WHERE sales.[Orders].id = [#dm_seen_1].id AND sales.[Orders].region = [#dm_seen_1].region))")
-    count = compile_sql(build_count_missing(TARGET, seen, ["id", "region"]), DIALECT)
+    count = compile_sql(build_count_missing(TARGET, [seen], ["id", "region"]), DIALECT)
     assert count.count("count(*)") == 2
     assert "count(*)" in compile_sql(build_batch_stats(TARGET, STAGE, ["id"]), DIALECT)
 

@@ -126,10 +126,10 @@ def test_closing_copy_out_chunks_early_cancels_the_copy() -> None:
 
 
 def test_a_bulk_batch_round_trips_through_the_codec() -> None:
-    batch = messages.Batch(run=5, seq=2, first=101, fmt=PG_TEXT, data=b"1\t\\N\n2\tx\n", count=2)
+    batch = messages.Batch(execution_id=5, seq=2, first=101, fmt=PG_TEXT, data=b"1\t\\N\n2\tx\n", count=2)
     decoded = messages.decode(batch.encode(), expect=messages.Batch)
     assert (decoded.fmt, decoded.data, decoded.count, decoded.size, decoded.rows) == (PG_TEXT, batch.data, 2, 2, [])
-    rows = messages.decode(messages.Batch(run=5, seq=1, rows=[(1, "a")]).encode())
+    rows = messages.decode(messages.Batch(execution_id=5, seq=1, rows=[(1, "a")]).encode())
     assert rows.size == 1 and rows.rows == [[1, "a"]]
 
 

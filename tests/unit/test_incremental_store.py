@@ -56,7 +56,7 @@ def _finish(sessions, job_id: int, status: str, *, queued_delta_s: float = 0) ->
     with sessions() as s:
         row = create_execution(s, s.get(JobRow, job_id), trigger="manual", now=utcnow() + timedelta(seconds=queued_delta_s))
         s.commit()
-        record_event(s, Event(run=row.id, job_id=job_id, kind="finished", status=status, watermark=WM), **RETRY)
+        record_event(s, Event(execution_id=row.id, job_id=job_id, kind="finished", status=status, watermark=WM), **RETRY)
         s.commit()
         return row.id
 

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 
 from shared.connections import create_db_engine, ProjectSpec, build_url, mask_secrets_in_text
 from shared.store.models import ExecutionRow
-from shared.store.projects import project_snapshot, spec_from_snapshot
+from shared.store.projects import project_snapshot
 from shared.store.tokens import create_token
 from tests.unit.api_fixtures import api, job_body, sqlite_project  # noqa: F401 - fixture
 
@@ -82,7 +82,7 @@ def test_allowed_options_are_kept_and_reach_the_driver(api: TestClient) -> None:
     assert r.json()["options"] == {**options, "sslpassword": "***"}
     with api.app.state.runtime.sessions() as session:
         from shared.store.models import ProjectRow
-        spec = spec_from_snapshot(project_snapshot(session.get(ProjectRow, r.json()["id"])), api.app.state.runtime.box)
+        spec = project_snapshot(session.get(ProjectRow, r.json()["id"])).connection(api.app.state.runtime.box)
     assert spec.options == options
     assert dict(build_url(spec).query) == options
 
@@ -117,7 +117,7 @@ def test_secret_options_and_query_passwords_are_encrypted_and_masked_for_everyon
         from shared.store.models import ProjectRow
         snap = project_snapshot(session.get(ProjectRow, body["id"]))
     assert SECRET not in str(snap)
-    spec = spec_from_snapshot(snap, api.app.state.runtime.box)
+    spec = snap.connection(api.app.state.runtime.box)
     assert spec.password == f"{SECRET}-pw"
     assert spec.options == {"sslpassword": f"{SECRET}-q", "sslkey": f"/keys/{SECRET}.key"}
 
@@ -199,7 +199,7 @@ def test_secrets_saved_in_clear_before_are_encrypted_at_start(api: TestClient) -
         session.commit()
         assert encrypt_stored_secrets(session, box) == 2 and encrypt_stored_secrets(session, box) == 0
         rows = session.scalars(sa.select(ProjectRow).order_by(ProjectRow.name)).all()
-        spec, other = (spec_from_snapshot(project_snapshot(r), box) for r in rows)
+        spec, other = (project_snapshot(r).connection(box) for r in rows)
     assert other.password == SECRET and other.options == {}
     assert SECRET not in stored_dump(api)
     assert spec.password == SECRET and spec.options == {"sslpassword": f"{SECRET}-2"}

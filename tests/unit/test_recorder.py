@@ -45,21 +45,21 @@ def state(sessions, execution_id: int) -> dict:
 
 def test_repeated_and_late_progress_never_lowers_counts(setup) -> None:
     sessions, eid = setup
-    apply(sessions, Event(run=eid, kind="started", ts=100.0))
-    apply(sessions, Event(run=eid, kind="progress", counts={"rows_read": 500, "rows_inserted": 400}, ts=102.0))
-    apply(sessions, Event(run=eid, kind="progress", counts={"rows_read": 200, "rows_inserted": 100}, ts=101.0))
-    apply(sessions, Event(run=eid, kind="progress", counts={"rows_read": 500, "rows_inserted": 400}, ts=102.0))
+    apply(sessions, Event(execution_id=eid, kind="started", ts=100.0))
+    apply(sessions, Event(execution_id=eid, kind="progress", counts={"rows_read": 500, "rows_inserted": 400}, ts=102.0))
+    apply(sessions, Event(execution_id=eid, kind="progress", counts={"rows_read": 200, "rows_inserted": 100}, ts=101.0))
+    apply(sessions, Event(execution_id=eid, kind="progress", counts={"rows_read": 500, "rows_inserted": 400}, ts=102.0))
     s = state(sessions, eid)
     assert (s["status"], s["rows_read"], s["rows_inserted"]) == ("running", 500, 400)
 
 
 def test_first_final_status_wins_and_never_goes_back_to_running(setup) -> None:
     sessions, eid = setup
-    apply(sessions, Event(run=eid, kind="started", ts=100.0))
-    apply(sessions, Event(run=eid, kind="finished", status="completed",
+    apply(sessions, Event(execution_id=eid, kind="started", ts=100.0))
+    apply(sessions, Event(execution_id=eid, kind="finished", status="completed",
                           counts={"rows_read": 10, "rows_inserted": 10}, ts=110.0))
-    apply(sessions, Event(run=eid, kind="finished", status="failed", error={"message": "late"}, ts=111.0))
-    apply(sessions, Event(run=eid, kind="progress", counts={"rows_read": 99}, ts=112.0))
+    apply(sessions, Event(execution_id=eid, kind="finished", status="failed", error={"message": "late"}, ts=111.0))
+    apply(sessions, Event(execution_id=eid, kind="progress", counts={"rows_read": 99}, ts=112.0))
     s = state(sessions, eid)
     assert (s["status"], s["rows_read"], s["rows_written"], s["error"]) == ("completed", 10, 10, None)
     assert s["duration_seconds"] == 10.0 and s["rows_per_second"] == 1.0
@@ -68,8 +68,8 @@ def test_first_final_status_wins_and_never_goes_back_to_running(setup) -> None:
 def test_failed_rows_recorded_once(setup) -> None:
     sessions, eid = setup
     rows = [{"position": 7, "values": {"id": 7}, "error": "null value"}]
-    apply(sessions, Event(run=eid, kind="progress", failed_rows=rows, ts=1.0))
-    apply(sessions, Event(run=eid, kind="progress", failed_rows=rows, ts=2.0))
+    apply(sessions, Event(execution_id=eid, kind="progress", failed_rows=rows, ts=1.0))
+    apply(sessions, Event(execution_id=eid, kind="progress", failed_rows=rows, ts=2.0))
     with sessions() as s:
         assert s.query(FailedRowRow).count() == 1
 
@@ -78,7 +78,7 @@ def test_transient_failure_creates_linked_retry_until_retries_run_out(setup) -> 
     sessions, eid = setup
     chain = [eid]
     for _ in range(3):
-        retry = apply(sessions, Event(run=chain[-1], kind="finished", status="failed",
+        retry = apply(sessions, Event(execution_id=chain[-1], kind="finished", status="failed",
                                       error={"message": "connection refused", "transient": True}, ts=5.0))
         if retry is None:
             break
@@ -90,13 +90,13 @@ def test_transient_failure_creates_linked_retry_until_retries_run_out(setup) -> 
 
 def test_terminal_failure_is_not_retried(setup) -> None:
     sessions, eid = setup
-    assert apply(sessions, Event(run=eid, kind="finished", status="failed",
+    assert apply(sessions, Event(execution_id=eid, kind="finished", status="failed",
                                  error={"message": "syntax error", "transient": False}, ts=5.0)) is None
 
 
 def test_secrets_in_error_messages_are_masked(setup) -> None:
     sessions, eid = setup
-    apply(sessions, Event(run=eid, kind="finished", status="failed",
+    apply(sessions, Event(execution_id=eid, kind="finished", status="failed",
                           error={"message": "cannot reach postgresql://u:hunter2@db/x"}, ts=5.0))
     assert "hunter2" not in state(sessions, eid)["error"]["message"]
 
@@ -108,24 +108,24 @@ def test_duration_format(seconds, text) -> None:
 
 def test_warning_counts_are_kept_by_kind_and_never_lowered_by_a_late_event(setup) -> None:
     sessions, eid = setup
-    apply(sessions, Event(run=eid, kind="started", ts=100.0))
-    apply(sessions, Event(run=eid, kind="progress", warnings={"zero_dates": 3}, ts=101.0))
-    apply(sessions, Event(run=eid, kind="progress", warnings={"zero_dates": 1, "duplicate_keys": 2}, ts=100.5))
+    apply(sessions, Event(execution_id=eid, kind="started", ts=100.0))
+    apply(sessions, Event(execution_id=eid, kind="progress", warnings={"zero_dates": 3}, ts=101.0))
+    apply(sessions, Event(execution_id=eid, kind="progress", warnings={"zero_dates": 1, "duplicate_keys": 2}, ts=100.5))
     assert state(sessions, eid)["warnings"] == {"zero_dates": 3, "duplicate_keys": 2}
-    apply(sessions, Event(run=eid, kind="finished", status="completed", warnings={"zero_dates": 4}, ts=110.0))
+    apply(sessions, Event(execution_id=eid, kind="finished", status="completed", warnings={"zero_dates": 4}, ts=110.0))
     assert state(sessions, eid)["warnings"] == {"zero_dates": 4, "duplicate_keys": 2}
 
 
 def test_a_rolled_back_attempt_keeps_rows_read_and_shows_nothing_written(setup) -> None:
     # Given an execution that read 90,000 rows and staged 10,000 of them in its transaction
     sessions, eid = setup
-    apply(sessions, Event(run=eid, kind="started", service="extractor", ts=100.0))
-    apply(sessions, Event(run=eid, kind="progress", service="extractor", counts={"rows_read": 90_000}, ts=101.0))
-    apply(sessions, Event(run=eid, kind="progress", service="loader", ts=102.0,
+    apply(sessions, Event(execution_id=eid, kind="started", service="extractor", ts=100.0))
+    apply(sessions, Event(execution_id=eid, kind="progress", service="extractor", counts={"rows_read": 90_000}, ts=101.0))
+    apply(sessions, Event(execution_id=eid, kind="progress", service="loader", ts=102.0,
                           counts={"rows_read": 10_000, "rows_inserted": 9_000, "rows_updated": 1_000,
                                   "rows_staged": 10_000}))
     # When the loader reports the cancel with what it knows (fewer rows read, nothing written)
-    apply(sessions, Event(run=eid, kind="finished", service="loader", status="cancelled", ts=103.0,
+    apply(sessions, Event(execution_id=eid, kind="finished", service="loader", status="cancelled", ts=103.0,
                           counts={"rows_read": 0, "rows_inserted": 0, "rows_updated": 0, "rows_failed": 0}))
     # Then history keeps what was read and says the destination holds nothing of it
     s = state(sessions, eid)
@@ -135,9 +135,9 @@ def test_a_rolled_back_attempt_keeps_rows_read_and_shows_nothing_written(setup) 
 
 def test_a_failure_decided_by_the_scheduler_zeroes_the_staged_counts(setup) -> None:
     sessions, eid = setup
-    apply(sessions, Event(run=eid, kind="progress", service="loader", ts=101.0,
+    apply(sessions, Event(execution_id=eid, kind="progress", service="loader", ts=101.0,
                           counts={"rows_read": 10_000, "rows_inserted": 10_000, "rows_deleted": 5}))
-    apply(sessions, Event(run=eid, kind="finished", service="scheduler", status="failed", ts=109.0,
+    apply(sessions, Event(execution_id=eid, kind="finished", service="scheduler", status="failed", ts=109.0,
                           error={"message": "no heartbeat from the loader", "kind": "worker_lost", "transient": True}))
     s = state(sessions, eid)
     assert (s["status"], s["rows_read"], s["rows_written"], s["rows_deleted"], s["rows_staged"]) == (
@@ -146,9 +146,9 @@ def test_a_failure_decided_by_the_scheduler_zeroes_the_staged_counts(setup) -> N
 
 def test_a_commit_settled_by_the_scheduler_records_the_committed_counts(setup) -> None:
     sessions, eid = setup
-    apply(sessions, Event(run=eid, kind="progress", service="loader", ts=101.0,
+    apply(sessions, Event(execution_id=eid, kind="progress", service="loader", ts=101.0,
                           counts={"rows_read": 4_000, "rows_inserted": 4_000}))
-    apply(sessions, Event(run=eid, kind="finished", service="scheduler", status="completed", ts=109.0,
+    apply(sessions, Event(execution_id=eid, kind="finished", service="scheduler", status="completed", ts=109.0,
                           counts={"rows_read": 5_000, "rows_inserted": 5_000, "rows_updated": 0, "rows_skipped": 0,
                                   "rows_deleted": 0, "rows_failed": 0}))
     s = state(sessions, eid)

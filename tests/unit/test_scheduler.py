@@ -107,8 +107,8 @@ def test_dispatch_publishes_run_request_with_encrypted_snapshot(sessions, bus) -
     with sessions() as s:
         assert dispatch_queued(s, transport, topology, now=T0, batch_rows=500) == 0
     request = messages.decode(transport.get(topology.runs, timeout_s=1).body)
-    assert request.run == execution.id and request.batch_rows == 500
-    assert request.projects[1]["password_enc"] == "gAAAA-encrypted" and "password" not in request.projects[1]
+    assert request.execution_id == execution.id and request.batch_rows == 500
+    assert request.projects[1].password_enc == "gAAAA-encrypted" and "password" not in request.projects[1].model_dump()
     assert request.deadline == (T0 + timedelta(minutes=30)).timestamp()
 
 
@@ -140,6 +140,6 @@ def test_watchdog_fails_silent_and_late_executions(sessions, bus) -> None:
         s.commit()
     with sessions() as s:
         assert watch_running(s, transport, topology, now=T0 + timedelta(seconds=100), worker_lost_s=60) == 2
-    events = {e.run: e for e in (messages.decode(transport.get("spy").body) for _ in range(2))}
+    events = {e.execution_id: e for e in (messages.decode(transport.get("spy").body) for _ in range(2))}
     assert events[silent.id].status == "failed" and events[silent.id].error["kind"] == "worker_lost"
     assert events[late.id].status == "timed_out"

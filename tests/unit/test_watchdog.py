@@ -111,7 +111,7 @@ def test_a_lost_loader_is_decided_by_what_the_destination_holds(sessions, bus, s
         assert event is None and transport.get("spy-control", timeout_s=0.2) is not None
         return
     event = messages.decode(event.body)
-    assert (event.run, event.status) == (eid, finished)
+    assert (event.execution_id, event.status) == (eid, finished)
     if finished == "completed":
         assert event.counts == COUNTS and not event.error
     else:
@@ -127,7 +127,7 @@ def test_heartbeats_seen_on_the_broker_keep_an_execution_alive_while_history_is_
     try:
         now = T0 + timedelta(seconds=30)
         liveness._since = T0  # listening long enough
-        beat = Event(run=eid, kind="heartbeat", service="loader", ts=(now - timedelta(seconds=1)).timestamp())
+        beat = Event(execution_id=eid, kind="heartbeat", service="loader", ts=(now - timedelta(seconds=1)).timestamp())
         transport.publish(beat.encode(), exchange=topology.events, routing_key=f"heartbeat.{eid}")
         deadline = time.monotonic() + 5
         while liveness.beat(eid, "loader") is None and time.monotonic() < deadline:

@@ -9,6 +9,8 @@ from fastapi.testclient import TestClient
 from services.extractor.worker import zero_dates_by_project
 from shared.connections import ProjectSpec, build_url
 from shared.dialects.sourcevalues import bit_digits, mysql_time_text
+from shared.jobspec import JobSpec
+from shared.snapshots import ProjectSnapshot
 from tests.unit.api_fixtures import api, job_body, sqlite_project  # noqa: F401 - fixture
 
 
@@ -39,11 +41,17 @@ def test_the_project_option_is_ours_and_never_reaches_the_driver() -> None:
     assert "zero_dates" not in url.query and url.query["charset"] == "utf8mb4"
 
 
+def _job(**options: object) -> JobSpec:
+    destination = {"project_id": 2, "table": "t", **options.pop("destination", {})}  # type: ignore[dict-item]
+    return JobSpec(name="j", steps=[{"name": "s", "project_id": 1, "sql": "SELECT 1"}], destination=destination,
+                   **options)
+
+
 def test_the_job_option_wins_over_the_project_option() -> None:
-    projects = {"1": {"options": {"zero_dates": "null"}}, "2": {"options": {}}}
-    assert zero_dates_by_project({"destination": {}}, projects) == {1: "null", 2: "keep"}
-    assert zero_dates_by_project({"zero_dates": "keep"}, projects) == {1: "keep", 2: "keep"}
-    assert zero_dates_by_project({"destination": {"zero_dates": "null"}}, projects) == {1: "null", 2: "null"}
+    projects = {1: ProjectSnapshot(id=1, name="a", options={"zero_dates": "null"}), 2: ProjectSnapshot(id=2, name="b")}
+    assert zero_dates_by_project(_job(), projects) == {1: "null", 2: "keep"}
+    assert zero_dates_by_project(_job(zero_dates="keep"), projects) == {1: "keep", 2: "keep"}
+    assert zero_dates_by_project(_job(destination={"zero_dates": "null"}), projects) == {1: "null", 2: "null"}
 
 
 @pytest.mark.parametrize("value, text", [

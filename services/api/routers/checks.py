@@ -26,7 +26,7 @@ from shared.jobspec import DestinationSpec, Mode, StepSpec
 from shared.secrets import SecretBox
 from shared.store.jobs import job_spec
 from shared.store.models import ProjectRow
-from shared.store.projects import project_snapshot, spec_from_snapshot
+from shared.store.projects import project_snapshot
 from shared.types import Column
 
 router = APIRouter(prefix="/api/jobs", tags=["checks"])
@@ -107,7 +107,7 @@ def _projects(session: Session, draft: DraftJob) -> dict[int, ProjectRow]:
 
 @contextmanager
 def engines_for(rows: dict[int, ProjectRow], box: SecretBox) -> Iterator[dict[int, sa.Engine]]:
-    engines = {pid: create_db_engine(build_url(spec_from_snapshot(project_snapshot(r), box)),
+    engines = {pid: create_db_engine(build_url(project_snapshot(r).connection(box)),
                                      poolclass=sa.pool.NullPool, sqlite_mode="ro") for pid, r in rows.items()}
     try:
         yield engines

@@ -105,6 +105,6 @@ def cancel_execution(execution_id: IdPath, session: SessionDep, rt: RuntimeDep, 
         row.status, row.finished_at = "cancelled", utcnow()
         row.error_message, row.error_kind = "cancelled before it started", "cancelled"
     session.commit()
-    rt.transport.publish(Cancel(run=row.id, status="cancelled", reason="cancelled by a user").encode(),
+    rt.transport.publish(Cancel(execution_id=row.id, status="cancelled", reason="cancelled by a user").encode(),
                          exchange=rt.topology.control, routing_key="cancel")
     return execution_out(row)

@@ -13,6 +13,7 @@ from shared.jobspec import JobSpec
 from shared.store.executions import create_execution
 from shared.store.jobs import apply_job, job_out, job_spec, last_executions
 from shared.store.models import JobRow, ProjectRow, utcnow
+from shared.wakeup import announce_queued
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
@@ -118,7 +119,7 @@ def archive_job(job_id: IdPath, session: SessionDep, who: PrincipalDep) -> None:
 
 
 @router.post("/{job_id}/execute", response_model=ExecuteOut, status_code=status.HTTP_202_ACCEPTED)
-def execute_job(job_id: IdPath, session: SessionDep, who: PrincipalDep) -> dict:
+def execute_job(job_id: IdPath, session: SessionDep, rt: RuntimeDep, who: PrincipalDep) -> dict:
     """Queue a manual execution; the schedule is not affected."""
     row = get_job(session, job_id)
     if row.archived:
@@ -127,4 +128,5 @@ def execute_job(job_id: IdPath, session: SessionDep, who: PrincipalDep) -> dict:
     execution.not_before = utcnow()
     audit(session, who, "job.execute", job_id=row.id, execution_id=execution.id)
     session.commit()
+    announce_queued(rt.transport, rt.topology, execution_id=execution.id, job_id=row.id)
     return {"execution_id": execution.id, "status": execution.status}

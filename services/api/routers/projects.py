@@ -16,7 +16,7 @@ from shared.dialects.options import is_secret_option
 from shared.privileges import inspect_engine, strict_sources_default
 from shared.store.models import JobRow, ProjectRow
 from shared.store.projects import (apply_project, kept_secrets, missing_kept_secrets, normalized, project_out,
-                                   project_snapshot, spec_from_snapshot, target_changes, with_kept_secrets)
+                                   project_snapshot, target_changes, with_kept_secrets)
 from shared.store.tokens import Principal
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
@@ -134,7 +134,7 @@ def test_unsaved_connection(spec: ProjectSpec, session: SessionDep, rt: RuntimeD
 @router.post("/{project_id}/test", response_model=ConnectionTestOut)
 def test_connection(project_id: IdPath, session: SessionDep, rt: RuntimeDep) -> dict:
     """Connect with the saved settings and run a trivial query."""
-    return _try_connect(spec_from_snapshot(project_snapshot(_get(session, project_id)), rt.box))
+    return _try_connect(project_snapshot(_get(session, project_id)).connection(rt.box))
 
 
 def _try_connect(spec: ProjectSpec) -> dict:
