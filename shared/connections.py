@@ -9,24 +9,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from sqlalchemy.engine import URL, make_url
 
+from shared.dialects import engine_key, get_dialect
 from shared.dialects.options import driver_options, option_problems, typed_driver_args
 from shared.jobspec import Engine, NoNulModel, NonEmptyName
 from shared.privileges import READ_ROLE_OPTION, remember_read_role, split_read_role
 
-DRIVERS = {
-    Engine.postgresql: "postgresql+psycopg2",
-    Engine.mysql: "mysql+pymysql",
-    Engine.mssql: "mssql+pyodbc",
-    Engine.sqlite: "sqlite",
-}
-DEFAULT_PORTS = {Engine.postgresql: 5432, Engine.mysql: 3306, Engine.mssql: 1433}
-DEFAULT_MSSQL_ODBC_DRIVER = "ODBC Driver 18 for SQL Server"
 MASK = "***"
 ZERO_DATES_OPTION = "zero_dates"  # a product option (shared.dialects.options): read by the extractor, never sent to the driver
 # bounded repeats: these run on every log line, and unbounded ones are quadratic on long words
@@ -42,9 +34,8 @@ URL_PASSWORD_KEYS = ("password", "passwd")  # in a URL query or the options: the
 def engine_of_url(url: str | URL) -> Engine:
     """The engine a SQLAlchemy URL names (``postgresql+psycopg2://`` → postgresql)."""
     backend = (url if isinstance(url, URL) else make_url(url)).get_backend_name()
-    aliases = {"postgres": "postgresql", "mariadb": "mysql"}
     try:
-        return Engine(aliases.get(backend, backend))
+        return Engine(engine_key(backend) or backend)
     except ValueError:
         raise ValueError(f"unsupported database engine {backend!r}; use one of {[e.value for e in Engine]}") from None
 
@@ -119,7 +110,7 @@ class ProjectSpec(NoNulModel):
         else:
             if self.engine is None:
                 raise ValueError("engine is required when no url is given")
-            if self.engine == Engine.sqlite:
+            if get_dialect(self.engine).file_database:
                 if not self.database:
                     raise ValueError("database (the file path) is required for sqlite")
             elif not self.host or not self.database:
@@ -133,7 +124,7 @@ def with_default_driver(url: URL) -> URL:
     mysqlclient) are not installed."""
     if "+" in url.drivername:
         return url
-    return url.set(drivername=DRIVERS[engine_of_url(url.render_as_string(hide_password=False))])
+    return url.set(drivername=get_dialect(engine_of_url(url.render_as_string(hide_password=False))).driver)
 
 
 def build_url(spec: ProjectSpec | dict[str, Any]) -> URL:
@@ -149,21 +140,18 @@ def build_url(spec: ProjectSpec | dict[str, Any]) -> URL:
     else:
         assert spec.engine is not None
         url = URL.create(
-            DRIVERS[spec.engine],
+            get_dialect(spec.engine).driver,
             username=spec.username,
             password=spec_password(spec) or None,
             host=spec.host,
-            port=spec.port or DEFAULT_PORTS.get(spec.engine),
+            port=spec.port or get_dialect(spec.engine).default_port,
             database=spec.database,
         )
     options = {**url.query, **spec.options}
     query = driver_options(spec.engine or engine_of_url(url), options)
     if options.get(READ_ROLE_OPTION):  # a product option that rides in the URL to create_db_engine, which takes it out
         query[READ_ROLE_OPTION] = options[READ_ROLE_OPTION]
-    url = url.set(query=query)
-    if url.get_backend_name() == "mssql" and "driver" not in url.query and "odbc_connect" not in url.query:
-        url = url.update_query_dict({"driver": DEFAULT_MSSQL_ODBC_DRIVER})
-    return url
+    return get_dialect(url.get_backend_name()).complete_url(url.set(query=query))
 
 
 def masked_url(url: str | URL) -> str:
@@ -227,14 +215,6 @@ def sqlite_location_error(spec: ProjectSpec, *, root: Path) -> tuple[str, str] |
     return None
 
 
-def _sqlite_with_mode(url: URL, mode: str) -> URL:
-    """The SQLite URL opened as a URI with ``mode`` (``ro``: read-only, ``rw``: no creating the file)."""
-    path = url.database or ""
-    if not path or path == ":memory:" or path.startswith("file:"):
-        return url
-    return url.set(database="file:" + quote(str(Path(path).resolve())),
-                   query={**url.query, "mode": mode, "uri": "true"})
-
 
 def create_db_engine(url: URL | str, *, sqlite_mode: str | None = None, **kwargs: Any) -> sa.Engine:
     """An engine with the settings every service wants (pre-ping, UTF-8, local infile).
@@ -244,16 +224,10 @@ def create_db_engine(url: URL | str, *, sqlite_mode: str | None = None, **kwargs
     """
     url = make_url(url) if isinstance(url, str) else url
     url, read_role = split_read_role(url)  # our option, not the driver's (shared/privileges.py)
-    backend = url.get_backend_name()
-    if backend == "sqlite" and sqlite_mode:
-        url = _sqlite_with_mode(url, sqlite_mode)
-    defaults: dict[str, Any] = {}
-    if backend in ("mysql", "mariadb"):
-        defaults = {"charset": "utf8mb4", "local_infile": True, "connect_timeout": 10}
-    elif backend == "postgresql":
-        defaults = {"connect_timeout": 10, "application_name": "datamig"}
-    elif backend == "sqlite":
-        defaults = {"timeout": 30, "check_same_thread": False}
+    dialect = get_dialect(url.get_backend_name()) if engine_key(url.get_backend_name()) else None
+    if dialect is not None and sqlite_mode:
+        url = dialect.with_open_mode(url, sqlite_mode)
+    defaults: dict[str, Any] = dict(dialect.connect_defaults) if dialect is not None else {}
     typed: dict[str, Any] = {}
     try:
         typed = typed_driver_args(engine_of_url(url), dict(url.query))

@@ -1,9 +1,21 @@
-"""One error hierarchy for every service.
+"""One error hierarchy for every service, and the one rule for errors nothing classifies.
 
-Each class says whether retrying can help (``transient``). Unknown exceptions are
-treated as transient by the retry policy, bounded by the job's ``max_retries``.
+Whether a retry may heal a failure is decided in one place,
+:func:`shared.dialects.classify.classify_error`:
+
+1. our errors (this module) say it themselves (``transient``; a source or destination error
+   takes it from the driver error behind it);
+2. a driver's error is classified by its engine's dialect, by SQLSTATE / error number, never
+   by the words of its message (wrong password, syntax, missing table: permanent; lost
+   connection, deadlock, serialization failure, lock or statement timeout: transient);
+3. anything else — no class of ours, no code its engine knows — follows
+   :data:`UNKNOWN_IS_TRANSIENT`: it is **transient**, retried with backoff at most the job's
+   ``max_retries`` times (a permanent error we could not recognise costs only those retries).
 """
 from __future__ import annotations
+
+
+UNKNOWN_IS_TRANSIENT = True  # rule 3 above (shared.dialects.classify.classify_unknown applies it)
 
 
 class DatamigError(Exception):

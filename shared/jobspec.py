@@ -29,6 +29,8 @@ STORED = "stored"  # validation context of a job read back from the store: saved
 
 NonEmptyName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ZeroDates = Literal["keep", "null"]
+TRANSFORM_HELP = ("optional SQL (DuckDB dialect) over @result1..@resultN returning the rows to write, run in the "
+                  "pipeline after the steps; null = write the last step's result")
 ZERO_DATES_HELP = ('MariaDB/MySQL zero and invalid dates (0000-00-00, 2021-02-30): "keep" copies them as they are '
                    'where the destination can hold them and fails the row elsewhere; "null" loads them as NULL, '
                    'counted in the execution\'s warnings (zero_dates)')
@@ -193,12 +195,22 @@ class JobSpec(JobOptions):
     incremental: IncrementalSpec | None = Field(None, description="read only new rows: @watermark in the SQL "
                                                 "is bound to the stored watermark (see README, Incremental jobs)")
 
+    transform: str | None = Field(None, max_length=MAX_SQL_CHARS, description=TRANSFORM_HELP)
+
     @model_validator(mode="after")
     def _watermark_use(self) -> "JobSpec":
         problems = usage_problems(self.incremental, [s.sql for s in self.steps], self.destination.mode.value)
+        if self.incremental is not None and self.transform is not None:
+            problems.append("an incremental job cannot have a transform yet (the watermark column is read "
+                            "from the last step's result)")
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @field_validator("transform")
+    @classmethod
+    def _no_blank_transform(cls, v: str | None) -> str | None:
+        return v if v is not None and v.strip() else None  # null, empty or blank: no transform
 
     @model_validator(mode="before")
     @classmethod

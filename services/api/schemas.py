@@ -60,6 +60,7 @@ class JobOut(BaseModel):
     incremental: IncrementalSpec | None = None
     watermark: str | None = Field(None, description="incremental jobs: every row whose column is at most this "
                                   "is loaded (null: the next run starts from incremental.initial)")
+    transform: str | None = Field(None, description="SQL over @resultN run in the pipeline; null = none")
     next_run_at: datetime | None
     archived: bool
     created_at: datetime | None = None
@@ -82,6 +83,7 @@ class JobPatch(NoNulModel):
     enabled: bool | None = None
     validate_before_execution: bool | None = None
     zero_dates: ZeroDates | None = None
+    transform: str | None = Field(None, max_length=1_000_000, description='"" removes the transform')
 
 
 class ExecuteOut(BaseModel):

@@ -10,6 +10,7 @@ Shape::
         steps:
           - {name: orders, project: Orders DB, sql: "SELECT * FROM orders"}
         destination: {project: Warehouse, table: dwh.orders, mode: upsert}
+        transform: "SELECT id, lower(email) AS email FROM @result1"   # optional (README: Transformation step)
 
 ``${NAME}`` in any string of the ``projects`` section is replaced by the environment
 variable NAME (``$${`` writes a literal ``${``); a missing variable is an error. Jobs

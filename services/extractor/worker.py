@@ -89,7 +89,7 @@ class Extractor(RequestWorker[RunRequest, ExtractState]):
 
     def execute(self, request: RunRequest, ctx: ExecutionContext, state: ExtractState) -> None:
         """Validate (when the job asks), open the extraction, engage a loader, stream the batches."""
-        from shared.extract import Extraction
+        from shared.transform import extraction_for
 
         job = request.job
         assert job is not None  # decode refuses a run request without its job
@@ -97,12 +97,14 @@ class Extractor(RequestWorker[RunRequest, ExtractState]):
         if job.validate_before_execution:
             self._validate(job, state.engines, ctx)
         ctx.check()
-        incr = state.incremental = incremental_read(job, request.watermark)
+        incr = state.incremental = incremental_read(job, request.watermark)  # the spec refuses it with a transform
         if incr is not None:  # first run: the column's kind from a describe
             incr.resolve_kind(lambda _: describe_final(job.steps, state.engines, timeout_s=max(1.0, ctx.remaining_s())))
-        extraction = Extraction(job.steps, state.engines, batch_rows=request.batch_rows or self._batch_rows,
-                                statement_timeout_s=max(1.0, ctx.remaining_s()),
-                                zero_dates=zero_dates_by_project(job, request.projects), incremental=incr)
+        extraction = extraction_for(job.transform, job.steps, state.engines,  # a transform: rows, never bulk text
+                                    batch_rows=request.batch_rows or self._batch_rows,
+                                    statement_timeout_s=max(1.0, ctx.remaining_s()),
+                                    zero_dates=zero_dates_by_project(job, request.projects),
+                                    **({"incremental": incr} if incr is not None else {}))
         state.extraction = extraction
         ctx.on_cancel(extraction.cancel)
         try:
@@ -174,16 +176,15 @@ class Extractor(RequestWorker[RunRequest, ExtractState]):
     @staticmethod
     def _validate(job: JobSpec, engines: dict[int, sa.Engine], ctx: ExecutionContext) -> None:
         """Raises ValidationFailed with the check report when a check fails."""
-        from shared.validation import validate_job
+        from shared.validation import failure_may_heal, validate_job
 
         report = validate_job(job.steps, job.destination, engines,
-                              timeout_s=max(1.0, min(60.0, ctx.remaining_s())))
+                              timeout_s=max(1.0, min(60.0, ctx.remaining_s())), transform=job.transform)
         failed = [c for c in report if not c["ok"]]
         if failed:
             messages_ = dict.fromkeys(c["message"] for c in failed)  # unique, in order
             error = ValidationFailed("validation failed: " + "; ".join(messages_), report)
-            # a database that is down can come back; a wrong password, query or table cannot
-            error.transient = all(c.get("transient", False) for c in failed)
+            error.transient = failure_may_heal(report)
             raise error
 
     def report_failure(self, request: RunRequest, ctx: ExecutionContext, exc: Exception,

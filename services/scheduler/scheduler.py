@@ -27,6 +27,7 @@ from shared.load.state import Settled, execution_key, settle
 from shared.messages import RunRequest
 from shared.store.watermarks import run_watermark, waits_for_another_run
 from shared.secrets import SecretBox
+from shared.store.db import lock_rows
 from shared.store.executions import create_execution, has_active_execution
 from shared.store.jobs import compute_next_run, job_spec
 from shared.store.models import ExecutionRow, JobRow, ProjectRow, utcnow
@@ -42,12 +43,6 @@ DISPATCH_BATCH = 20
 __all__ = ["DEADLINE_GRACE_S", "Scheduler", "dispatch_queued", "fire_due_jobs", "settle_in_destination",
            "watch_running"]
 Clock = Callable[[], datetime]
-
-
-def _locking(session: Session, stmt: sa.Select) -> sa.Select:
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        return stmt.with_for_update(skip_locked=True)
-    return stmt
 
 
 def fire_due_jobs(session: Session, *, now: datetime) -> list[ExecutionRow]:
@@ -99,10 +94,10 @@ def build_run_request(session: Session, execution: ExecutionRow, job: JobRow, *,
 def dispatch_queued(session: Session, transport: Transport, topology: Topology, *, now: datetime,
                     batch_rows: int, timeout_scale: float = 1.0) -> int:
     """Publish run requests for queued executions whose time has come. Returns how many."""
-    rows = session.scalars(_locking(session, sa.select(ExecutionRow).where(
+    due = sa.select(ExecutionRow).where(
         ExecutionRow.status == "queued", ExecutionRow.dispatched_at.is_(None),
-        sa.or_(ExecutionRow.not_before.is_(None), ExecutionRow.not_before <= now))
-        .order_by(ExecutionRow.id).limit(DISPATCH_BATCH))).all()
+        sa.or_(ExecutionRow.not_before.is_(None), ExecutionRow.not_before <= now)).order_by(ExecutionRow.id)
+    rows = session.scalars(lock_rows(session, due.limit(DISPATCH_BATCH), skip_locked=True)).all()
     requests = []
     for row in rows:
         job = session.get(JobRow, row.job_id)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from shared.dialects.base import Dialect
+from shared.dialects.base import DestinationSide, Dialect, SourceSide
 from shared.jobspec import Engine
 
 _ALIASES = {
@@ -12,6 +12,11 @@ _ALIASES = {
     "sqlite": "sqlite",
     "mssql": "mssql", "sqlserver": "mssql",
 }
+
+
+def engine_key(name: str) -> str | None:
+    """The engine a backend or driver name means (``postgres``, ``mariadb``, ``mysql+pymysql``…), or None."""
+    return _ALIASES.get(name.split("+", 1)[0].strip().lower())
 
 
 def get_dialect(engine: "str | Engine | sa.Engine | sa.Connection") -> Dialect:
@@ -24,7 +29,7 @@ def get_dialect(engine: "str | Engine | sa.Engine | sa.Connection") -> Dialect:
     if isinstance(engine, (sa.Engine, sa.Connection)):
         engine = engine.dialect.name
     raw = engine.value if isinstance(engine, Engine) else str(engine)
-    key = _ALIASES.get(raw.split("+", 1)[0].strip().lower())
+    key = engine_key(raw)
     if key == "postgresql":
         from shared.dialects.postgresql import PostgresDialect
         return PostgresDialect()
@@ -40,4 +45,4 @@ def get_dialect(engine: "str | Engine | sa.Engine | sa.Connection") -> Dialect:
     raise ValueError(f"unknown database engine: {engine!r}")
 
 
-__all__ = ["Dialect", "get_dialect"]
+__all__ = ["DestinationSide", "Dialect", "SourceSide", "engine_key", "get_dialect"]

@@ -6,20 +6,24 @@ Each engine answers from its own codes (``Dialect.classify`` dispatches here by 
   e.g. too many connections), 58 (system/I/O error), and 40001 serialization failure, 40P01
   deadlock, 40003 completion unknown, 55P03 lock not available, 57014 statement timeout /
   cancel, 57P01–57P03 and 57P05 (shutdown, starting up, idle session timeout), 25P03 idle in
-  transaction timeout. Every other SQLSTATE (28P01 wrong password, 28000, 3D000 unknown
+  transaction timeout. Class 53 holds disk full (53100) and out of memory (53200).
+  Every other SQLSTATE (28P01 wrong password, 28000, 3D000 unknown
   database, 42xxx syntax / missing table / privilege, 22/23 data, …) is permanent.
   psycopg2 gives no SQLSTATE for a refused connection (libpq does not expose the server's
   code during start-up), so for those the server's start-up message is mapped back to its
   SQLSTATE by the server's own message templates (``_PG_STARTUP``); a driver error without a
   SQLSTATE that is none of them (refused, reset, timed out, server gone) is transient.
 - MySQL/MariaDB: the error number (first argument of PyMySQL's errors). Transient: deadlock
-  1213, lock wait 1205, interrupted/killed 1317/1927, statement timeouts 1969/3024, too many
+  1213, lock wait 1205, record changed since read 1020 (snapshot isolation's serialization
+  failure), resources as PostgreSQL's class 53 (disk full 1021, out of memory 1041, table
+  full 1114), interrupted/killed 1317/1927, statement timeouts 1969/3024, too many
   connections 1040, shutdown 1053, network errors 1152/1158–1161, 4031, and the client's
   connection errors 2000–2999 (can't connect 2003, gone away 2006, lost 2013, …) except a
   few that are configuration (2059 auth plugin, 2026 SSL). Every other server error (1045
   access denied, 1044, 1049 unknown database, 1064 syntax, 1146 missing table, …) is permanent.
-- SQLite: the primary result code (``sqlite_errorcode``): BUSY, LOCKED and INTERRUPT are
-  transient; every other code (CANTOPEN, READONLY, ERROR, CONSTRAINT, …) is permanent.
+- SQLite: the primary result code (``sqlite_errorcode``): BUSY, LOCKED, INTERRUPT and FULL
+  (disk full) are transient; every other code (CANTOPEN, READONLY, ERROR, CONSTRAINT, …) is
+  permanent.
 - SQL Server (pyodbc): the ODBC SQLSTATE: 08xxx (connection), 40001, HYT00/HYT01,
   HY008 and native deadlock/lock/network numbers are transient; 28000 (login failed) and the
   rest are permanent.
@@ -60,11 +64,11 @@ _PG_STARTUP: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), cod
 ))
 _PG_PERMANENT_STARTUP = frozenset({"08P01"})  # a protocol/TLS mismatch does not heal by itself
 
-_MYSQL_TRANSIENT = frozenset({1020, 1040, 1053, 1152, 1158, 1159, 1160, 1161, 1205, 1213, 1317, 1927, 1969,
-                              3024, 4031})
+_MYSQL_TRANSIENT = frozenset({1020, 1021, 1040, 1041, 1053, 1114, 1152, 1158, 1159, 1160, 1161, 1205, 1213,
+                              1317, 1927, 1969, 3024, 4031})
 _MYSQL_CLIENT_PERMANENT = frozenset({2026, 2059})
 
-_SQLITE_TRANSIENT = frozenset({5, 6, 9})  # SQLITE_BUSY, SQLITE_LOCKED, SQLITE_INTERRUPT
+_SQLITE_TRANSIENT = frozenset({5, 6, 9, 13})  # SQLITE_BUSY, SQLITE_LOCKED, SQLITE_INTERRUPT, SQLITE_FULL
 # sqlite3_errstr() of those codes (fixed, not translated), for errors raised without sqlite_errorcode
 _SQLITE_CODE_OF_TEXT = {"database is locked": 5, "database table is locked": 6, "interrupted": 9}
 
@@ -117,13 +121,22 @@ def classify_mysql(err: BaseException) -> str | None:
     return TRANSIENT if code in _MYSQL_TRANSIENT else PERMANENT
 
 
-def classify_sqlite(err: BaseException) -> str | None:
+def sqlite_result_code(exc: BaseException) -> int | None:
+    """The primary result code of a sqlite3 error (wrapped or not); None when not sqlite3's."""
+    err = _orig(exc)
     code = getattr(err, "sqlite_errorcode", None)
     if code is None:
         if type(err).__module__ != "sqlite3":
             return None
         code = _SQLITE_CODE_OF_TEXT.get(str(err).strip().lower(), 1)  # a module-level error: SQLITE_ERROR
-    return TRANSIENT if code & 0xFF in _SQLITE_TRANSIENT else PERMANENT
+    return code & 0xFF
+
+
+def classify_sqlite(err: BaseException) -> str | None:
+    code = sqlite_result_code(err)
+    if code is None:
+        return None
+    return TRANSIENT if code in _SQLITE_TRANSIENT else PERMANENT
 
 
 def classify_mssql(err: BaseException) -> str | None:
@@ -146,8 +159,11 @@ _DRIVER_ENGINES = {"psycopg2": "postgresql", "pymysql": "mysql", "sqlite3": "sql
 
 
 def classify_unknown(exc: BaseException) -> str:
-    """The one rule for an error no code classifies: transient (retried up to ``max_retries``)."""
-    return TRANSIENT
+    """The one rule for an error no code classifies (:data:`shared.errors.UNKNOWN_IS_TRANSIENT`):
+    transient, retried at most ``max_retries`` times."""
+    from shared.errors import UNKNOWN_IS_TRANSIENT
+
+    return TRANSIENT if UNKNOWN_IS_TRANSIENT else PERMANENT
 
 
 def classify_for(engine: str, exc: BaseException) -> str:

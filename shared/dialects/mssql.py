@@ -1,205 +1,27 @@
-"""SQL Server: engine facts and engine-specific operations (see ``base.py``)."""
+"""SQL Server: both sides (``mssql_source.py``, ``mssql_destination.py``) and the core facts."""
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
-
-import sqlalchemy as sa
+from sqlalchemy.engine import URL
 
 from shared.dialects.base import Dialect
-from shared.types import Column
+from shared.dialects.mssql_destination import MSSQLDestination
+from shared.dialects.mssql_source import MSSQLSource, read_isolation_level
+
+DEFAULT_MSSQL_ODBC_DRIVER = "ODBC Driver 18 for SQL Server"
 
 
-_RUNNING: dict[int, Any] = {}  # id(DB-API connection) -> the cursor executing a source statement
-
-
-class MSSQLDialect(Dialect):
+class MSSQLDialect(MSSQLSource, MSSQLDestination, Dialect):
     """SQL Server."""
 
     name = "mssql"
-    max_identifier_length = 128
-    transactional_ddl = True
-    truncate_is_transactional = True
+    driver = "mssql+pyodbc"
+    default_port = 1433
 
-    # --- EXTRACTION ---
-    # (owned by shared/extract; methods added here by the extract engineer)
-    # pyodbc is imported lazily (it needs libodbc). SQL Server has no read-only session
-    # switch: steps run in a transaction that is always rolled back (the connection is
-    # closed, not pooled), under SNAPSHOT isolation when the database and tempdb allow it,
-    # and the login should hold db_datareader only (ApplicationIntent=ReadOnly in the
-    # project's options routes to a readable secondary of an availability group).
-    # Temporary tables are ``#local`` tables of the session: created by a direct batch (not
-    # a prepared statement, whose scope would drop them at once), gone when it closes.
-    sql_flavor = "mssql"
-    VALUE_TYPES = {"bool": "bool", "int": "bigint", "float": "float", "Decimal": "decimal", "str": "text",
-                   "bytes": "bytes", "bytearray": "bytes", "date": "date", "time": "time",
-                   "datetime": "timestamp", "UUID": "uuid"}
-
-    def begin_read_only(self, dbapi_conn: Any, *, timeout_s: float | None) -> None:
-        """SNAPSHOT (one consistent view for the whole read) where allowed, else READ COMMITTED;
-        a query timeout (``pyodbc`` ``timeout``); the transaction is rolled back at the end."""
-        dbapi_conn.commit()
-        cur = dbapi_conn.cursor()
-        cur.execute(SNAPSHOT_ALLOWED_SQL)
-        row = cur.fetchone()
-        dbapi_conn.commit()  # SNAPSHOT must be set before the transaction starts
-        cur.execute(f"SET TRANSACTION ISOLATION LEVEL {read_isolation_level(row[0] if row else None)}")
-        cur.close()
-        if timeout_s:
-            dbapi_conn.timeout = max(1, int(timeout_s + 0.999))
-
-    def describe_result(self, cursor_description: list, sample_rows: list[tuple]) -> list[Column]:
-        """pyodbc describes a column by its Python type; DECIMAL carries precision and scale."""
-        cols = []
-        for i, d in enumerate(cursor_description):
-            kind = refine_kind(self.VALUE_TYPES.get(getattr(d[1], "__name__", ""), "unknown"), i, sample_rows)
-            if kind == "decimal" and d[4]:
-                cols.append(Column(d[0], kind, precision=d[4], scale=d[5] or 0))
-            elif kind == "text" and d[3] and 0 < d[3] <= 4000:  # nvarchar(n): its length, for the #temp column
-                cols.append(Column(d[0], kind, length=d[3]))
-            else:
-                cols.append(Column(d[0], kind))
-        return cols
-
-    def open_stream(self, dbapi_conn: Any, sql: str) -> Any:
-        """Execute ``sql``; while it runs, :meth:`cancel_statement` can reach its cursor."""
-        cursor = dbapi_conn.cursor()
-        _RUNNING[id(dbapi_conn)] = cursor
-        try:
-            cursor.execute(sql)
-        finally:
-            _RUNNING.pop(id(dbapi_conn), None)
-        return cursor
-
-    def cancel_statement(self, dbapi_conn: Any, cursor: Any, engine: sa.Engine) -> None:
-        """``SQLCancel`` on the running cursor: the session's, or the one still executing its statement
-        (the session learns its cursor only when ``execute`` returns)."""
-        cursor = cursor if cursor is not None else _RUNNING.get(id(dbapi_conn))
-        if cursor is not None:
-            cursor.cancel()
-
-    def classify_error(self, exc: BaseException) -> str:
-        """By ODBC SQLSTATE: 08xxx lost connection, HYT00 timeout, HY008 cancelled."""
-        state = str(exc.args[0]) if exc.args else ""
-        if state.startswith("08"):
-            return "connection"
-        return {"HYT00": "timeout", "HYT01": "timeout", "HY008": "cancelled"}.get(state, "source")
-
-    def probe_sql(self, sql: str) -> str:
-        """``TOP 0`` over a derived table (a step that starts with WITH cannot be probed this way)."""
-        return f"SELECT TOP 0 * FROM (\n{sql}\n) AS dm_probe"
-
-    def temp_table_name(self, step: int, token: str) -> str:
-        """A ``#local`` temporary table, dropped with the session."""
-        return f"#dm_result{step}_{token}"
-
-    def temp_column_type(self, col: Column) -> sa.types.TypeEngine:
-        """NVARCHAR, DATETIME2(7), DATETIMEOFFSET(7), VARBINARY(max), DECIMAL(<=38, s): values stay exact."""
-        return temp_column_type(col)
-
-    def load_converters(self, columns: list[Column]) -> list[Callable[[Any], Any] | None]:
-        """Aware timestamps as DATETIMEOFFSET text, UUIDs as text; decimals that a DECIMAL(38, s) would round fail."""
-        return [temp_converter(c) for c in columns]
-
-    def create_temp_table_sql(self, sa_dialect: sa.Dialect, name: str, columns: list[Column]) -> str:
-        """``CREATE TABLE [#name] (...)``: the ``#`` makes it temporary."""
-        table = sa.Table(name, sa.MetaData(), *(sa.Column(c.name, self.temp_column_type(c)) for c in columns))
-        return str(sa.schema.CreateTable(table).compile(dialect=sa_dialect)).strip()
-
-    def bulk_load_temp(self, dbapi_conn: Any, sa_dialect: sa.Dialect, name: str, columns: list[Column],
-                       batches: Iterable[list[tuple]]) -> int:
-        """Parameter arrays (``fast_executemany``)."""
-        original = dbapi_conn.cursor
-
-        class _Fast:
-            def cursor(self) -> Any:
-                cur = original()
-                cur.fast_executemany = True
-                return cur
-
-        return super().bulk_load_temp(_Fast(), sa_dialect, name, columns, batches)
-
-    # --- LOADING ---
-    # (owned by shared/load) pyodbc ``fast_executemany`` into a ``#temp`` staging table, then
-    # one MERGE (OUTPUT $action gives the counts). Cancel is ``KILL <spid>`` from a second
-    # connection: it ends the session, so the transaction is rolled back (needs ALTER ANY
-    # CONNECTION). Statement timeout: pyodbc's connection ``timeout``. XACT_ABORT stays OFF so
-    # a failing statement leaves the transaction usable for SAVEPOINT (SAVE TRANSACTION) rollback.
-    bulk_method = "fast_executemany"
-    upsert_form = "merge"
-    aware_timestamps = True
-    release_after_rollback = False  # SAVE TRANSACTION has no RELEASE
-
-    def start_load_transaction(self, conn: sa.Connection, *, statement_timeout_s: float | None) -> None:
-        conn.exec_driver_sql("SET XACT_ABORT OFF")
-        if statement_timeout_s:
-            conn.connection.dbapi_connection.timeout = max(1, int(statement_timeout_s))
-
-    def set_lock_timeout(self, conn: sa.Connection, seconds: float) -> None:
-        """``SET LOCK_TIMEOUT`` (error 1222 when it expires)."""
-        conn.exec_driver_sql(f"SET LOCK_TIMEOUT {max(1, int(seconds * 1000))}")
-
-    def load_cancel_handle(self, conn: sa.Connection) -> Any:
-        return int(conn.exec_driver_sql("SELECT @@SPID").scalar_one())
-
-    def cancel_load_statement(self, engine: sa.Engine, handle: Any) -> None:
-        with engine.connect() as other:
-            other.exec_driver_sql(f"KILL {int(handle)}")  # an integer session id from the server
-
-    def row_encoder(self, target_columns: list[sa.Column], source_columns: list[Column]) -> Any:
-        """pyodbc tuples: aware timestamps kept for DATETIMEOFFSET, else UTC; UUID as text."""
-        from shared.dialects.exact import guarded_encoder
-        return with_source_checks(
-            guarded_encoder(mssql_row_encoder(target_columns), target_columns, source_columns,
-                            engine="SQL Server", allow_rounding=self.allow_rounding),
-            target_columns, source_columns, engine="SQL Server")
-
-    def create_staging(self, conn: sa.Connection, name: str, target: sa.Table, columns: list[str]) -> sa.TableClause:
-        """A ``#temp`` table (session-scoped) with the target's column types, without IDENTITY."""
-        from shared.dialects.loading import temp_table
-        temp = name if name.startswith("#") else f"#{name}"
-        conn.exec_driver_sql(build_mssql_staging(target, temp, columns, conn.dialect))
-        return temp_table(temp, columns)
-
-    def bulk_insert(self, conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str],
-                    rows: list[Any]) -> None:
-        """``executemany`` with ``fast_executemany`` (one round trip per parameter array)."""
-        prep = conn.dialect.identifier_preparer
-        sql = (f"INSERT INTO {prep.format_table(table)} ({', '.join(prep.quote(c) for c in columns)}) "
-               f"VALUES ({', '.join(['?'] * len(columns))})")
-        cursor = conn.connection.dbapi_connection.cursor()
-        try:
-            cursor.fast_executemany = True
-            cursor.executemany(sql, rows)
-        except Exception as exc:  # noqa: BLE001 - rewrapped as SQLAlchemy does for its own statements
-            raise sa.exc.DBAPIError.instance(sql, None, exc, conn.dialect.loaded_dbapi.Error) from exc
-        finally:
-            cursor.close()
-
-    def upsert(self, conn: sa.Connection, target: sa.Table, staging: sa.TableClause, columns: list[str],
-               key: list[str], staged: int) -> tuple[int, int, int]:
-        """MERGE; a key twice in the batch fails it (error 8672 or a key violation), so it is split."""
-        actions = [r[0] for r in conn.execute(build_mssql_merge(target, staging, columns, key, conn.dialect))]
-        inserted, updated = actions.count("INSERT"), actions.count("UPDATE")
-        return inserted, updated, staged - inserted - updated
-
-    def is_row_error(self, exc: BaseException) -> bool:
-        state, message = mssql_error_text(exc)
-        if self.is_transient(exc):
-            return False
-        return state.startswith("22") or state == "23000" or any(c in message for c in MSSQL_ROW_CODES)
+    def complete_url(self, url: URL) -> URL:
+        """The default ODBC driver unless the project names one (or gives a whole ``odbc_connect``)."""
+        if "driver" not in url.query and "odbc_connect" not in url.query:
+            return url.update_query_dict({"driver": DEFAULT_MSSQL_ODBC_DRIVER})
+        return url
 
 
-def read_isolation_level(snapshot_state: Any) -> str:
-    """SNAPSHOT when ``sys.databases.snapshot_isolation_state`` is 1 (ON) for the database and tempdb."""
-    return "SNAPSHOT" if snapshot_state == 1 else "READ COMMITTED"
-
-
-# --- EXTRACTION and LOADING (module helpers) ---
-from shared.dialects.mssql_extract import (  # noqa: E402
-    SNAPSHOT_ALLOWED_SQL, refine_kind, temp_column_type, temp_converter,
-)
-from shared.dialects.mssql_load import (  # noqa: E402
-    MSSQL_TRANSIENT_CODES, MSSQL_TRANSIENT_STATES, MSSQL_ROW_CODES, build_mssql_merge, build_mssql_staging,
-    mssql_error_text, mssql_row_encoder,
-)
-from shared.dialects.sourcevalues import with_source_checks  # noqa: E402
+__all__ = ["DEFAULT_MSSQL_ODBC_DRIVER", "MSSQLDialect", "read_isolation_level"]

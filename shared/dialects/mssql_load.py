@@ -14,9 +14,6 @@ import sqlalchemy as sa
 
 from shared.dialects.loading import json_text, kind_of, to_utc_naive
 
-MSSQL_TRANSIENT_STATES = {"40001", "HYT00", "HYT01", "08S01", "08001", "08003", "08004", "HY008"}
-# deadlock victim, lock request timeout, connection broken, query cancelled
-MSSQL_TRANSIENT_CODES = ("(1205)", "(1222)", "(10054)", "(3980)")
 # MERGE touching a row twice, truncation, NULL, constraint conflicts, conversion failures
 MSSQL_ROW_CODES = ("(8672)", "(2628)", "(8152)", "(515)", "(547)", "(2627)", "(2601)", "(245)", "(8114)",
                    "(241)", "(242)", "(8115)", "(220)", "(232)")

@@ -14,9 +14,6 @@ from shared.dialects.loading import json_text, key_match, kind_of, plain_prepare
 from shared.dialects.sourcevalues import mysql_bit_converter
 from shared.types import Column
 
-# lock wait timeout, deadlock, query interrupted (KILL QUERY), statement timeout (MariaDB 1969,
-# MySQL 3024), connection killed/lost/gone, server shutdown, too many connections
-MYSQL_TRANSIENT = {1205, 1213, 1317, 1969, 3024, 1927, 2006, 2013, 2055, 1053, 1040, 2003, 4031}
 # statement-level: access denied, unknown database/table/column, syntax, read-only, savepoint gone
 MYSQL_FATAL = {1044, 1045, 1046, 1049, 1051, 1054, 1064, 1109, 1142, 1143, 1146, 1227, 1290, 1305, 1792}
 _SAFE_SOURCE_TYPES = {"smallint", "int", "bigint", "text", "bytes", "date"}

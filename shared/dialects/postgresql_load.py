@@ -15,7 +15,6 @@ from shared.dialects.postgresql_values import interval_text
 from shared.dialects.loading import json_text, kind_of, plain_preparer, to_utc_naive
 
 PG_NULL = "\\N"
-PG_TRANSIENT = {"40001", "40P01", "55P03", "57014", "57P01", "57P02", "57P03", "53300", "25P03"}
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 COPY_COLUMN_RE = re.compile(r"COPY [^,]+, line \d+, column ([^:]+)")
 _NUMERIC_KINDS = ("int", "decimal", "float")

@@ -106,9 +106,9 @@ def build_sqlite_upsert(target: sa.Table, staging: sa.TableClause, columns: list
 
 
 def sqlite_is_transient(exc: BaseException) -> bool:
-    orig = getattr(exc, "orig", exc)
-    text = str(orig).lower()
-    return isinstance(orig, sqlite3.OperationalError) and any(w in text for w in ("locked", "busy", "interrupted"))
+    """BUSY, LOCKED, INTERRUPT: by the result code (:mod:`shared.dialects.classify`)."""
+    from shared.dialects.classify import TRANSIENT, classify_sqlite
+    return classify_sqlite(getattr(exc, "orig", exc)) == TRANSIENT
 
 
 def sqlite_is_row_error(exc: BaseException) -> bool:

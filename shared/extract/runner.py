@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from shared.dialects import get_dialect
+from shared.dialects.sqlrules import rules_for
 from shared.errors import ConfigError, SourceError
 from shared.extract.planner import SessionPlan, depends_on, plan, reference_problems, step_label
 from shared.extract.session import Context, Session
@@ -44,7 +45,7 @@ def step_problems(steps: list[StepSpec], engines: Mapping[int, sa.Engine]) -> li
         if word not in QUERY_STARTS and not word.startswith("("):
             problems.append((k, f"{step_label(steps, k)}: starts with {word.upper()!r}; a step must be a query "
                                 "(SELECT, WITH, VALUES, TABLE) and may not write"))
-        elif flavor == "mysql" and (target := into_target(s.sql, flavor=flavor)):
+        elif rules_for(flavor).select_into_writes and (target := into_target(s.sql, flavor=flavor)):
             problems.append((k, f"{step_label(steps, k)}: SELECT … INTO {target} writes outside the result; "
                                 "a step may only return rows"))
     return problems

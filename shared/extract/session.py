@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from shared.dialects import Dialect, get_dialect
+from shared.dialects import SourceSide, get_dialect
 from shared.errors import Cancelled, ConnectionLost, DatamigError, SourceError, TimedOut
 from shared.dialects.sourcevalues import has_dates, zero_dates_to_null
 from shared.extract.planner import CTE_NAME, SessionPlan, build_sql, step_label
@@ -69,7 +69,7 @@ class Session:
     def __init__(self, plan: SessionPlan, ctx: Context) -> None:
         self.plan, self.ctx = plan, ctx
         self.engine = ctx.engines[plan.project_id]
-        self.dialect: Dialect = get_dialect(self.engine.dialect.name)
+        self.dialect: SourceSide = get_dialect(self.engine.dialect.name)
         self.label = step_label(ctx.steps, plan.step)
         self.raw: Any = None
         self.cursor: Any = None

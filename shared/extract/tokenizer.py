@@ -19,14 +19,17 @@ as comments.
 This tokenizer finds references and gives early, friendly messages; it is not what
 keeps sources read-only (the database is: see shared/extract/session.py).
 
-``flavor`` selects engine rules (``postgresql``, ``mysql``, ``mssql``, ``sqlite``); the
-default ``generic`` is the union that is safe for finding references.
+``flavor`` selects an engine's rules (``postgresql``, ``mysql``, ``mssql``, ``sqlite``: each
+dialect's :class:`~shared.dialects.sqlrules.SqlRules`); the default ``generic`` is the union that
+is safe for finding references.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from typing import Literal
+
+from shared.dialects.sqlrules import rules_for
 
 Kind = Literal["ws", "comment", "string", "ident", "qident", "ref", "watermark", "semicolon", "other"]
 
@@ -57,7 +60,7 @@ def _glued(prev: str) -> bool:
 
 class _Scanner:
     def __init__(self, sql: str, flavor: str) -> None:
-        self.sql, self.flavor, self.pos = sql, flavor, 0
+        self.sql, self.rules, self.pos = sql, rules_for(flavor), 0
         self.in_exec_comment = False  # inside a MySQL ``/*! … */``: its text is code
 
     def quoted(self, start: int, close: str, *, backslash: bool) -> int:
@@ -78,7 +81,7 @@ class _Scanner:
 
     def block_comment(self, start: int) -> int:
         sql, i, depth, n = self.sql, start + 2, 1, len(self.sql)
-        nested = self.flavor in ("postgresql", "generic")
+        nested = self.rules.nested_comments
         while i < n:
             if sql.startswith("*/", i):
                 depth -= 1
@@ -103,8 +106,8 @@ class _Scanner:
         sql = self.sql
         if sql.startswith("--", i):
             # MySQL needs whitespace (or the end) after "--"; elsewhere any "--" opens a comment.
-            return self.flavor != "mysql" or i + 2 >= len(sql) or sql[i + 2].isspace()
-        return sql[i] == "#" and self.flavor == "mysql"
+            return not self.rules.hash_comments or i + 2 >= len(sql) or sql[i + 2].isspace()
+        return sql[i] == "#" and self.rules.hash_comments
 
     def next(self, prev_word: str | None) -> Token:
         sql, i = self.sql, self.pos
@@ -116,19 +119,20 @@ class _Scanner:
         elif self.line_comment_starts(i):
             nl = sql.find("\n", i)
             end, kind = (len(sql) if nl < 0 else nl), "comment"
-        elif self.flavor == "mysql" and not self.in_exec_comment and (m0 := _EXEC_COMMENT_RE.match(sql, i)):
+        elif self.rules.executable_comments and not self.in_exec_comment and (m0 := _EXEC_COMMENT_RE.match(sql, i)):
             end, kind, self.in_exec_comment = m0.end(), "comment", True  # the marker only
         elif self.in_exec_comment and sql.startswith("*/", i):
             end, kind, self.in_exec_comment = i + 2, "comment", False
         elif sql.startswith("/*", i):
             end, kind = self.block_comment(i), "comment"
         elif c == "'":
-            backslash = self.flavor == "mysql" or (prev_word is not None and prev_word.lower() == "e")
+            backslash = self.rules.backslash_escapes or (prev_word is not None and prev_word.lower() == "e")
             end, kind = self.quoted(i, "'", backslash=backslash), "string"
-        elif c == '"' or c == "`" or (c == "[" and self.flavor in ("mssql", "sqlite", "generic")):
-            end = self.quoted(i, _CLOSERS[c], backslash=self.flavor == "mysql" and c == '"')
-            kind = "string" if (self.flavor == "mysql" and c == '"') else "qident"
-        elif c == "$" and self.flavor in ("postgresql", "generic") and (d := self.dollar(i)) is not None:
+        elif c == '"' or c == "`" or (c == "[" and self.rules.bracket_identifiers):
+            dq_string = self.rules.double_quote_strings and c == '"'
+            end = self.quoted(i, _CLOSERS[c], backslash=dq_string)
+            kind = "string" if dq_string else "qident"
+        elif c == "$" and self.rules.dollar_quotes and (d := self.dollar(i)) is not None:
             end, kind = d, "string"
         elif c == "@" and (m := _REF_RE.match(sql, i)) and not (i > 0 and _glued(sql[i - 1])):
             end, kind, ref = m.end(), "ref", int(m.group(1))
@@ -136,7 +140,7 @@ class _Scanner:
             end, kind = m.end(), "watermark"
         elif c == ";":
             end, kind = i + 1, "semicolon"
-        elif m2 := (_MYSQL_WORD_RE if self.flavor == "mysql" else _WORD_RE).match(sql, i):
+        elif m2 := (_MYSQL_WORD_RE if self.rules.digit_identifiers else _WORD_RE).match(sql, i):
             end, kind = m2.end(), "ident"
         else:
             end = _OTHER_RE.match(sql, i).end()  # type: ignore[union-attr]

@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
+from shared.dialects import get_dialect
 from shared.dialects.loading import kind_of
 from shared.errors import ValidationFailed
 from shared.jobspec import Mode
@@ -73,7 +74,7 @@ def inspect_destination(conn: sa.Connection, *, table: str, columns: list[Column
     by_lower = {c.name.lower(): c.name for c in target.columns}
     names = [by_lower.get(c.name.lower(), c.name) for c in columns]
     report.append(_check_columns(table, columns, by_lower))
-    report.append(_check_required(table, target, {n.lower() for n in names}, conn.dialect.name == "sqlite"))
+    report.append(_check_required(table, target, {n.lower() for n in names}, get_dialect(conn).rowid_primary_key))
     report.append(_check_types(table, target, columns, by_lower))
     key, key_check = _resolve_key(table, target, mode, key_columns, {c.name.lower() for c in columns})
     report.append(key_check)
@@ -82,8 +83,6 @@ def inspect_destination(conn: sa.Connection, *, table: str, columns: list[Column
 
 def reflect_table(conn: sa.Connection, table: str) -> sa.Table | None:
     """Reflect ``table`` or ``schema.table``; the name matches case-insensitively when not exact."""
-    from shared.dialects import get_dialect
-
     schema, _, name = table.rpartition(".")
     fix_name = get_dialect(conn).reflected_column_name
     try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from shared.dialects.base import Dialect
+from shared.dialects.base import DestinationSide
 from shared.dialects.loading import DuplicateKeysInBatch, build_key_repeat
 from shared.load.isolation import DuplicateKeyRow
 
@@ -22,7 +22,8 @@ from shared.load.isolation import DuplicateKeyRow
 class WrittenKeys:
     """The keys one execution has written; :meth:`check` before a batch, :meth:`add` after it."""
 
-    def __init__(self, dialect: Dialect, conn: sa.Connection, *, name: str, target: sa.Table, key: list[str]) -> None:
+    def __init__(self, dialect: DestinationSide, conn: sa.Connection, *, name: str, target: sa.Table,
+                 key: list[str]) -> None:
         self.dialect, self.key = dialect, key
         self.table = dialect.create_key_table(conn, name, target, key)
         self.collations = dialect.key_collations(conn, target, key)

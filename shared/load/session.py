@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import sqlalchemy as sa
 
-from shared.dialects import get_dialect
+from shared.dialects import DestinationSide, get_dialect
 from shared.dialects.bulk import parse as parse_bulk, same_text
 from shared.dialects.exact import rounding_risk
 from shared.dialects.loading import BulkRefused, DuplicateKeysInBatch, kind_of
@@ -42,7 +42,7 @@ class LoadSession(RowIsolation):
         self.key_columns = list(key_columns) if key_columns else None
         self.allow_empty_source, self.max_delete_ratio = allow_empty_source, max_delete_ratio
         self.max_consecutive_failures, self.statement_timeout_s = max_consecutive_failures, statement_timeout_s
-        self.dialect = get_dialect(engine.dialect.name)
+        self.dialect: DestinationSide = get_dialect(engine.dialect.name)
         self.allow_rounding = self.dialect.allow_rounding = allow_rounding
         self.counts = LoadCounts()
         self.rows_received = 0

@@ -12,6 +12,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.connections import masked_url, with_default_driver
+from shared.dialects import get_dialect
 from shared.errors import ConfigError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -62,10 +63,14 @@ def migrate(engine: sa.Engine) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727274)")
+        get_dialect(conn).serialise(conn, 727274)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+def lock_rows(session: Session, stmt: sa.Select, *, skip_locked: bool = False) -> sa.Select:
+    """``stmt`` locking the rows it selects where the store's engine can (see ``Dialect.lock_rows``)."""
+    return stmt if session.bind is None else get_dialect(session.bind).lock_rows(stmt, skip_locked=skip_locked)
 
 
 def session_factory(engine: sa.Engine) -> sessionmaker[Session]:

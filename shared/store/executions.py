@@ -18,6 +18,7 @@ from shared.jobspec import FINISHED_STATUSES
 from shared.jsonsafe import json_safe, safe_text
 from shared.messages import Event
 from shared.retry import backoff_s, should_retry
+from shared.store.db import lock_rows
 from shared.store.models import ExecutionRow, FailedRowRow, JobRow, utcnow
 from shared.store.watermarks import record_watermark
 
@@ -156,9 +157,7 @@ def record_event(session: Session, ev: Event, *, retry_base_s: float, retry_max_
     """Apply one worker event; says which transition it caused and the retry it created, if any."""
     if ev.kind == "queued":  # the API's wake-up call to the schedulers (shared.wakeup): no history
         return Recorded()
-    stmt = sa.select(ExecutionRow).where(ExecutionRow.id == ev.execution_id)
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
+    stmt = lock_rows(session, sa.select(ExecutionRow).where(ExecutionRow.id == ev.execution_id))
     row = session.scalars(stmt).first()
     if row is None or row.status in FINISHED_STATUSES:
         return Recorded()

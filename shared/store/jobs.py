@@ -35,6 +35,7 @@ def apply_job(row: JobRow, spec: JobSpec, *, now: datetime | None = None) -> Job
     row.schedule, row.timezone = spec.schedule, spec.timezone
     row.max_retries, row.timeout_minutes = spec.max_retries, spec.timeout_minutes
     row.enabled, row.validate_before_execution = spec.enabled, spec.validate_before_execution
+    row.transform = spec.transform
     if schedule_changed or row.next_run_at is None:
         row.next_run_at = compute_next_run(row, now=now)
     incremental = spec.incremental.model_dump() if spec.incremental else None
@@ -51,6 +52,7 @@ def job_spec(row: JobRow) -> JobSpec:
         "max_retries": row.max_retries, "timeout_minutes": row.timeout_minutes, "enabled": row.enabled,
         "validate_before_execution": row.validate_before_execution,
         "zero_dates": (row.destination or {}).get("zero_dates"), "incremental": row.incremental,
+        "transform": row.transform,
     }, context={STORED: True})
 
 
@@ -61,7 +63,7 @@ def job_out(row: JobRow, *, last: ExecutionRow | None = None) -> dict[str, Any]:
         "schedule_description": describe_cron(row.schedule) if row.schedule else "",
         "timezone": row.timezone, "max_retries": row.max_retries, "timeout_minutes": row.timeout_minutes,
         "enabled": row.enabled, "validate_before_execution": row.validate_before_execution,
-        "zero_dates": (row.destination or {}).get("zero_dates"),
+        "zero_dates": (row.destination or {}).get("zero_dates"), "transform": row.transform,
         "next_run_at": row.next_run_at, "archived": row.archived,
         "created_at": row.created_at, "updated_at": row.updated_at,
         "last_status": last.status if last else None,

@@ -74,6 +74,7 @@ class JobRow(Base):
     timeout_minutes: Mapped[int] = mapped_column(sa.Integer, default=30)
     enabled: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     validate_before_execution: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    transform: Mapped[str | None] = mapped_column(sa.Text, nullable=True)  # SQL over @resultN (shared.transform)
     next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     archived: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

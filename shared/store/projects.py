@@ -14,8 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from shared.connections import (DEFAULT_PORTS, MASK, URL_PASSWORD_KEYS, ProjectSpec, mask_secrets_in_text,
+from shared.connections import (MASK, URL_PASSWORD_KEYS, ProjectSpec, mask_secrets_in_text,
                                 masked_url, spec_password)
+from shared.dialects import get_dialect
 from shared.dialects.options import is_secret_option, target_options
 from shared.jobspec import Engine
 from shared.secrets import SecretBox
@@ -93,7 +94,8 @@ def _target(engine: Engine | None, url: str | None, host: str | None, port: int 
         username = parsed.username or username
         options = {**{k: v for k, v in parsed.query.items() if k not in URL_PASSWORD_KEYS}, **options}
     out = {"engine": engine.value if engine else None, "host": host.lower() if host else None,
-           "port": port or DEFAULT_PORTS.get(engine) if engine else port, "database": database, "username": username}
+           "port": port or get_dialect(engine).default_port if engine else port, "database": database,
+           "username": username}
     targets = target_options(engine, options) if engine else options
     return out | {f"options.{k}": v for k, v in targets.items()}
 

@@ -1,5 +1,8 @@
 """Transient or permanent, by SQLSTATE / error number: real errors from PostgreSQL, MariaDB and
-SQLite, each classified by its dialect and by the engine-neutral ``classify_error``.
+SQLite, each classified by its dialect and by the engine-neutral ``classify_error`` — connection
+refused, authentication failed, unknown database, deadlock, serialization failure, lock and
+statement timeouts, syntax, undefined table and column, permission denied, and the resource
+class disk full belongs to (provoked as a temp file / table limit; disk full itself by code).
 
 The local PostgreSQL trusts every local connection, so it never asks for a password: the
 wrong-password case talks to a stand-in that answers the start-up exactly as a PostgreSQL
@@ -71,19 +74,23 @@ def _pg_with(url: str, **parts: object) -> str:
     return make_url(url).set(**parts).render_as_string(hide_password=False)
 
 
-def _pg_serialization_failure(url: str) -> BaseException:
+def _pg_serialization_failure(url: str, *, begin: tuple[str, ...] = ("BEGIN ISOLATION LEVEL REPEATABLE READ",),
+                              table: str = "acct") -> BaseException:
+    """A repeatable-read transaction updating a row another session changed since it read it."""
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     with engine.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE acct (id int PRIMARY KEY, n int)")
-        conn.exec_driver_sql("INSERT INTO acct VALUES (1, 0)")
+        conn.exec_driver_sql(f"CREATE TABLE {table} (id int PRIMARY KEY, n int)")
+        conn.exec_driver_sql(f"INSERT INTO {table} VALUES (1, 0)")
+    acct = table
     try:
         with engine.connect() as a, engine.connect() as b:
-            a.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ")
-            a.exec_driver_sql("SELECT n FROM acct WHERE id = 1")
-            b.exec_driver_sql("UPDATE acct SET n = 1 WHERE id = 1")
+            for sql in begin:
+                a.exec_driver_sql(sql)
+            a.exec_driver_sql(f"SELECT n FROM {acct} WHERE id = 1")
+            b.exec_driver_sql(f"UPDATE {acct} SET n = 1 WHERE id = 1")
             b.commit()
             with pytest.raises(sa.exc.DBAPIError) as caught:
-                a.exec_driver_sql("UPDATE acct SET n = 2 WHERE id = 1")
+                a.exec_driver_sql(f"UPDATE {acct} SET n = 2 WHERE id = 1")
             return caught.value
     finally:
         engine.dispose()
@@ -136,7 +143,32 @@ def _deadlock(url: str) -> BaseException:
     return errors[0]
 
 
+def _pg_permission_denied(url: str) -> BaseException:
+    """A role without privileges reading a table (SET ROLE: the local server trusts every login)."""
+    role = unique_name("noright")
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f'CREATE ROLE "{role}" NOLOGIN')
+        conn.exec_driver_sql("CREATE TABLE guarded (id int)")
+    try:
+        return _error_of(url, f'SET ROLE "{role}"', "SELECT * FROM guarded")
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{role}"')
+        engine.dispose()
+
+
+# class 53 (insufficient resources, where disk full 53100 belongs): a sort spilling to disk beyond
+# temp_file_limit is refused with 53400, the same class; disk full itself cannot be provoked here
+_PG_TEMP_FILE_LIMIT = ("SET work_mem = '64kB'", "SET temp_file_limit = '64kB'",
+                       "SELECT count(*) FROM (SELECT g FROM generate_series(1, 200000) g ORDER BY g DESC) s")
+
 PG_CASES: list[tuple[str, Callable[[str], BaseException], str, str]] = [
+    ("undefined column", lambda url: _error_of(url, "SELECT no_such_column FROM (SELECT 1 AS a) t"), "42703",
+     PERMANENT),
+    ("permission denied", _pg_permission_denied, "42501", PERMANENT),
+    ("temp file limit (resources, as disk full)", lambda url: _error_of(url, *_PG_TEMP_FILE_LIMIT), "53400",
+     TRANSIENT),
     ("wrong password", lambda url: _with_refusing_pg(url), "28P01", PERMANENT),
     ("unknown role", lambda url: _error_of(_pg_with(url, username=unique_name("nobody"))), "28000", PERMANENT),
     ("unknown database", lambda url: _error_of(_pg_with(url, database=unique_name("nodb"))), "3D000", PERMANENT),
@@ -181,7 +213,35 @@ def mysql_user() -> Iterator[tuple[str, str]]:
     admin.dispose()
 
 
+def _mysql_table_full(url: str) -> BaseException:
+    """A MEMORY table past max_heap_table_size: 1114 "The table is full" (what a full disk gives InnoDB)."""
+    return _error_of(url, "SET SESSION max_heap_table_size = 16384",
+                     "CREATE TABLE heap (a CHAR(255)) ENGINE=MEMORY",
+                     "INSERT INTO heap SELECT REPEAT('x', 255) FROM seq_1_to_10000")
+
+
+def _mysql_permission_denied(url: str, user: tuple[str, str]) -> BaseException:
+    """A user allowed to read one table reading another (1142; a database not granted at all is 1044)."""
+    database = make_url(url).database
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE open_t (id int)")
+        conn.exec_driver_sql("CREATE TABLE closed_t (id int)")
+        for host in ("%%", "localhost"):
+            conn.exec_driver_sql(f"GRANT SELECT ON `{database}`.open_t TO '{user[0]}'@'{host}'")
+    engine.dispose()
+    return _error_of(_pg_with(url, username=user[0], password=user[1]), "SELECT * FROM closed_t")
+
+
 MYSQL_CASES: list[tuple[str, Callable[[str, tuple[str, str]], BaseException], int, str]] = [
+    ("undefined column", lambda url, u: _error_of(url, "SELECT no_such_column FROM (SELECT 1 AS a) t"), 1054,
+     PERMANENT),
+    ("permission denied", _mysql_permission_denied, 1142, PERMANENT),
+    ("serialization failure (snapshot isolation)", lambda url, u: _pg_serialization_failure(
+        url, begin=("SET SESSION innodb_snapshot_isolation = ON",
+                    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", "START TRANSACTION"), table="acct_si"),
+     1020, TRANSIENT),
+    ("table full (disk full class)", lambda url, u: _mysql_table_full(url), 1114, TRANSIENT),
     ("wrong password", lambda url, u: _error_of(_pg_with(url, username=u[0], password="wrong")), 1045, PERMANENT),
     ("database not granted", lambda url, u: _error_of(_pg_with(url, username=u[0], password=u[1])), 1044, PERMANENT),
     ("unknown database", lambda url, u: _error_of(_pg_with(url, database=unique_name("nodb"))), 1049, PERMANENT),
@@ -219,11 +279,57 @@ def test_sqlite_errors_are_classified_by_result_code(tmp_path: Path) -> None:
         holder.close()
 
 
+def test_sqlite_source_errors_are_told_apart_by_result_code(tmp_path: Path) -> None:
+    """A write under ``query_only`` is a read-only error, an interrupted statement a timeout."""
+    conn = sqlite3.connect(tmp_path / "s.db")
+    conn.execute("CREATE TABLE t (x int)")
+    conn.execute("PRAGMA query_only = ON")
+    with pytest.raises(sqlite3.Error) as written:
+        conn.execute("INSERT INTO t VALUES (1)")
+    conn.set_progress_handler(lambda: 1, 1)
+    with pytest.raises(sqlite3.Error) as interrupted:
+        conn.execute("SELECT count(*) FROM t, t AS u")
+    conn.close()
+    dialect = get_dialect("sqlite")
+    assert written.value.sqlite_errorname == "SQLITE_READONLY"
+    assert dialect.classify_error(written.value) == "read_only" and dialect.classify(written.value) == PERMANENT
+    assert interrupted.value.sqlite_errorname == "SQLITE_INTERRUPT"
+    assert dialect.classify_error(interrupted.value) == "timeout" and dialect.classify(interrupted.value) == TRANSIENT
+
+
 @pytest.mark.parametrize("exc, expected", [
     (ValueError("a bug of ours"), TRANSIENT),  # the one rule for unknown errors: retried, bounded by max_retries
     (ConnectionResetError(104, "reset"), TRANSIENT),
 ])
 def test_errors_without_a_code_follow_the_one_rule_for_unknown_errors(exc: BaseException, expected: str) -> None:
+    assert classify_error(exc) == expected
+
+
+class _PgError(Exception):
+    """Shaped like psycopg2's errors (a ``pgcode``), for SQLSTATEs that cannot be provoked here."""
+
+    def __init__(self, pgcode: str) -> None:
+        super().__init__(f"SQLSTATE {pgcode}")
+        self.pgcode = pgcode
+
+
+@pytest.mark.parametrize("sqlstate, expected", [
+    ("53100", TRANSIENT),  # disk full
+    ("53200", TRANSIENT),  # out of memory
+    ("53300", TRANSIENT),  # too many connections
+    ("28P01", PERMANENT),  # invalid password
+    ("42501", PERMANENT),  # insufficient privilege
+])
+def test_postgresql_sqlstates_that_cannot_be_provoked_here(sqlstate: str, expected: str) -> None:
+    assert get_dialect("postgresql").classify(_PgError(sqlstate)) == expected
+
+
+@pytest.mark.parametrize("code, expected", [(1021, TRANSIENT), (1041, TRANSIENT), (1045, PERMANENT)])
+def test_mariadb_error_numbers_that_cannot_be_provoked_here(code: int, expected: str) -> None:
+    import pymysql
+
+    exc = pymysql.err.OperationalError(code, "disk full / out of memory / access denied")
+    assert get_dialect("mysql").classify(exc) == expected
     assert classify_error(exc) == expected
 
 

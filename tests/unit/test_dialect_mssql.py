@@ -110,5 +110,6 @@ def test_errors_are_classified(state: str, message: str, transient: bool, row: b
 
 def test_pyodbc_is_not_needed_to_build_statements() -> None:
     import sys
-    assert get_dialect("mssql").upsert_form == "merge"
+    assert get_dialect("mssql").name == "mssql"
+    assert str(build_mssql_merge(TARGET, STAGE, COLUMNS, ["id"], DIALECT)).startswith("MERGE INTO")  # its upsert
     assert "pyodbc" not in sys.modules or sys.modules["pyodbc"] is not None

@@ -10,7 +10,7 @@ from sqlalchemy.dialects import mssql, mysql, postgresql
 
 from shared.dialects import get_dialect
 from shared.extract import check_references, flow
-from shared.extract.csvstream import CsvStream
+from shared.dialects.csvstream import CsvStream
 from shared.extract.planner import build_sql, plan
 from shared.extract.preview import json_safe
 from shared.extract.runner import check_steps

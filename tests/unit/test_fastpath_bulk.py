@@ -12,7 +12,7 @@ from shared import messages
 from shared.dialects.bulk import MYSQL_CSV, PG_TEXT, parse, same_text
 from shared.dialects.mysql_bulk import mysql_export_sql
 from shared.dialects.postgresql_load import pg_export_sql
-from shared.extract.bulkstream import copy_out_chunks
+from shared.dialects.bulkstream import copy_out_chunks
 from shared.types import Column
 
 COLUMNS = [Column("id", "bigint"), Column("n", "decimal"), Column("f", "float"), Column("b", "bool"),

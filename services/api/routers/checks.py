@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.orm import Session
 
 from services.api.deps import IdPath, IdQuery, RuntimeDep, SessionDep
@@ -52,6 +52,12 @@ class DraftJob(BaseModel):
     destination: DestinationSpec | None = None
     incremental: IncrementalSpec | None = None
     watermark: StoredWatermark | None = Field(None, description="a stored watermark to preview from (saved jobs: theirs)")
+    transform: str | None = Field(None, max_length=1_000_000, description="SQL over @resultN; null = none")
+
+    @field_validator("transform")
+    @classmethod
+    def _blank_is_none(cls, v: str | None) -> str | None:
+        return v if v is not None and v.strip() else None
 
 
 class Check(BaseModel):
@@ -80,9 +86,20 @@ class StepPreview(BaseModel):
     warnings: list[str] = Field(default_factory=list, description="source roles of this step that are not read-only")
 
 
+class TransformPreview(BaseModel):
+    name: str = "transform"
+    columns: list[dict[str, Any]]
+    rows: list[list[Any]]
+    row_count: int = Field(description="rows the transform returned, counted up to 10,000")
+    truncated: bool = False
+    elapsed_ms: float
+    error: str | None = None
+
+
 class PreviewOut(BaseModel):
     steps: list[StepPreview]
     watermark: WatermarkOut | None = Field(None, description="incremental jobs: the value @watermark is bound to")
+    transform: TransformPreview | None = Field(None, description="the transform's rows (the rows to write)")
     destination: list[Check] | None = None
     warnings: list[str] = Field(default_factory=list, description="every step's warnings, once each")
 
@@ -90,6 +107,8 @@ class PreviewOut(BaseModel):
 class FlowOut(BaseModel):
     nodes: list[dict[str, Any]]
     edges: list[dict[str, int]]
+    transform: dict[str, Any] | None = Field(None, description="{references: [N…]}: between the last step and "
+                                             "the destination")
 
 
 def _projects(session: Session, draft: DraftJob) -> dict[int, ProjectRow]:
@@ -118,13 +137,17 @@ def engines_for(rows: dict[int, ProjectRow], box: SecretBox) -> Iterator[dict[in
 
 def _validate(draft: DraftJob, session: Session, box: SecretBox) -> dict:
     from shared.extract import validate_sources
+    from shared.transform.checks import validate_transform
     from shared.validation import validate_job
 
     with engines_for(_projects(session, draft), box) as engines:
         if draft.destination is None:
             checks, _ = validate_sources(draft.steps, engines, timeout_s=PREVIEW_TIMEOUT_S)
+            if draft.transform is not None:
+                checks.append(validate_transform(draft.steps, draft.transform, engines, timeout_s=PREVIEW_TIMEOUT_S)[0])
         else:
-            checks = validate_job(draft.steps, draft.destination, engines, timeout_s=PREVIEW_TIMEOUT_S)
+            checks = validate_job(draft.steps, draft.destination, engines, timeout_s=PREVIEW_TIMEOUT_S,
+                                  transform=draft.transform)
             if all(c["ok"] for c in checks) and (impact := _sync_delete_impact(draft, engines, None)):
                 checks.append(impact)
         info, _ = watermark_info(draft.incremental, _stored(draft), draft.steps, engines, timeout_s=PREVIEW_TIMEOUT_S)
@@ -136,13 +159,16 @@ def _validate(draft: DraftJob, session: Session, box: SecretBox) -> dict:
 def _preview(draft: DraftJob, session: Session, box: SecretBox, limit: int) -> dict:
     from shared.extract import preview
     from shared.load import check_destination
+    from shared.transform.checks import preview_transform
 
     with engines_for(_projects(session, draft), box) as engines:
         info, binding = watermark_info(draft.incremental, _stored(draft), draft.steps, engines,
                                        timeout_s=PREVIEW_TIMEOUT_S)
         steps = preview(draft.steps, engines, limit=limit, timeout_s=PREVIEW_TIMEOUT_S, watermark=binding)
+        transformed = None if draft.transform is None else preview_transform(
+            draft.steps, draft.transform, engines, limit=limit, timeout_s=PREVIEW_TIMEOUT_S)
         destination = None
-        last = steps[-1] if steps else None
+        last = steps[-1] if transformed is None else transformed  # what would be written
         if draft.destination is not None and last is not None and last.get("error") is None:
             columns = [Column(name=c["name"], type=c.get("type", "unknown")) for c in last["columns"]]
             try:
@@ -157,7 +183,8 @@ def _preview(draft: DraftJob, session: Session, box: SecretBox, limit: int) -> d
                     impact := _sync_delete_impact(draft, engines, columns)):
                 destination.append(impact)
     warnings = list(dict.fromkeys(w for s in steps for w in s.get("warnings", [])))
-    return {"steps": steps, "destination": destination, "warnings": warnings, "watermark": info}
+    return {"steps": steps, "transform": transformed, "destination": destination, "warnings": warnings,
+            "watermark": info}
 
 
 def _stored(draft: DraftJob) -> dict | None:
@@ -209,14 +236,14 @@ def _flow(draft: DraftJob, session: Session) -> dict:
 
     ids = {s.project_id for s in draft.steps}
     rows = session.scalars(sa.select(ProjectRow).where(ProjectRow.id.in_(ids))).all()
-    return flow(draft.steps, {r.id: {"name": r.name, "engine": r.engine} for r in rows})
+    return flow(draft.steps, {r.id: {"name": r.name, "engine": r.engine} for r in rows}, transform=draft.transform)
 
 
 def _saved(session: Session, job_id: int) -> DraftJob:
     row = get_job(session, job_id)
     spec = job_spec(row)
     return DraftJob(steps=spec.steps, destination=spec.destination, incremental=spec.incremental,
-                    watermark=run_watermark(row) if spec.incremental else None)
+                    watermark=run_watermark(row) if spec.incremental else None, transform=spec.transform)
 
 
 @router.post("/validate", response_model=ValidationOut)

@@ -10,6 +10,7 @@ from services.api.errors import FieldErrors, field_error
 from services.api.schemas import ExecuteOut, JobOut, JobPatch
 from services.api.security import PrincipalDep, audit
 from shared.jobspec import JobSpec
+from shared.transform.checks import transform_problems_of
 from shared.store.executions import create_execution
 from shared.store.jobs import apply_job, job_out, job_spec, last_executions
 from shared.store.models import JobRow, ProjectRow, utcnow
@@ -36,6 +37,7 @@ def check_job(session: Session, spec: JobSpec) -> None:
         errors.append(field_error(["body", "destination", "project_id"],
                                   f"unknown project {spec.destination.project_id}"))
     errors += [field_error(["body", "steps"], msg) for msg in check_references(spec.steps)]
+    errors += [field_error(["body", "transform"], msg) for msg in transform_problems_of(spec)]
     if errors:
         raise FieldErrors(errors)
 

@@ -38,7 +38,7 @@ function fromJob(job) {
       allow_empty_source: d.allow_empty_source, max_delete_ratio: d.max_delete_ratio ?? "",
       allow_rounding: Boolean(d.allow_rounding) },
     schedule: job.schedule, timezone: job.timezone, max_retries: job.max_retries, timeout_minutes: job.timeout_minutes,
-    enabled: job.enabled, validate_before_execution: job.validate_before_execution,
+    enabled: job.enabled, validate_before_execution: job.validate_before_execution, transform: job.transform || "",
     incremental: job.incremental ? JSON.stringify(job.incremental) : "", watermark: job.watermark ?? null,
   };
 }
@@ -48,7 +48,7 @@ function blankJob() {
     id: null, name: "", description: "", steps: [blankStep(1)],
     destination: { project_id: "", table: "", mode: "insert_only", key_columns: "", allow_empty_source: false, max_delete_ratio: "" },
     schedule: "", timezone: Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC",
-    max_retries: 3, timeout_minutes: 30, enabled: false, validate_before_execution: true, incremental: "", watermark: null,
+    max_retries: 3, timeout_minutes: 30, enabled: false, validate_before_execution: true, transform: "", incremental: "", watermark: null,
   };
 }
 
@@ -71,6 +71,8 @@ function destinationBody(state) {
   return body;
 }
 
+const transformBody = (state) => (state.transform.trim() ? state.transform : null);
+
 function incrementalBody(state) {
   // JSON such as {"column": "updated_at", "lag": "10 minutes"}; not JSON: sent as typed, the API says why
   const text = (state.incremental || "").trim();
@@ -79,7 +81,8 @@ function incrementalBody(state) {
 }
 
 function draftBody(state) {
-  const body = { steps: stepsBody(state), destination: destinationBody(state), incremental: incrementalBody(state) };
+  const body = { steps: stepsBody(state), destination: destinationBody(state), transform: transformBody(state),
+    incremental: incrementalBody(state) };
   if (state.id && body.incremental) body.watermark = { value: state.watermark };
   return body;
 }
@@ -87,6 +90,7 @@ function draftBody(state) {
 function jobBody(state) {
   return {
     incremental: incrementalBody(state),
+    transform: transformBody(state),
     name: state.name, description: state.description, steps: stepsBody(state), destination: destinationBody(state),
     schedule: state.schedule.trim(), timezone: state.timezone.trim(), max_retries: int(state.max_retries),
     timeout_minutes: int(state.timeout_minutes), enabled: state.enabled, validate_before_execution: state.validate_before_execution,
@@ -98,6 +102,20 @@ function projectSelect(projects, value, onChange, label) {
     h("option", { value: "", text: "Choose a project…" }),
     projects.map((p) => h("option", { value: String(p.id), selected: String(p.id) === String(value), text: `${p.name} (${p.engine})` })));
   return select;
+}
+
+// The optional transformation: SQL over @result1… run in the pipeline after the last step (issue 17).
+function transformSection(state, { refreshFlow, previewTransform }) {
+  const box = h("div", { class: "transform-preview", "aria-live": "polite" });
+  const editor = sqlEditor({ value: state.transform, label: "Transformation SQL", onInput: (v) => { state.transform = v; refreshFlow(); } });
+  return h("section", { class: "card transform", "aria-labelledby": "transform-h", dataset: { field: "transform" } },
+    h("h2", { id: "transform-h", text: "Transformation (optional)" }),
+    field({ label: "Transformation SQL", field: "transform", input: editor.textarea, control: editor.element,
+      hint: "Runs after the last step, inside the pipeline (DuckDB SQL): read the steps' results as @result1, @result2, … and return the rows to write. Empty = write the last step's result." }),
+    h("div", { class: "toolbar" },
+      h("button", { type: "button", class: "btn small", id: "preview-transform", onclick: (e) => previewTransform(e.currentTarget, box) },
+        h("span", { "aria-hidden": "true", text: "▷ " }), "Preview Transformation")),
+    box);
 }
 
 export async function render(main, params, ctx) {
@@ -126,7 +144,7 @@ export async function render(main, params, ctx) {
     const seq = ++flowSeq;
     const steps = state.steps.map((s, i) => ({ name: s.name.trim() || `Step ${i + 1}`, project_id: id(s.project_id) || NO_PROJECT, sql: s.sql.trim() ? s.sql : "--" }));
     try {
-      const flow = await api.post("/api/jobs/flow", { steps });
+      const flow = await api.post("/api/jobs/flow", { steps, transform: transformBody(state) });
       if (seq !== flowSeq || !ctx.alive()) return;
       flow.nodes.forEach((n, i) => { if (!id(state.steps[i].project_id)) n.project_name = null; });
       lastFlow = flow;
@@ -199,6 +217,19 @@ export async function render(main, params, ctx) {
     } catch (err) {
       handleError(err, box);
     }
+  }
+  async function previewTransform(button, box) {
+    await busy(button, async () => {
+      clear(box, h("p", { class: "muted", text: "Running the steps and the transformation…" }));
+      try {
+        const out = await api.post(`/api/jobs/preview${query({ limit: PREVIEW_ROWS })}`, { steps: stepsBody(state), transform: transformBody(state) });
+        clearFieldErrors(form);
+        errorSummary(summary, []);
+        clear(box, renderPreview({ steps: out.steps.filter((s) => s.error), transform: out.transform, destination: null }));
+      } catch (err) {
+        handleError(err, box);
+      }
+    });
   }
   async function previewJob(button) {
     await busy(button, async () => {
@@ -276,6 +307,7 @@ export async function render(main, params, ctx) {
       stepsBox,
       h("button", { type: "button", class: "btn add-step", onclick: () => { state.steps.push(blankStep(state.steps.length + 1)); renderSteps(`[data-step-key="${stepKey}"] input`); } },
         h("span", { "aria-hidden": "true", text: "+ " }), "Add Query Step")),
+    transformSection(state, { refreshFlow, previewTransform }),
     h("section", { class: "card", "aria-labelledby": "flow-h" }, h("h2", { id: "flow-h", text: "Flow" }), flowBox),
     h("section", { class: "card", "aria-labelledby": "dest-h", dataset: { field: "destination" } }, h("h2", { id: "dest-h", text: "Destination" }),
       h("div", { class: "grid-3" },

@@ -15,6 +15,7 @@ function clip(text, max) {
 
 export function drawFlow(flow, destination) {
   const nodes = flow.nodes.map((n) => ({ ...n, kind: "step" }));
+  if (flow.transform) nodes.push({ id: "transform", kind: "transform", name: "Transformation", project_name: `reads ${flow.transform.references.map((n) => `@result${n}`).join(", ") || "no result"}` });
   if (destination) nodes.push({ id: "dest", kind: "destination", name: destination.table || "(no table yet)", project_name: destination.projectName, engine: destination.modeLabel });
   const x = (i) => PAD + i * (BOX_W + GAP);
   const width = PAD * 2 + nodes.length * BOX_W + (nodes.length - 1) * GAP;
@@ -41,14 +42,13 @@ export function drawFlow(flow, destination) {
     root.append(svg("text", { class: "flow-edge-label", x: b - a === 1 ? x(b) - GAP / 2 : (x(a) + x(b) + BOX_W) / 2,
       y: b - a === 1 ? top + BOX_H / 2 - 8 : top - Math.min(top - 8, 18 + (b - a) * 14) * 0.75 - 4, "text-anchor": "middle", text: `@result${edge.from}` }));
   }
-  if (destination && flow.nodes.length) {
-    const a = flow.nodes.length - 1;
-    root.append(svg("line", { class: "flow-edge flow-edge-dest", x1: x(a) + BOX_W, y1: top + BOX_H / 2, x2: x(a + 1) - 2, y2: top + BOX_H / 2, "marker-end": "url(#arrow)" }));
+  for (let a = flow.nodes.length - 1; flow.nodes.length && a < nodes.length - 1; a += 1) { // last step → transform → destination
+    root.append(svg("line", { class: `flow-edge flow-edge-${nodes[a + 1].kind === "transform" ? "transform" : "dest"}`, x1: x(a) + BOX_W, y1: top + BOX_H / 2, x2: x(a + 1) - 2, y2: top + BOX_H / 2, "marker-end": "url(#arrow)" }));
   }
   nodes.forEach((node, i) => {
     const g = svg("g", { class: `flow-node flow-${node.kind}`, transform: `translate(${x(i)},${top})` },
       svg("rect", { width: BOX_W, height: BOX_H, rx: "8" }),
-      svg("text", { x: "10", y: "19", class: "flow-kicker", text: node.kind === "step" ? `Step ${node.step}` : "Destination" }),
+      svg("text", { x: "10", y: "19", class: "flow-kicker", text: node.kind === "step" ? `Step ${node.step}` : node.kind === "transform" ? "Transform" : "Destination" }),
       svg("text", { x: "10", y: "38", class: "flow-name", text: clip(node.name, 22) }),
       svg("text", { x: "10", y: "56", class: "flow-meta", text: clip(node.project_name ? `${node.project_name}${node.engine ? ` · ${node.engine}` : ""}` : "no project chosen", 25) }));
     root.append(g);
@@ -58,6 +58,7 @@ export function drawFlow(flow, destination) {
     return h("li", {}, `Step ${n.step} “${n.name}” on ${n.project_name || "no project chosen"}`,
       refs.length ? ` reads ${refs.join(", ")}` : " reads only its own database");
   });
-  if (destination) words.push(h("li", {}, `The last step's result is written to ${destination.table || "(no table yet)"} on ${destination.projectName || "no project chosen"} (${destination.modeLabel}).`));
+  if (flow.transform) words.push(h("li", {}, `The transformation reads ${flow.transform.references.map((n) => `@result${n}`).join(", ")} after the last step; its rows are what is written.`));
+  if (destination) words.push(h("li", {}, `The ${flow.transform ? "transformation's" : "last step's"} result is written to ${destination.table || "(no table yet)"} on ${destination.projectName || "no project chosen"} (${destination.modeLabel}).`));
   return [h("div", { class: "flow-scroll" }, root), h("ul", { class: "flow-text small" }, words)];
 }

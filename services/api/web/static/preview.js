@@ -33,11 +33,19 @@ function stepResult(step) {
     step.columns.length ? table(headers, rows, { className: "data-table" }) : null);
 }
 
+function transformResult(t) {
+  const part = stepResult({ ...t, step: "transform" });
+  part.classList.add("transform-result");
+  part.querySelector("h4").textContent = "Transformation (the rows to write)";
+  return part;
+}
+
 export function renderPreview(out) {
   const parts = out.steps.map(stepResult);
   const w = out.watermark;
   if (w) parts.unshift(h("p", { class: "watermark-info", text: w.error ? `@watermark: ${w.error}` :
     `@watermark = ${w.next_value ?? "the beginning"} (${w.column}, ${w.kind}; stored: ${w.stored ?? "none"})` }));
+  if (out.transform) parts.push(transformResult(out.transform));
   if (out.destination) {
     const ok = out.destination.every((c) => c.ok);
     parts.push(h("div", { class: "destination-check" },
