@@ -1,14 +1,14 @@
 """incremental jobs: the job's option and stored watermark, each execution's watermark_from/to (issue 15)
 
 Revision ID: 0006
-Revises: 0005
+Revises: 0008
 Create Date: 2026-12-02
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0006"
-down_revision = "0005"
+down_revision = "0008"  # re-chained after main's 0008 (job.transform) in this merge
 branch_labels = None
 depends_on = None
 
