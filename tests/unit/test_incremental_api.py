@@ -127,3 +127,8 @@ def test_jobs_files_in_json_and_yaml_carry_incremental_and_name_a_bad_field(tmp_
     (tmp_path / "bad.json").write_text(json.dumps({"jobs": [job]}))
     with pytest.raises(SpecFileError, match=r"incremental\.lag.*is not a lag"):
         load_spec_file(tmp_path / "bad.json", env={})
+
+
+def test_an_incremental_job_with_a_transform_is_a_422(api: TestClient, projects: tuple[int, int]) -> None:  # noqa: F811
+    body = {**_incremental_job(*projects), "transform": "SELECT * FROM @result1"}
+    assert "an incremental job cannot have a transform yet" in _problem(api.post("/api/jobs", json=body))
