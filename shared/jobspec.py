@@ -17,6 +17,7 @@ from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, Validatio
 
 from shared.alerts.rules import AlertRules
 from shared.cron import CronError, describe_cron, validate_cron
+from shared.incremental import IncrementalSpec, usage_problems
 
 IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_$]{0,62}"
 TABLE_NAME_RE = re.compile(rf"^{IDENTIFIER}(\.{IDENTIFIER})?$")
@@ -200,7 +201,20 @@ class JobSpec(JobOptions):
     description: str = Field("", max_length=5000)
     steps: list[StepSpec] = Field(..., min_length=1, max_length=MAX_STEPS)
     destination: DestinationSpec
+    incremental: IncrementalSpec | None = Field(None, description="read only new rows: @watermark in the SQL "
+                                                "is bound to the stored watermark (see README, Incremental jobs)")
+
     transform: str | None = Field(None, max_length=MAX_SQL_CHARS, description=TRANSFORM_HELP)
+
+    @model_validator(mode="after")
+    def _watermark_use(self) -> "JobSpec":
+        problems = usage_problems(self.incremental, [s.sql for s in self.steps], self.destination.mode.value)
+        if self.incremental is not None and self.transform is not None:
+            problems.append("an incremental job cannot have a transform yet (the watermark column is read "
+                            "from the last step's result)")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @field_validator("transform")
     @classmethod

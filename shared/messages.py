@@ -64,6 +64,7 @@ class RunRequest(_Msg):
     deadline: float = 0.0  # epoch seconds
     batch_rows: int = 0
     execution_key: str = ""  # the execution's identity in the destination's datamig_state
+    watermark: dict = field(default_factory=dict)  # incremental jobs: the stored {value, kind, seen}
 
     def project(self, project_id: int) -> ProjectSnapshot:
         """Raises DecodeError when the request does not carry that project."""
@@ -147,6 +148,7 @@ class EndOfBatches(_Msg):
     rows_read: int = 0
     ok: bool = True
     error: dict = field(default_factory=dict)
+    watermark: dict = field(default_factory=dict)  # incremental jobs: {from, to, kind, seen, lag}, committed with the rows
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,7 @@ class Event(_Msg):
     phase: str = ""  # shared.phases.PHASES: what the execution is doing now ("" = unchanged)
     estimate: dict = field(default_factory=dict)  # {"rows", "source"}: the planner's estimate of the source
     verification: dict = field(default_factory=dict)  # finished: the loader's check (shared.load.verify)
+    watermark: dict = field(default_factory=dict)  # finished + committed: the watermark the destination holds
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from services.api.docs_offline import install_docs
 from services.api.errors import install_error_handlers
 from services.api.recorder import Recorder
 from services.api.security import BodyLimit, principal
-from services.api.routers import audit, channels, checks, compare, executions, health, jobs, projects, schedule
+from services.api.routers import (audit, channels, checks, compare, executions, health, jobs, projects, schedule,
+                                  watermark)
 from services.api import web
 from shared.metrics import exposition
 from shared.alerts.delivery import Deliverer
@@ -61,7 +62,7 @@ def create_app(settings: Settings, transport: Transport, *, store: sa.Engine, bo
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     for module in (health, web):
         app.include_router(module.router)
-    for module in (projects, checks, jobs, executions, schedule, audit, channels):
+    for module in (projects, checks, jobs, watermark, executions, schedule, audit, channels):
         app.include_router(module.router, dependencies=[Depends(principal)])
     app.include_router(compare.router, dependencies=[Depends(compare.read_only_route), Depends(principal)])
 

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.alerts.rules import AlertRules
+from shared.incremental import IncrementalSpec
 from shared.jobspec import DestinationSpec, NoNulModel, StepSpec, Verify, ZeroDates
 
 
@@ -57,6 +58,9 @@ class JobOut(BaseModel):
     enabled: bool
     validate_before_execution: bool
     zero_dates: str | None = None
+    incremental: IncrementalSpec | None = None
+    watermark: str | None = Field(None, description="incremental jobs: every row whose column is at most this "
+                                  "is loaded (null: the next run starts from incremental.initial)")
     transform: str | None = Field(None, description="SQL over @resultN run in the pipeline; null = none")
     alerts: AlertRules | None = None
     verify: Verify = "count"
@@ -132,6 +136,8 @@ class ExecutionOut(BaseModel):
     rows_estimate: int | None = Field(None, description="the source planner's row estimate, where the engine has one")
     estimate_source: str | None = Field(None, description="where rows_estimate comes from")
     eta_seconds: float | None = Field(None, description="seconds left at the rate so far, from rows_estimate")
+    watermark_from: str | None = Field(None, description="incremental jobs: the stored watermark the run started after")
+    watermark_to: str | None = Field(None, description="incremental jobs: the watermark it committed")
 
 
 class ExecutionPage(BaseModel):

@@ -15,8 +15,9 @@ from services.cliapp.client import ApiClient, ApiError, CliError
 from services.cliapp.output import count, rate, table, when
 from services.cliapp.run import run_job
 from services.cliapp.specfile import load_spec_file
+from services.cliapp.watermark import add_watermark_command, run_watermark
 
-COMMANDS = ("jobs", "run", "history", "compare")
+COMMANDS = ("jobs", "run", "history", "compare", "watermark")
 STATUSES = ("queued", "running", "completed", "partial_success", "failed", "cancelled", "timed_out", "skipped")
 DEFAULT_HISTORY_LIMIT = 20
 
@@ -54,6 +55,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     p_cmp.add_argument("job", metavar="JOB", help="job id or name")
     p_cmp.add_argument("--limit", type=int, default=100, help="differing rows to show (default %(default)s)")
     p_cmp.add_argument("--json", action="store_true", help="print the API's JSON")
+    add_watermark_command(sub)
 
 
 def resolve_job(client: ApiClient, ref: str, *, include_archived: bool) -> dict[str, Any]:
@@ -149,6 +151,8 @@ def _run(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) 
 
         job = resolve_job(client, args.job, include_archived=True)
         return compare(client, job, limit=args.limit, as_json=args.json, out=out)
+    if args.command == "watermark":
+        return run_watermark(client, resolve_job(client, args.job, include_archived=False), args, out=out)
     return show_history(client, args, out=out)
 
 

@@ -22,6 +22,7 @@ from shared.dialects import get_dialect
 from shared.dialects.bulk import BULK_CHUNK_BYTES
 from shared.errors import ValidationFailed
 from shared.estimate import planner_estimate
+from shared.extract.watermark import describe_final, incremental_read
 from shared.jobspec import JobSpec
 from shared.messages import Batch, EndOfBatches, LoadRequest, RunRequest
 from shared.secrets import SecretBox
@@ -55,13 +56,15 @@ class ExtractState:
     extraction: Any = None  # shared.extract.Extraction, once opened
     rows_read: int = 0
     load_sent: bool = False  # from here on the loader reports the final status
+    incremental: Any = None  # shared.extract.watermark.IncrementalRead of an incremental job
 
     def counts(self) -> dict[str, int]:
         return {"rows_read": self.rows_read}
 
     @property
     def warnings(self) -> dict[str, int]:
-        return self.extraction.warnings if self.extraction is not None else {}
+        found = self.extraction.warnings if self.extraction is not None else {}
+        return {**found, **(self.incremental.warnings if self.incremental is not None else {})}
 
 
 class Extractor(RequestWorker[RunRequest, ExtractState]):
@@ -96,15 +99,19 @@ class Extractor(RequestWorker[RunRequest, ExtractState]):
             phases.enter(ctx, "validating")
             self._validate(job, state.engines, ctx)
         ctx.check()
+        incr = state.incremental = incremental_read(job, request.watermark)  # the spec refuses it with a transform
+        if incr is not None:  # first run: the column's kind from a describe
+            incr.resolve_kind(lambda _: describe_final(job.steps, state.engines, timeout_s=max(1.0, ctx.remaining_s())))
         phases.enter(ctx, "extracting", estimate=planner_estimate(job.steps, state.engines))
         extraction = extraction_for(job.transform, job.steps, state.engines,  # a transform: rows, never bulk text
                                     batch_rows=request.batch_rows or self._batch_rows,
                                     statement_timeout_s=max(1.0, ctx.remaining_s()),
-                                    zero_dates=zero_dates_by_project(job, request.projects))
+                                    zero_dates=zero_dates_by_project(job, request.projects),
+                                    **({"incremental": incr} if incr is not None else {}))
         state.extraction = extraction
         ctx.on_cancel(extraction.cancel)
         try:
-            fmt = self._bulk_format(request)
+            fmt = None if incr is not None else self._bulk_format(request)  # rows: the filter reads them
             columns = extraction.open(fmt)
             self._warn_privileged(ctx, extraction)
             ctx.check()
@@ -140,6 +147,8 @@ class Extractor(RequestWorker[RunRequest, ExtractState]):
         job_name = request.job.name if request.job else ""
         for batch in _batches(state.extraction, fmt):
             ctx.check()
+            if state.incremental is not None and not (batch := {"rows": state.incremental.keep(batch["rows"])})["rows"]:
+                continue  # every row above the watermark: left for the next run
             seq += 1
             body = Batch(execution_id=request.execution_id, seq=seq, first=position, **batch).encode()
             self._transport.publish(body, queue=queue, persistent=False, timeout_s=max(1.0, ctx.remaining_s()))
@@ -152,7 +161,8 @@ class Extractor(RequestWorker[RunRequest, ExtractState]):
         warnings = state.warnings
         if warnings:  # recorded before the loader can finish the execution (it ignores later events)
             ctx.publish("heartbeat", counts=state.counts(), warnings=warnings)
-        end = EndOfBatches(execution_id=request.execution_id, seq=seq + 1, rows_read=state.rows_read, ok=True)
+        end = EndOfBatches(execution_id=request.execution_id, seq=seq + 1, rows_read=state.rows_read, ok=True,
+                           watermark=state.incremental.result() if state.incremental is not None else {})
         self._transport.publish(end.encode(), queue=queue, persistent=False, timeout_s=max(1.0, ctx.remaining_s()))
         ctx.publish("extracted", counts=state.counts(), warnings=warnings)
 

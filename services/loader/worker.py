@@ -20,6 +20,7 @@ from shared.connections import build_url, create_db_engine
 from shared.errors import DatamigError, WorkerLost
 from shared.faults import fault_point
 from shared.jobspec import Mode
+from shared.load.overlap import check_overlap, state_json
 from shared.load.results import FailedRow
 from shared.load.state import ABANDONED, COMMITTED, ExecutionFenced, claim, ensure_state_table, mark_committed, settle
 from shared.messages import Batch, EndOfBatches, LoadRequest
@@ -59,6 +60,7 @@ class LoadState:
     engine: sa.Engine | None = None
     session: Any = None  # shared.load.LoadSession, once built
     rows_read: int = 0
+    watermark: dict | None = None  # incremental jobs: the end marker's {from, to, kind, seen, lag}
 
     def staged(self) -> dict[str, int]:
         """The session's counts with ``rows_staged`` (empty before the session exists)."""
@@ -116,28 +118,32 @@ class Loader(RequestWorker[LoadRequest, LoadState]):
                                                    key=request.execution_key))
             phases.enter(ctx, "loading")
             self._consume(request, ctx, session, state)
+            check_overlap(state.watermark, session.key, table=destination.table)
             phases.enter(ctx, "applying")
             final = session.finish(extracted=state.rows_read, verifying=lambda: phases.enter(ctx, "verifying"))
             ctx.check()
             committed = {"rows_read": state.rows_read, **final.to_dict()}
             phases.enter(ctx, "committing")
-            self._commit(session, engine, request, committed)
+            self._commit(session, engine, request, committed, state.watermark)
         except ExecutionFenced as exc:  # a duplicate or a zombie: whoever holds the row reports
             session.rollback()
             log.warning("execution %s not loaded: %s", request.execution_id, exc)
             return
         fault_point("loader_after_commit")
         status = "partial_success" if final.rows_failed else "completed"
-        ctx.publish("finished", status=status, counts=_staged(committed), verification=session.verification)
+        ctx.publish("finished", status=status, counts=_staged(committed), verification=session.verification,
+                    watermark=state.watermark or {})
         log.info("execution %s %s: %s rows read, %s", request.execution_id, status, state.rows_read, final.to_dict())
 
-    def _commit(self, session: Any, engine: sa.Engine, request: LoadRequest, counts: dict) -> None:
+    def _commit(self, session: Any, engine: sa.Engine, request: LoadRequest, counts: dict,
+                watermark: dict | None = None) -> None:
         """COMMIT with the execution's committed row. When COMMIT itself fails its outcome is
         unknown (the connection may drop after the server committed): the state table tells.
         Raises the commit's error unless the destination holds the commit."""
         try:
             session.commit(before=lambda conn: mark_committed(conn, execution_id=request.execution_id, counts=counts,
-                                                              key=request.execution_key))
+                                                              key=request.execution_key,
+                                                              watermark=state_json(watermark)))
         except DatamigError:
             session.rollback()
             for _ in range(SETTLE_ATTEMPTS):
@@ -169,7 +175,7 @@ class Loader(RequestWorker[LoadRequest, LoadState]):
                     raise ExtractionAborted(item.error)
                 if item.seq != expected:
                     raise BatchStreamBroken(f"batch stream incomplete: end marker {item.seq}, expected {expected}")
-                state.rows_read = item.rows_read
+                state.rows_read, state.watermark = item.rows_read, dict(item.watermark or {})
                 return
             if not isinstance(item, Batch) or item.seq != expected:
                 raise BatchStreamBroken(

@@ -25,6 +25,7 @@ from shared.connections import build_url, create_db_engine
 from shared.faults import fault_point
 from shared.load.state import Settled, execution_key, settle
 from shared.messages import RunRequest
+from shared.store.watermarks import run_watermark, waits_for_another_run
 from shared.secrets import SecretBox
 from shared.store.db import lock_rows
 from shared.store.executions import create_execution, has_active_execution
@@ -82,7 +83,9 @@ def build_run_request(session: Session, execution: ExecutionRow, job: JobRow, *,
     projects = session.scalars(sa.select(ProjectRow).where(ProjectRow.id.in_(project_ids))).all()
     deadline = now + timedelta(minutes=job.timeout_minutes * timeout_scale)
     execution.deadline_at = deadline
+    execution.watermark_from = job.watermark if job.incremental else None
     return RunRequest(execution_id=execution.id, job_id=job.id, attempt=execution.attempt, job=spec,
+                      watermark=run_watermark(job) if job.incremental else {},
                       projects={p.id: project_snapshot(p) for p in projects},
                       deadline=deadline.timestamp(), batch_rows=batch_rows,
                       execution_key=execution_key(execution.id, execution.queued_at))
@@ -100,6 +103,8 @@ def dispatch_queued(session: Session, transport: Transport, topology: Topology, 
         job = session.get(JobRow, row.job_id)
         if job is None or row.cancel_requested:
             row.status, row.finished_at = "cancelled", now
+            continue
+        if waits_for_another_run(session, row, job):  # incremental runs of a job are serial
             continue
         try:
             request = build_run_request(session, row, job, now=now, batch_rows=batch_rows,

@@ -136,7 +136,7 @@ class Watchdog:
                     return 0  # wait: the deadline decides if the destination stays silent
                 settled = None
             if settled is not None and settled.outcome == COMMITTED:
-                self._completed(row, settled.counts)
+                self._completed(row, settled.counts, settled.watermark)
                 self._remember(row.id)
                 return 1
             if settled is not None and settled.outcome == "in_flight":
@@ -157,11 +157,11 @@ class Watchdog:
         while len(self._decided) > 10_000:
             self._decided.pop(next(iter(self._decided)))
 
-    def _completed(self, row: ExecutionRow, counts: dict[str, int]) -> None:
+    def _completed(self, row: ExecutionRow, counts: dict[str, int], watermark: dict | None = None) -> None:
         status = "partial_success" if counts.get("rows_failed") else "completed"
         log.warning("execution %s: its worker vanished after the destination committed; recorded %s", row.id, status)
         event = Event(execution_id=row.id, job_id=row.job_id, kind="finished", service="scheduler", status=status,
-                      counts=counts)
+                      counts=counts, watermark=watermark or {})  # the destination's committed watermark
         self._transport.publish(event.encode(), exchange=self._topology.events, routing_key=f"finished.{row.id}")
         self._transport.delete_queue(self._topology.batches(row.id))
 

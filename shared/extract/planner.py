@@ -98,19 +98,22 @@ def plan(steps: list[StepSpec], final: int, flavors: Mapping[int, str] | None = 
     return root
 
 
-def build_sql(steps: list[StepSpec], p: SessionPlan, names: Mapping[int, str], *, flavor: str = "generic") -> str:
+def build_sql(steps: list[StepSpec], p: SessionPlan, names: Mapping[int, str], *, flavor: str = "generic",
+              watermark: str | None = None) -> str:
     """The one statement a session runs: CTEs for inlined steps, references renamed via ``names``.
 
-    ``names`` maps every referenced step (CTE or temporary table) to its quoted SQL name.
+    ``names`` maps every referenced step (CTE or temporary table) to its quoted SQL name;
+    ``watermark`` is the engine's reference to the bound ``@watermark`` value.
     The step's own ``WITH`` list, if any, follows ours in the same ``WITH``.
     """
-    body = rewrite_references(strip_statement(steps[p.step - 1].sql, flavor=flavor), dict(names), flavor=flavor)
+    def rewrite(n: int) -> str:
+        return rewrite_references(strip_statement(steps[n - 1].sql, flavor=flavor), dict(names), flavor=flavor,
+                                  watermark=watermark)
+
+    body = rewrite(p.step)
     if not p.ctes:
         return body
-    ctes = ",\n".join(
-        f"{names[n]} AS (\n{rewrite_references(strip_statement(steps[n - 1].sql, flavor=flavor), dict(names), flavor=flavor)}\n)"
-        for n in p.ctes
-    )
+    ctes = ",\n".join(f"{names[n]} AS (\n{rewrite(n)}\n)" for n in p.ctes)
     head = split_leading_with(body, flavor=flavor)
     if head is None:
         return f"WITH {ctes}\n{body}"

@@ -100,9 +100,9 @@ def privilege_checks(found: dict[int, SourcePrivileges], *, strict: bool) -> lis
 
 
 def _preview_step(steps: list[StepSpec], engines: Mapping[int, sa.Engine], k: int, limit: int,
-                  deadline: _Deadline, found: dict[int, SourcePrivileges]) -> dict:
+                  deadline: _Deadline, found: dict[int, SourcePrivileges], watermark: Any = None) -> dict:
     ext = Extraction(steps[:k], engines, batch_rows=max(1, min(limit, MAX_PREVIEW_ROWS)),
-                     statement_timeout_s=max(deadline.left(), MIN_STEP_TIME_S))
+                     statement_timeout_s=max(deadline.left(), MIN_STEP_TIME_S), watermark=watermark)
     out: dict[str, Any] = {"columns": [], "rows": [], "row_count": 0, "truncated": False}
 
     def work() -> None:
@@ -125,7 +125,7 @@ def _preview_step(steps: list[StepSpec], engines: Mapping[int, sa.Engine], k: in
 
 
 def preview(steps: list[StepSpec], engines: Mapping[int, sa.Engine], *, limit: int = 100,
-            timeout_s: float = 30) -> list[dict]:
+            timeout_s: float = 30, watermark: tuple[str | None, Any] | None = None) -> list[dict]:
     """Per step: columns, the first ``limit`` rows (at most 1,000, values JSON-safe, lists in
     column order), ``row_count`` (rows seen, capped at 10,000; ``truncated`` when more exist),
     ``elapsed_ms`` and ``error`` (None, or the database's message naming the step).
@@ -133,6 +133,7 @@ def preview(steps: list[StepSpec], engines: Mapping[int, sa.Engine], *, limit: i
     ``warnings`` lists, per step, each source role it ran as that can write, reach server
     files or signal other sessions (with ``DM_STRICT_SOURCES=true`` such a step fails instead).
 
+    ``watermark``: the ``(kind, value)`` an incremental job's ``@watermark`` is bound to.
     Writes nothing. Never raises for a step's failure; the error is in that step's entry.
     """
     limit = max(0, min(int(limit), MAX_PREVIEW_ROWS))
@@ -147,7 +148,7 @@ def preview(steps: list[StepSpec], engines: Mapping[int, sa.Engine], *, limit: i
             entry["error"] = f"{step_label(steps, k)}: not run: the preview time limit ({timeout_s:g} s) was reached"
         if entry["error"] is None:
             try:
-                entry.update(_preview_step(steps, engines, k, limit, deadline, found))
+                entry.update(_preview_step(steps, engines, k, limit, deadline, found, watermark))
             except DatamigError as exc:
                 entry["error"], entry["warnings"] = str(exc), getattr(exc, "warnings", [])
         entry["elapsed_ms"] = round((time.monotonic() - started) * 1000)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -72,7 +73,8 @@ class Extraction:
 
     def __init__(self, steps: list[StepSpec], engines: Mapping[int, sa.Engine], *, batch_rows: int = DEFAULT_BATCH_ROWS,
                  statement_timeout_s: float | None = None, probe: bool = False,
-                 zero_dates: Mapping[int, str] | None = None, strict_sources: bool | None = None) -> None:
+                 zero_dates: Mapping[int, str] | None = None, strict_sources: bool | None = None,
+                 incremental: Any = None, watermark: tuple[str | None, Any] | None = None) -> None:
         if not steps:
             raise ConfigError("a job needs at least one step")
         if batch_rows < 1:
@@ -84,6 +86,8 @@ class Extraction:
                             zero_dates=dict(zero_dates or {}), strict=strict)
         self._session: Session | None = None
         self.plan: SessionPlan | None = None
+        self._incremental = incremental  # shared.extract.watermark.IncrementalRead: @watermark and its bound
+        self._ctx.watermark = watermark  # (kind, value) for @watermark in a preview or validation
 
     def open(self, bulk_format: str | None = None) -> list[Column]:
         """Run steps 1..K-1 as planned and start step K; returns the final columns.
@@ -100,9 +104,17 @@ class Extraction:
         if problems:
             raise SourceError("; ".join(problems))
         self.plan = plan(self.steps, len(self.steps), flavors)
+        incr = self._incremental
+        if incr is not None:  # bound value, and the safe upper bound read before any snapshot
+            self._ctx.watermark = (incr.kind, incr.bound_value() if incr.kind else None)
+            if incr.kind and not self._ctx.probe:
+                incr.observe(dict.fromkeys(self._ctx.engines[self.steps[k - 1].project_id] for k in sorted(needed)))
         self._session = Session(self.plan, self._ctx)
         try:
-            return self._session.start(bulk_format)
+            columns = self._session.start(bulk_format)
+            if incr is not None and incr.kind and not self._ctx.probe:
+                incr.opened(self._ctx.engines[self.plan.project_id], columns)
+            return columns
         except BaseException:
             self.close()
             raise

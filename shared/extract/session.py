@@ -44,6 +44,7 @@ class Context:
     warnings: dict[str, int] = field(default_factory=dict)  # counts by kind (e.g. zero_dates)
     strict: bool = False  # DM_STRICT_SOURCES: refuse a source whose role is not read-only
     privileges: dict[int, SourcePrivileges] = field(default_factory=dict)  # by project, as each session found
+    watermark: tuple[str | None, Any] | None = None  # (kind, value) bound where @watermark is written
     cancelled: str | None = None  # why: "cancelled" or "timeout"
     active: set["Session"] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -100,7 +101,8 @@ class Session:
         self.dialect.prepare_source_session(self.raw.driver_connection)
         self._check_role()
         names = self._materialise_all()
-        sql = build_sql(self.ctx.steps, self.plan, names, flavor=self.dialect.sql_flavor)
+        sql = build_sql(self.ctx.steps, self.plan, names, flavor=self.dialect.sql_flavor,
+                        watermark=self._bind_watermark())
         if self.ctx.probe:
             sql = self.dialect.probe_sql(sql)
         with self.guard("running"):
@@ -123,6 +125,21 @@ class Session:
             self._convert = zero_dates_to_null(self.columns, self._convert, self.ctx.warnings)
         self._first = self.dialect.adapt_rows(self._first, self._convert)
         return self.columns
+
+    def _bind_watermark(self) -> str | None:
+        """Give the session the ``@watermark`` value (a bound parameter); what the SQL refers to it by."""
+        from shared.dialects import watermark
+
+        if self.ctx.watermark is None:
+            return "NULL"  # a check of SQL written for an incremental job, outside a run
+
+        if not watermark.supports(self.dialect.name):
+            raise SourceError(f"{self.label}: @watermark needs a PostgreSQL or MySQL/MariaDB source "
+                              f"(this step runs on {self.dialect.name})")
+        kind, value = self.ctx.watermark
+        with self.guard("binding @watermark"):
+            watermark.bind(self.dialect.name, self.raw.driver_connection, kind=kind, value=value)
+        return watermark.reference(self.dialect.name, kind)
 
     def _zero_dates_null(self) -> bool:
         return self.ctx.zero_dates.get(self.plan.project_id) == "null"

@@ -31,9 +31,10 @@ from typing import Literal
 
 from shared.dialects.sqlrules import rules_for
 
-Kind = Literal["ws", "comment", "string", "ident", "qident", "ref", "semicolon", "other"]
+Kind = Literal["ws", "comment", "string", "ident", "qident", "ref", "watermark", "semicolon", "other"]
 
 _REF_RE = re.compile(r"@result([0-9]+)(?![A-Za-z0-9_$@])", re.I)
+_WATERMARK_RE = re.compile(r"@watermark(?![A-Za-z0-9_$@])", re.I)  # incremental jobs (shared.incremental)
 _WORD_RE = re.compile(r"[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_$\u0080-\U0010ffff]*")
 _MYSQL_WORD_RE = re.compile(r"[A-Za-z0-9_$\u0080-\U0010ffff]*[A-Za-z_$\u0080-\U0010ffff][A-Za-z0-9_$\u0080-\U0010ffff]*")
 _WS_RE = re.compile(r"\s+")
@@ -135,6 +136,8 @@ class _Scanner:
             end, kind = d, "string"
         elif c == "@" and (m := _REF_RE.match(sql, i)) and not (i > 0 and _glued(sql[i - 1])):
             end, kind, ref = m.end(), "ref", int(m.group(1))
+        elif c == "@" and (m := _WATERMARK_RE.match(sql, i)) and not (i > 0 and _glued(sql[i - 1])):
+            end, kind = m.end(), "watermark"
         elif c == ";":
             end, kind = i + 1, "semicolon"
         elif m2 := (_MYSQL_WORD_RE if self.rules.digit_identifiers else _WORD_RE).match(sql, i):
@@ -162,13 +165,28 @@ def find_references(sql: str, *, flavor: str = "generic") -> list[int]:
     return [t.ref for t in tokenize(sql, flavor=flavor) if t.kind == "ref" and t.ref is not None]
 
 
-def rewrite_references(sql: str, names: dict[int, str], *, flavor: str = "generic") -> str:
-    """``sql`` with each ``@resultN`` replaced by ``names[N]`` (already quoted SQL text).
+def has_watermark(sql: str, *, flavor: str = "generic") -> bool:
+    """Whether ``sql`` uses ``@watermark`` (outside strings, comments and quoted identifiers)."""
+    return any(t.kind == "watermark" for t in tokenize(sql, flavor=flavor))
 
-    Raises KeyError for a reference missing from ``names``.
+
+def rewrite_references(sql: str, names: dict[int, str], *, flavor: str = "generic",
+                       watermark: str | None = None) -> str:
+    """``sql`` with each ``@resultN`` replaced by ``names[N]`` (already quoted SQL text) and each
+    ``@watermark`` by ``watermark`` (the engine's reference to the bound value, never the value).
+
+    Raises KeyError for a reference missing from ``names`` or a ``@watermark`` without ``watermark``.
     """
-    return "".join(names[t.ref] if t.kind == "ref" and t.ref is not None else t.text
-                   for t in tokenize(sql, flavor=flavor))
+    def text(t: Token) -> str:
+        if t.kind == "ref" and t.ref is not None:
+            return names[t.ref]
+        if t.kind == "watermark":
+            if watermark is None:
+                raise KeyError("@watermark")
+            return watermark
+        return t.text
+
+    return "".join(text(t) for t in tokenize(sql, flavor=flavor))
 
 
 def _significant(tokens: list[Token]) -> list[Token]:

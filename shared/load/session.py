@@ -68,6 +68,11 @@ class LoadSession(RowIsolation):
         self._bulk_refusals = 0
         self._dirty = 0  # rows staged since the staging table was last emptied for good
 
+    @property
+    def key(self) -> list[str]:
+        """The destination's key columns (after :meth:`begin`; empty without a key)."""
+        return list(self._dest.key) if self._dest is not None else []
+
     # ------------------------------------------------------------------ lifecycle
     def begin(self, *, claim: Callable[[sa.Connection], None] | None = None) -> None:
         """Connect, check the destination, open THE transaction and prepare staging.

@@ -71,6 +71,7 @@ class Settled:
 
     outcome: str
     counts: dict[str, int] = field(default_factory=dict)
+    watermark: dict = field(default_factory=dict)  # incremental jobs: the committed {value, kind, seen}
 
 
 def _now() -> datetime:
@@ -132,12 +133,14 @@ def claim(conn: sa.Connection, *, execution_id: int, job_id: int, key: str = "")
         raise
 
 
-def mark_committed(conn: sa.Connection, *, execution_id: int, counts: dict[str, int], key: str = "") -> None:
-    """The load transaction's last statement before COMMIT: state ``committed`` and the counts."""
+def mark_committed(conn: sa.Connection, *, execution_id: int, counts: dict[str, int], key: str = "",
+                   watermark: str | None = None) -> None:
+    """The load transaction's last statement before COMMIT: state ``committed``, the counts and,
+    for an incremental job, the new watermark (JSON, see shared.incremental.Watermark)."""
     now = _now()
     values = {name: int(counts.get(name, 0)) for name in COUNT_COLUMNS}
     conn.execute(sa.update(STATE).where(STATE.c.execution_key == (key or str(execution_id)))
-                 .values(state=COMMITTED, committed_at=now, updated_at=now, **values))
+                 .values(state=COMMITTED, committed_at=now, updated_at=now, watermark=watermark, **values))
 
 
 def settle(engine: sa.Engine, *, execution_id: int, job_id: int, key: str = "",
@@ -177,5 +180,13 @@ def _settle(conn: sa.Connection, dialect: Any, *, execution_id: int, job_id: int
     except sa.exc.DBAPIError as exc:
         raise DestinationError(f"cannot read {STATE_TABLE}: {dialect.load_error_message(exc)}") from exc
     if row["state"] == COMMITTED:
-        return Settled(COMMITTED, {name: int(row[name]) for name in COUNT_COLUMNS})
+        return Settled(COMMITTED, {name: int(row[name]) for name in COUNT_COLUMNS}, _watermark(row["watermark"]))
     return Settled(ABANDONED)
+
+
+def _watermark(text: str | None) -> dict:
+    """A committed row's watermark as the finished event carries it (``to``, ``kind``, ``seen``)."""
+    from shared.incremental import Watermark
+
+    found = Watermark.from_json(text)
+    return {} if found is None else {"to": found.value, "kind": found.kind, "seen": found.seen}

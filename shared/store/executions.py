@@ -21,6 +21,7 @@ from shared.retry import backoff_s, should_retry
 from shared.store.db import lock_rows
 from shared.store.models import ExecutionRow, FailedRowRow, JobRow, utcnow
 from shared.store.progress import apply_progress, progress_out
+from shared.store.watermarks import record_watermark
 
 COUNT_FIELDS = ("rows_read", "rows_inserted", "rows_updated", "rows_skipped", "rows_deleted", "rows_failed")
 WRITE_FIELDS = ("rows_inserted", "rows_updated", "rows_skipped", "rows_deleted")  # what a commit makes real
@@ -66,6 +67,7 @@ def execution_out(row: ExecutionRow, *, job_name: str | None = None, now: dateti
         "error": error, "report": row.report, "warnings": dict(row.warnings or {}),
         "verification": row.verification,
         "cancel_requested": row.cancel_requested, **progress_out(row, duration),
+        "watermark_from": row.watermark_from, "watermark_to": row.watermark_to,
     }
 
 
@@ -216,6 +218,7 @@ def _finish(session: Session, row: ExecutionRow, ev: Event, ts: datetime, *,
         row.verification = ev.verification
     _merge_warnings(row, ev)
     _add_failed_rows(session, row.id, ev.failed_rows)
+    record_watermark(session, row, ev.watermark)
     job = session.get(JobRow, row.job_id)
     transient = bool(ev.error.get("transient")) if ev.error else False
     if job is None or row.cancel_requested or not should_retry(

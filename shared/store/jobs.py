@@ -39,6 +39,10 @@ def apply_job(row: JobRow, spec: JobSpec, *, now: datetime | None = None) -> Job
     row.alerts = spec.alerts.model_dump() if spec.alerts is not None else None
     if schedule_changed or row.next_run_at is None:
         row.next_run_at = compute_next_run(row, now=now)
+    incremental = spec.incremental.model_dump() if spec.incremental else None
+    if (incremental or {}).get("column") != (row.incremental or {}).get("column"):
+        row.watermark, row.watermark_state = None, None  # another column: its stored value means nothing
+    row.incremental = incremental
     return row
 
 
@@ -48,7 +52,8 @@ def job_spec(row: JobRow) -> JobSpec:
         "destination": row.destination, "schedule": row.schedule, "timezone": row.timezone,
         "max_retries": row.max_retries, "timeout_minutes": row.timeout_minutes, "enabled": row.enabled,
         "validate_before_execution": row.validate_before_execution,
-        "zero_dates": (row.destination or {}).get("zero_dates"), "transform": row.transform, "alerts": row.alerts,
+        "zero_dates": (row.destination or {}).get("zero_dates"), "incremental": row.incremental,
+        "transform": row.transform, "alerts": row.alerts,
     }, context={STORED: True})
 
 
@@ -65,6 +70,7 @@ def job_out(row: JobRow, *, last: ExecutionRow | None = None) -> dict[str, Any]:
         "created_at": row.created_at, "updated_at": row.updated_at,
         "last_status": last.status if last else None,
         "last_execution_id": last.id if last else None,
+        "incremental": row.incremental, "watermark": row.watermark,
     }
 
 

@@ -80,6 +80,10 @@ class JobRow(Base):
     alerts: Mapped[dict | None] = mapped_column(sa.JSON)  # shared.alerts.rules.AlertRules; None = the defaults
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    incremental: Mapped[dict | None] = mapped_column(sa.JSON)  # {column, initial, lag, include_nulls}
+    watermark: Mapped[str | None] = mapped_column(sa.Text)  # every row with column <= this is loaded
+    watermark_state: Mapped[dict | None] = mapped_column(sa.JSON)  # {kind, seen} (shared.incremental)
+    watermark_set_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # last PUT …/watermark
 
 
 class ExecutionRow(Base):
@@ -116,6 +120,8 @@ class ExecutionRow(Base):
     report: Mapped[list | None] = mapped_column(sa.JSON)
     warnings: Mapped[dict | None] = mapped_column(sa.JSON)  # counts by kind, e.g. {"zero_dates": 3}
     verification: Mapped[dict | None] = mapped_column(sa.JSON)  # the loader's check before COMMIT (job.verify)
+    watermark_from: Mapped[str | None] = mapped_column(sa.Text)  # incremental: the stored value it started after
+    watermark_to: Mapped[str | None] = mapped_column(sa.Text)  # …and the one it committed
     cancel_requested: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     phase: Mapped[str | None] = mapped_column(sa.String(20))  # shared.phases: what a running execution is doing
     rows_estimate: Mapped[int | None] = mapped_column(sa.BigInteger)  # the source planner's row estimate

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query
@@ -19,6 +19,9 @@ from services.api.deps import IdPath, IdQuery, RuntimeDep, SessionDep
 from services.api import humanize
 from services.api.errors import FieldErrors, field_error
 from services.api.routers.jobs import get_job
+from services.api.routers.watermark import WatermarkOut, watermark_check, watermark_info
+from shared.incremental import IncrementalSpec
+from shared.store.watermarks import run_watermark
 from shared.connections import build_url, create_db_engine
 from shared.jobspec import DestinationSpec, Mode, StepSpec
 from shared.secrets import SecretBox
@@ -33,6 +36,14 @@ MAX_PREVIEW_ROWS = 1000
 PREVIEW_TIMEOUT_S = 30.0
 
 
+class StoredWatermark(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    value: str | int | None = None
+    kind: Literal["int", "date", "timestamp", "timestamptz"] | None = None
+    seen: list[list[Any]] = Field(default_factory=list, max_length=100)
+
+
 class DraftJob(BaseModel):
     """An unsaved job: its steps and (optionally) its destination."""
 
@@ -40,6 +51,8 @@ class DraftJob(BaseModel):
 
     steps: list[StepSpec] = Field(..., min_length=1, max_length=20)
     destination: DestinationSpec | None = None
+    incremental: IncrementalSpec | None = None
+    watermark: StoredWatermark | None = Field(None, description="a stored watermark to preview from (saved jobs: theirs)")
     transform: str | None = Field(None, max_length=1_000_000, description="SQL over @resultN; null = none")
 
     @field_validator("transform")
@@ -57,6 +70,7 @@ class Check(BaseModel):
 class ValidationOut(BaseModel):
     ok: bool
     checks: list[Check]
+    watermark: WatermarkOut | None = Field(None, description="incremental jobs: the value the next run would use")
     warnings: list[str] = Field(default_factory=list, description="e.g. a source role that is not read-only")
 
 
@@ -85,6 +99,7 @@ class TransformPreview(BaseModel):
 
 class PreviewOut(BaseModel):
     steps: list[StepPreview]
+    watermark: WatermarkOut | None = Field(None, description="incremental jobs: the value @watermark is bound to")
     transform: TransformPreview | None = Field(None, description="the transform's rows (the rows to write)")
     destination: list[Check] | None = None
     warnings: list[str] = Field(default_factory=list, description="every step's warnings, once each")
@@ -136,8 +151,10 @@ def _validate(draft: DraftJob, session: Session, box: SecretBox) -> dict:
                                   transform=draft.transform)
             if all(c["ok"] for c in checks) and (impact := _sync_delete_impact(draft, engines, None)):
                 checks.append(impact)
+        info, _ = watermark_info(draft.incremental, _stored(draft), draft.steps, engines, timeout_s=PREVIEW_TIMEOUT_S)
+        checks += watermark_check(info)
     warnings = [c["message"] for c in checks if c["ok"] and c["message"].startswith("warning:")]
-    return {"ok": all(c["ok"] for c in checks), "checks": checks, "warnings": warnings}
+    return {"ok": all(c["ok"] for c in checks), "checks": checks, "warnings": warnings, "watermark": info}
 
 
 def _preview(draft: DraftJob, session: Session, box: SecretBox, limit: int) -> dict:
@@ -146,7 +163,9 @@ def _preview(draft: DraftJob, session: Session, box: SecretBox, limit: int) -> d
     from shared.transform.checks import preview_transform
 
     with engines_for(_projects(session, draft), box) as engines:
-        steps = preview(draft.steps, engines, limit=limit, timeout_s=PREVIEW_TIMEOUT_S)
+        info, binding = watermark_info(draft.incremental, _stored(draft), draft.steps, engines,
+                                       timeout_s=PREVIEW_TIMEOUT_S)
+        steps = preview(draft.steps, engines, limit=limit, timeout_s=PREVIEW_TIMEOUT_S, watermark=binding)
         transformed = None if draft.transform is None else preview_transform(
             draft.steps, draft.transform, engines, limit=limit, timeout_s=PREVIEW_TIMEOUT_S)
         destination = None
@@ -165,7 +184,12 @@ def _preview(draft: DraftJob, session: Session, box: SecretBox, limit: int) -> d
                     impact := _sync_delete_impact(draft, engines, columns)):
                 destination.append(impact)
     warnings = list(dict.fromkeys(w for s in steps for w in s.get("warnings", [])))
-    return {"steps": steps, "transform": transformed, "destination": destination, "warnings": warnings}
+    return {"steps": steps, "transform": transformed, "destination": destination, "warnings": warnings,
+            "watermark": info}
+
+
+def _stored(draft: DraftJob) -> dict | None:
+    return draft.watermark.model_dump() if draft.watermark else None
 
 
 def _sync_delete_impact(draft: DraftJob, engines: dict[int, sa.Engine], columns: list[Column] | None) -> dict | None:
@@ -217,8 +241,10 @@ def _flow(draft: DraftJob, session: Session) -> dict:
 
 
 def _saved(session: Session, job_id: int) -> DraftJob:
-    spec = job_spec(get_job(session, job_id))
-    return DraftJob(steps=spec.steps, destination=spec.destination, transform=spec.transform)
+    row = get_job(session, job_id)
+    spec = job_spec(row)
+    return DraftJob(steps=spec.steps, destination=spec.destination, incremental=spec.incremental,
+                    watermark=run_watermark(row) if spec.incremental else None, transform=spec.transform)
 
 
 @router.post("/validate", response_model=ValidationOut)

@@ -44,6 +44,7 @@ function fromJob(job) {
     schedule: job.schedule, timezone: job.timezone, max_retries: job.max_retries, timeout_minutes: job.timeout_minutes,
     enabled: job.enabled, validate_before_execution: job.validate_before_execution, transform: job.transform || "",
     verify: job.verify || "count",
+    incremental: job.incremental ? JSON.stringify(job.incremental) : "", watermark: job.watermark ?? null,
   };
 }
 
@@ -53,6 +54,7 @@ function blankJob() {
     destination: { project_id: "", table: "", mode: "insert_only", key_columns: "", allow_empty_source: false, max_delete_ratio: "" },
     schedule: "", timezone: Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC",
     max_retries: 3, timeout_minutes: 30, enabled: false, validate_before_execution: true, transform: "", verify: "count",
+    incremental: "", watermark: null,
   };
 }
 
@@ -77,8 +79,23 @@ function destinationBody(state) {
 
 const transformBody = (state) => (state.transform.trim() ? state.transform : null);
 
+function incrementalBody(state) {
+  // JSON such as {"column": "updated_at", "lag": "10 minutes"}; not JSON: sent as typed, the API says why
+  const text = (state.incremental || "").trim();
+  if (!text) return null;
+  try { return JSON.parse(text); } catch { return text; }
+}
+
+function draftBody(state) {
+  const body = { steps: stepsBody(state), destination: destinationBody(state), transform: transformBody(state),
+    incremental: incrementalBody(state) };
+  if (state.id && body.incremental) body.watermark = { value: state.watermark };
+  return body;
+}
+
 function jobBody(state) {
   return {
+    incremental: incrementalBody(state),
     transform: transformBody(state),
     name: state.name, description: state.description, steps: stepsBody(state), destination: destinationBody(state),
     schedule: state.schedule.trim(), timezone: state.timezone.trim(), max_retries: int(state.max_retries),
@@ -227,7 +244,7 @@ export async function render(main, params, ctx) {
     await busy(button, async () => {
       clear(previewBox, h("p", { class: "muted", text: "Running every step…" }));
       try {
-        const out = await api.post(`/api/jobs/preview${query({ limit: PREVIEW_ROWS })}`, { steps: stepsBody(state), destination: destinationBody(state), transform: transformBody(state) });
+        const out = await api.post(`/api/jobs/preview${query({ limit: PREVIEW_ROWS })}`, draftBody(state));
         clearFieldErrors(form);
         errorSummary(summary, []);
         clear(previewBox, renderPreview(out));
@@ -241,7 +258,7 @@ export async function render(main, params, ctx) {
     await busy(button, async () => {
       clear(validateBox, h("p", { class: "muted", text: "Checking…" }));
       try {
-        const out = await api.post("/api/jobs/validate", { steps: stepsBody(state), destination: destinationBody(state), transform: transformBody(state) });
+        const out = await api.post("/api/jobs/validate", draftBody(state));
         clearFieldErrors(form);
         errorSummary(summary, []);
         clear(validateBox, h("h3", { text: out.ok ? "✓ Every check passed" : "✕ Some checks failed" }), renderChecks(out.checks));
@@ -339,6 +356,11 @@ export async function render(main, params, ctx) {
       h("div", { class: "field check", dataset: { field: "enabled" } },
         h("label", {}, h("input", { type: "checkbox", role: "switch", checked: state.enabled, onchange: bind(state, "enabled") }), " Enabled"),
         h("p", { class: "hint", text: "Run automatically on the schedule (default off). Manual execution always works." })),
+      field({ label: "Incremental", field: "incremental",
+        hint: `JSON {"column", "initial", "lag", "include_nulls"}; the SQL uses @watermark. Empty = every run reads everything.` +
+          (state.id && state.incremental ? ` Stored watermark: ${state.watermark ?? "none (next run starts from initial)"}.` : ""),
+        input: h("input", { type: "text", class: "mono", value: state.incremental, placeholder: '{"column": "updated_at", "lag": "10 minutes"}',
+          oninput: bind(state, "incremental") }) }),
       h("div", { class: "field check", dataset: { field: "validate_before_execution" } },
         h("label", {}, h("input", { type: "checkbox", checked: state.validate_before_execution, onchange: bind(state, "validate_before_execution") }), " Validate before execution"),
         h("p", { class: "hint", text: "Check the queries and the destination table before each run (default on)." })),

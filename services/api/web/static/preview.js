@@ -42,6 +42,9 @@ function transformResult(t) {
 
 export function renderPreview(out) {
   const parts = out.steps.map(stepResult);
+  const w = out.watermark;
+  if (w) parts.unshift(h("p", { class: "watermark-info", text: w.error ? `@watermark: ${w.error}` :
+    `@watermark = ${w.next_value ?? "the beginning"} (${w.column}, ${w.kind}; stored: ${w.stored ?? "none"})` }));
   if (out.transform) parts.push(transformResult(out.transform));
   if (out.destination) { // first: a long result table must not push it out of view
     const ok = out.destination.every((c) => c.ok);
