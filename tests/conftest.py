@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.databases import Databases
+from tests.fixtures.databases import Databases, wait_dropped
 from tests.fixtures.servers import (AMQP_URL, BROKER_PREFIXES, IN_CI, MYSQL_URL, PG_URL,  # noqa: F401 - re-exported
                                     _reachable, require_service, unique_name)
 from tests.fixtures.stacks import Stacks
@@ -118,6 +118,13 @@ def queue_prefix() -> str:
     prefix = unique_name("dmtest")
     BROKER_PREFIXES.add(prefix)
     return prefix
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_test_databases() -> Iterator[None]:
+    """The test databases are dropped in the background while later tests run; wait for the last."""
+    yield
+    wait_dropped()
 
 
 @pytest.fixture(scope="session", autouse=True)
