@@ -64,14 +64,15 @@ def snapshot(url: str) -> tuple[int, int, int]:
     return int(count), int(low), int(total)
 
 
-_PROJECTS: dict[tuple[str, str], int] = {}  # (stack's base URL, database URL) → project id
+_PROJECTS: dict[tuple[str, ...], int] = {}  # (the stack's identity, database URL) → project id
 
 
 def project_id(stack: Stack, role: str, url: str) -> int:
     """The stack's project on ``url``, created on first use: named ``role`` (the first one of that
     role on the stack, e.g. "source", "destination"), else ``role n``. Stacks shared by several tests
     get one project per database, never another test's."""
-    key = (stack.base_url, url)
+    # ports are reused by later stacks: the metadata database and the random token tell stacks apart
+    key = (stack.base_url, stack.env["DM_DATABASE_URL"], stack.env["DM_ADMIN_TOKEN"], url)
     if key not in _PROJECTS:
         with stack.api as api:
             taken = {p["name"] for p in api.get("/api/projects").json()}
