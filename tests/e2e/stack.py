@@ -51,7 +51,7 @@ class Stack:
         self.procs[name] = proc
         return proc
 
-    def wait_healthy(self, timeout_s: float = 60) -> None:
+    def wait_healthy(self, timeout_s: float = 120) -> None:  # 2 cores shared by 8 engineers' suites
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
