@@ -43,6 +43,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(marker)
 
 
+def _database_factory(admin_url: str, *, create: str, drop: str) -> Iterator[Callable[[], str]]:
+    """Kept for tests written against it: a generator of a database factory over :class:`Databases`
+    (``create``/``drop`` only choose MariaDB's collation; ``drop`` is always DROP DATABASE)."""
+    dbs = Databases()
+    if admin_url == MYSQL_URL:
+        yield lambda: dbs.mysql(collation="utf8mb4_bin" if "utf8mb4_bin" in create else None)
+    else:
+        yield dbs.pg
+    dbs.drop_all()
+
+
 @pytest.fixture
 def databases() -> Iterator[Databases]:
     """Factory of fresh databases (``.pg()``, ``.mysql()``), all dropped after the test."""

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.e2e.stack import REPO, Stack
-from tests.fixtures.databases import Databases
+from tests.fixtures.databases import Databases  # noqa: F401 - imported from here by browser tests
 from tests.fixtures.servers import IN_CI, MYSQL_URL, require_service, unique_name
 from tests.fixtures.stacks import SINGLE_PROCESS, Stacks
 
@@ -82,6 +82,13 @@ class Page:
         path = SCREENSHOTS / f"{name}.png"
         locator.screenshot(path=str(path))
         return path
+
+
+@pytest.fixture(scope="module")
+def databases(module_databases: Databases) -> Databases:
+    """Browser tests share their module's stack, so their databases live as long: ``module_databases``
+    (``.postgresql()`` / ``.mariadb()`` or ``.pg()`` / ``.mysql()``)."""
+    return module_databases
 
 
 @pytest.fixture(scope="module")
