@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-unit bench clean system-deps
+.PHONY: install run test test-unit test-integration test-e2e test-browser bench clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,8 +40,18 @@ system-deps:
 test: install system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+## One part of the suite each (the directory's marker: pytest -m unit|contract|integration|e2e|browser).
 test-unit: install
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: install
+	$(PY) -m pytest tests/contract tests/integration $(PYTEST_ARGS)
+
+test-e2e: install
+	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+test-browser: install system-deps
+	$(PY) -m pytest tests/browser $(PYTEST_ARGS)
 
 ## Benchmarks against the local PostgreSQL, MariaDB and RabbitMQ (see README, Performance).
 bench: install

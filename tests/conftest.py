@@ -4,81 +4,77 @@ Addresses come from environment variables with the build machines' defaults:
 DM_TEST_PG_URL, DM_TEST_MYSQL_URL, DM_TEST_AMQP_URL. When no address was given and
 nothing answers at the default, a Docker engine (if any) starts the service with
 testcontainers (tests/fixtures/services.py). A service still unreachable skips the test
-locally and FAILS it when CI=true. SQL Server: tests/fixtures/mssql.py.
+locally and FAILS it when CI=true (tests/fixtures/servers.py). SQL Server: tests/fixtures/mssql.py.
+
+The one database factory (``databases``, ``module_databases``; ``pg_database`` and
+``mysql_database`` as shortcuts) and the one stack factory (``stacks``, ``module_stacks``)
+clean up after themselves. Every test gets the marker of its directory: unit, contract,
+integration, e2e, browser (``pytest -m e2e``; ``make test-unit`` … ``make test-browser``).
 """
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import socket
-import uuid
 from collections.abc import Callable, Iterator
-from urllib.parse import urlparse
+from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
-PG_URL = os.environ.get("DM_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
-MYSQL_URL = os.environ.get("DM_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
-AMQP_URL = os.environ.get("DM_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+from tests.fixtures.databases import Databases, wait_dropped
+from tests.fixtures.servers import (AMQP_URL, BROKER_PREFIXES, IN_CI, MYSQL_URL, PG_URL,  # noqa: F401 - re-exported
+                                    _reachable, require_service, unique_name)
+from tests.fixtures.stacks import Stacks
+
 pytest_plugins = ["tests.fixtures.mssql"]
+# tests/<directory>/... → the marker every test in it gets (pytest -m unit, make test-unit, ...)
+MARKER_OF_DIRECTORY = {"unit": "unit", "contract": "contract", "integration": "integration", "e2e": "e2e",
+                       "browser": "browser"}
+TESTS = Path(__file__).resolve().parent
 
 
-def _reachable(url: str) -> bool:
-    parsed = urlparse(url.replace("+psycopg2", "").replace("+pymysql", ""))
-    try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 0), timeout=3):
-            return True
-    except OSError:
-        return False
-
-
-def require_service(name: str, url: str) -> None:
-    """Skip (locally) or fail (CI=true) when a service is not reachable (and no container could serve it)."""
-    if not _reachable(url):
-        from tests.fixtures import services
-
-        problem = services.start_for_default(name, url, services.READY[name])
-        if problem is None:
-            return
-        message = f"{name} is not reachable at {url}; {problem}"
-        if IN_CI:
-            pytest.fail(message + " (CI=true: a missing service is a failure)")
-        pytest.skip(message)
-
-
-def unique_name(prefix: str = "t") -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        try:
+            directory = Path(str(item.path)).resolve().relative_to(TESTS).parts[0]
+        except ValueError:
+            continue
+        marker = MARKER_OF_DIRECTORY.get(directory)
+        if marker is not None:
+            item.add_marker(marker)
 
 
 def _database_factory(admin_url: str, *, create: str, drop: str) -> Iterator[Callable[[], str]]:
-    """Yield a factory of fresh databases on ``admin_url``; drop them all afterwards."""
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    created: list[str] = []
-
-    def make() -> str:
-        name = unique_name("dm")
-        with admin.connect() as conn:
-            conn.exec_driver_sql(create.format(name=name))
-        created.append(name)
-        return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-    yield make
-    with admin.connect() as conn:
-        for name in created:
-            conn.exec_driver_sql(drop.format(name=name))
-    admin.dispose()
+    """Kept for tests written against it: a generator of a database factory over :class:`Databases`
+    (``create``/``drop`` only choose MariaDB's collation; ``drop`` is always DROP DATABASE)."""
+    dbs = Databases()
+    if admin_url == MYSQL_URL:
+        yield lambda: dbs.mysql(collation="utf8mb4_bin" if "utf8mb4_bin" in create else None)
+    else:
+        yield dbs.pg
+    dbs.drop_all()
 
 
 @pytest.fixture
-def pg_database() -> Iterator[Callable[[], str]]:
+def databases() -> Iterator[Databases]:
+    """Factory of fresh databases (``.pg()``, ``.mysql()``), all dropped after the test."""
+    dbs = Databases()
+    yield dbs
+    dbs.drop_all()
+
+
+@pytest.fixture(scope="module")
+def module_databases() -> Iterator[Databases]:
+    """Factory of fresh databases dropped at the end of the module (for module-scoped data)."""
+    dbs = Databases()
+    yield dbs
+    dbs.drop_all()
+
+
+@pytest.fixture
+def pg_database(databases: Databases) -> Callable[[], str]:
     """Factory: creates a fresh PostgreSQL database, returns its URL; dropped afterwards."""
     require_service("PostgreSQL", PG_URL)
-    yield from _database_factory(PG_URL, create='CREATE DATABASE "{name}"',
-                                 drop='DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return databases.pg
 
 
 @pytest.fixture
@@ -87,16 +83,33 @@ def pg_url(pg_database: Callable[[], str]) -> str:
 
 
 @pytest.fixture
-def mysql_database() -> Iterator[Callable[[], str]]:
+def mysql_database(databases: Databases) -> Callable[[], str]:
     """Factory: creates a fresh MariaDB/MySQL database (utf8mb4), returns its URL; dropped afterwards."""
     require_service("MariaDB", MYSQL_URL)
-    yield from _database_factory(MYSQL_URL, create="CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
-                                 drop="DROP DATABASE IF EXISTS `{name}`")
+    return databases.mysql
 
 
 @pytest.fixture
 def mysql_url(mysql_database: Callable[[], str]) -> str:
     return mysql_database()
+
+
+@pytest.fixture
+def stacks(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stacks]:
+    """Factory of running stacks (``stacks(**options)``, see tests/fixtures/stacks.py), each on
+    a fresh PostgreSQL metadata database unless one is given; all stopped after the test."""
+    factory = Stacks(lambda: tmp_path_factory.mktemp("stack"), databases.pg)
+    yield factory
+    factory.stop_all()
+
+
+@pytest.fixture(scope="module")
+def module_stacks(module_databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stacks]:
+    """Like ``stacks``, stopped at the end of the module: one booted stack for tests that only
+    need jobs and tables of their own."""
+    factory = Stacks(lambda: tmp_path_factory.mktemp("stack"), module_databases.pg)
+    yield factory
+    factory.stop_all()
 
 
 @pytest.fixture
@@ -110,15 +123,19 @@ def amqp_url() -> str:
     return AMQP_URL
 
 
-BROKER_PREFIXES: set[str] = set()
-
-
 @pytest.fixture
 def queue_prefix() -> str:
     """A queue/exchange prefix of its own, so runs never see each other's messages."""
     prefix = unique_name("dmtest")
     BROKER_PREFIXES.add(prefix)
     return prefix
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_test_databases() -> Iterator[None]:
+    """The test databases are dropped in the background while later tests run; wait for the last."""
+    yield
+    wait_dropped()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -9,17 +9,17 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
-from tests.conftest import IN_CI, MYSQL_URL, PG_URL, require_service, unique_name
-from tests.e2e.stack import REPO, Stack, stack_env
+from tests.e2e.stack import REPO, Stack
+from tests.fixtures.databases import Databases  # noqa: F401 - imported from here by browser tests
+from tests.fixtures.servers import IN_CI, MYSQL_URL, require_service, unique_name
+from tests.fixtures.stacks import SINGLE_PROCESS, Stacks
 
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -84,64 +84,19 @@ class Page:
         return path
 
 
-@dataclass
-class Databases:
-    """Fresh PostgreSQL and MariaDB databases for one test module, dropped afterwards."""
-
-    pg_admin: sa.Engine
-    my_admin: sa.Engine
-    pg: list[str] = field(default_factory=list)
-    my: list[str] = field(default_factory=list)
-
-    def postgresql(self) -> str:
-        name = unique_name("dmweb")
-        with self.pg_admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        self.pg.append(name)
-        return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-
-    def mariadb(self) -> str:
-        name = unique_name("dmweb")
-        with self.my_admin.connect() as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-        self.my.append(name)
-        return make_url(MYSQL_URL).set(database=name).render_as_string(hide_password=False)
-
-    def drop(self) -> None:
-        with self.pg_admin.connect() as conn:
-            for name in self.pg:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        with self.my_admin.connect() as conn:
-            for name in self.my:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-        self.pg_admin.dispose()
-        self.my_admin.dispose()
+@pytest.fixture(scope="module")
+def databases(module_databases: Databases) -> Databases:
+    """Browser tests share their module's stack, so their databases live as long: ``module_databases``
+    (``.postgresql()`` / ``.mariadb()`` or ``.pg()`` / ``.mysql()``)."""
+    return module_databases
 
 
 @pytest.fixture(scope="module")
-def databases() -> Iterator[Databases]:
-    require_service("PostgreSQL", PG_URL)
-    require_service("MariaDB", MYSQL_URL)
-    dbs = Databases(sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT"),
-                    sa.create_engine(MYSQL_URL, isolation_level="AUTOCOMMIT"))
-    yield dbs
-    dbs.drop()
-
-
-@pytest.fixture(scope="module")
-def web_stack(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def web_stack(module_databases: Databases, module_stacks: Stacks) -> Stack:
     """The whole system in one process (``datamig serve all``) on PostgreSQL metadata."""
-    tmp = tmp_path_factory.mktemp("web")
-    env = stack_env(tmp, database_url=databases.postgresql(), amqp_url="memory://", prefix=unique_name("dmweb"),
-                    DM_ADMIN_TOKEN=TOKEN)
-    (tmp / "logs").mkdir()
-    stack = Stack(base_url=f"http://127.0.0.1:{env['DM_API_PORT']}", env=env, log_dir=tmp / "logs")
-    stack.start("api", "all")
-    try:
-        stack.wait_healthy()
-        yield stack
-    finally:
-        stack.stop()
+    require_service("MariaDB", MYSQL_URL)
+    return module_stacks(module_databases.pg(), amqp_url="memory://", prefix=unique_name("dmweb"),
+                         services=SINGLE_PROCESS, DM_ADMIN_TOKEN=TOKEN)
 
 
 @pytest.fixture
@@ -169,7 +124,7 @@ def web(browser: object, web_stack: Stack, request: pytest.FixtureRequest) -> It
     if failed is not None and failed.failed:
         tab.shot(f"FAILED-{request.node.name}")
     context.close()
-    assert not tab.errors, "the page reported errors:\n" + "\n".join(tab.errors) + "\n" + web_stack.log("api")[-3000:]
+    assert not tab.errors, "the page reported errors:\n" + "\n".join(tab.errors) + "\n" + web_stack.log("all")[-3000:]
 
 
 @pytest.hookimpl(wrapper=True)

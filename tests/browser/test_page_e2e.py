@@ -14,10 +14,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from tests.browser.conftest import NARROW, TOKEN, Databases, Page
+from tests.browser.conftest import NARROW, TOKEN, Page
+from tests.fixtures.databases import Databases
 from tests.e2e.stack import Stack
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+pytestmark = pytest.mark.timeout(240)  # and "browser", by directory (tests/conftest.py)
 CUSTOMERS = [(i, f"Customer {i}", "EU" if i % 2 else "US", i <= 10) for i in range(1, 13)]  # 11, 12 inactive
 REFUNDED = {3, 7}  # a -1000.00 refund makes their total negative
 
@@ -50,9 +51,9 @@ STEP2_SQL = ("SELECT r.id, r.name, r.region,\n       COUNT(o.id) AS order_count,
 
 
 @pytest.fixture(scope="module")
-def sources(databases: Databases) -> dict:
+def sources(module_databases: Databases) -> dict:
     """A PostgreSQL database (customers + destination tables) and a MariaDB one (orders)."""
-    pg_url, my_url = databases.postgresql(), databases.mariadb()
+    pg_url, my_url = module_databases.pg(), module_databases.mysql()
     pg = sa.create_engine(pg_url)
     with pg.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE customers (id INT PRIMARY KEY, name TEXT NOT NULL, region TEXT, active BOOLEAN NOT NULL)")

@@ -9,26 +9,21 @@ from collections.abc import Callable
 import httpx
 import sqlalchemy as sa
 
-from tests.conftest import AMQP_URL
-from tests.e2e.stack import Stack, stack_env
+from tests.e2e.stack import Stack
+from tests.fixtures.stacks import boot
 
 SOURCE_ROWS = 200_000
 OLD_ROWS = 1_000
+# the fault tests' stack: a worker is lost after 4 s; the extractor blocks on a 4-batch queue
+FAULT_SETTINGS = {"DM_WORKER_LOST_S": "4", "DM_HEARTBEAT_S": "0.5", "DM_BATCH_ROWS": "2000", "DM_BATCH_QUEUE_MAX": "4"}
 
 
 def distributed(tmp_path, metadata_url: str, prefix: str, *, workers: tuple[str, ...] = ("scheduler", "extractor",
                                                                                            "loader"),
                 **extra: str) -> Stack:
-    env = stack_env(tmp_path, database_url=metadata_url, amqp_url=AMQP_URL, prefix=prefix,
-                    DM_WORKER_LOST_S="4", DM_HEARTBEAT_S="0.5", DM_BATCH_ROWS="2000", DM_BATCH_QUEUE_MAX="4",
-                    **extra)
-    (tmp_path / "logs").mkdir(exist_ok=True)
-    stack = Stack(f"http://127.0.0.1:{env['DM_API_PORT']}", env, tmp_path / "logs")
-    stack.start("api", "api")
-    stack.wait_healthy()
-    for name in workers:
-        stack.start(name, name)
-    return stack
+    """The API and ``workers`` with the fault tests' settings (short worker-lost time, small batch queue)."""
+    settings = {**FAULT_SETTINGS, **extra}
+    return boot(tmp_path, metadata_url=metadata_url, prefix=prefix, services=("api", *workers), **settings)
 
 
 def make_source(url: str, rows: int = SOURCE_ROWS) -> None:
@@ -69,18 +64,29 @@ def snapshot(url: str) -> tuple[int, int, int]:
     return int(count), int(low), int(total)
 
 
-def create_job(stack: Stack, src_url: str, dst_url: str, *, mode: str, sql: str = "SELECT id, name, price FROM items",
-               **options: object) -> int:
-    with stack.api as api:
-        ids = []
-        for name, url in (("source", src_url), ("destination", dst_url)):
-            existing = {p["name"]: p["id"] for p in api.get("/api/projects").json()}
-            if name in existing:
-                ids.append(existing[name])
-                continue
+_PROJECTS: dict[tuple[str, ...], int] = {}  # (the stack's identity, database URL) → project id
+
+
+def project_id(stack: Stack, role: str, url: str) -> int:
+    """The stack's project on ``url``, created on first use: named ``role`` (the first one of that
+    role on the stack, e.g. "source", "destination"), else ``role n``. Stacks shared by several tests
+    get one project per database, never another test's."""
+    # ports are reused by later stacks: the metadata database and the random token tell stacks apart
+    key = (stack.base_url, stack.env["DM_DATABASE_URL"], stack.env["DM_ADMIN_TOKEN"], url)
+    if key not in _PROJECTS:
+        with stack.api as api:
+            taken = {p["name"] for p in api.get("/api/projects").json()}
+            name = role if role not in taken else f"{role} {len(taken) + 1}"
             r = api.post("/api/projects", json={"name": name, "url": url})
             assert r.status_code == 201, r.text
-            ids.append(r.json()["id"])
+            _PROJECTS[key] = r.json()["id"]
+    return _PROJECTS[key]
+
+
+def create_job(stack: Stack, src_url: str, dst_url: str, *, mode: str, sql: str = "SELECT id, name, price FROM items",
+               **options: object) -> int:
+    ids = [project_id(stack, "source", src_url), project_id(stack, "destination", dst_url)]
+    with stack.api as api:
         body = {"name": f"{mode} job {time.monotonic_ns()}", "steps": [{"name": "items", "project_id": ids[0], "sql": sql}],
                 "destination": {"project_id": ids[1], "table": "items", "mode": mode}, **options}
         r = api.post("/api/jobs", json=body)

@@ -3,8 +3,8 @@
 Every HTTP call goes through ``Stack.api`` (which carries the API token once auth is on),
 so these helpers keep working when bearer-token auth lands.
 
-- :class:`Databases`: a module-scoped factory of fresh PostgreSQL / MariaDB databases,
-  dropped at the end (``tests.conftest`` has the function-scoped ones).
+- :class:`Databases`: the factory of fresh PostgreSQL / MariaDB databases
+  (tests/fixtures/databases.py; ``tests.conftest`` exposes it as fixtures).
 - :func:`running_stack`: API, scheduler, extractor and loader as OS processes on RabbitMQ
   with PostgreSQL metadata, worker threads configurable.
 - :class:`Client`: projects, jobs, executions, waiting for several executions at once.
@@ -21,60 +21,15 @@ from typing import Any, Iterator
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from tests.conftest import AMQP_URL, MYSQL_URL, PG_URL, require_service, unique_name
-from tests.e2e.stack import FINISHED, Stack, stack_env
+from tests.e2e.stack import FINISHED, Stack
+from tests.fixtures.databases import Databases  # noqa: F401 - the one database factory, imported from here too
+from tests.fixtures.stacks import boot
 
 
 def datasets_dir() -> Path:
     """The shared sample datasets: ``$DM_TEST_DATASETS`` or ``../shared/datasets`` next to the repo."""
     override = os.environ.get("DM_TEST_DATASETS")
     return Path(override) if override else Path(__file__).resolve().parents[3] / "shared" / "datasets"
-
-
-class Databases:
-    """Creates fresh databases on the test servers; :meth:`drop_all` removes them."""
-
-    def __init__(self) -> None:
-        self._pg: list[str] = []
-        self._mysql: list[str] = []
-
-    def pg(self) -> str:
-        require_service("PostgreSQL", PG_URL)
-        name = unique_name("dm")
-        with _admin(PG_URL) as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        self._pg.append(name)
-        return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-
-    def mysql(self) -> str:
-        require_service("MariaDB", MYSQL_URL)
-        name = unique_name("dm")
-        with _admin(MYSQL_URL) as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-        self._mysql.append(name)
-        return make_url(MYSQL_URL).set(database=name).render_as_string(hide_password=False)
-
-    def drop_all(self) -> None:
-        if self._pg:
-            with _admin(PG_URL) as conn:
-                for name in self._pg:
-                    conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if self._mysql:
-            with _admin(MYSQL_URL) as conn:
-                for name in self._mysql:
-                    conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-        self._pg.clear()
-        self._mysql.clear()
-
-
-@contextmanager
-def _admin(url: str) -> Iterator[sa.Connection]:
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            yield conn
-    finally:
-        engine.dispose()
 
 
 @contextmanager
@@ -95,16 +50,10 @@ def query(url: str, sql: str) -> list[tuple]:
 
 @contextmanager
 def running_stack(log_dir: Path, metadata_url: str, prefix: str, **extra: str) -> Iterator[Stack]:
-    """The four services as separate processes (RabbitMQ, PostgreSQL metadata); stopped at the end."""
-    require_service("RabbitMQ", AMQP_URL)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    env = stack_env(log_dir, database_url=metadata_url, amqp_url=AMQP_URL, prefix=prefix, **extra)
-    stack = Stack(f"http://127.0.0.1:{env['DM_API_PORT']}", env, log_dir)
+    """The four services as separate processes (RabbitMQ, PostgreSQL metadata); stopped at the end.
+    (The ``stacks`` / ``module_stacks`` fixtures of tests/conftest.py do the same as factories.)"""
+    stack = boot(log_dir, metadata_url=metadata_url, prefix=prefix, **extra)
     try:
-        stack.start("api", "api")
-        stack.wait_healthy()
-        for name in ("scheduler", "extractor", "loader"):
-            stack.start(name, name)
         yield stack
     finally:
         stack.stop()

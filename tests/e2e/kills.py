@@ -11,8 +11,8 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from tests.conftest import AMQP_URL
-from tests.e2e.stack import Stack, stack_env
+from tests.e2e.stack import Stack
+from tests.fixtures.stacks import boot
 
 WORKER_LOST_S = "2"
 
@@ -22,15 +22,7 @@ def kill_stack(tmp_path, metadata_url: str, prefix: str, *, faults: dict[str, st
     """The four services; ``faults`` maps a service to its DM_TEST_FAULT point."""
     settings = {"DM_WORKER_LOST_S": WORKER_LOST_S, "DM_HEARTBEAT_S": "0.3", "DM_BATCH_ROWS": "1000",
                 "DM_BATCH_QUEUE_MAX": "4", **extra}
-    env = stack_env(tmp_path, database_url=metadata_url, amqp_url=AMQP_URL, prefix=prefix, **settings)
-    (tmp_path / "logs").mkdir(exist_ok=True)
-    stack = Stack(f"http://127.0.0.1:{env['DM_API_PORT']}", env, tmp_path / "logs")
-    faults = faults or {}
-    stack.start("api", "api")
-    stack.wait_healthy()
-    for name in ("scheduler", "extractor", "loader"):
-        stack.start(name, name, env={"DM_TEST_FAULT": faults[name]} if name in faults else None)
-    return stack
+    return boot(tmp_path, metadata_url=metadata_url, prefix=prefix, faults=faults, **settings)
 
 
 def kill9(proc: subprocess.Popen) -> None:

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.e2e.stack import REPO, Stack, stack_env
+from tests.e2e.stack import REPO
+from tests.fixtures.stacks import SINGLE_PROCESS
 
 pytestmark = pytest.mark.e2e
 ROWS = 3000
@@ -77,58 +78,52 @@ def count(url: str, table: str) -> int:
     return n
 
 
-def test_apply_run_and_history_from_the_command_line(tmp_path, pg_database) -> None:
+def test_apply_run_and_history_from_the_command_line(tmp_path, pg_database, stacks) -> None:
     src_url, dst_url = pg_database(), pg_database()
     prepare(src_url, dst_url)
-    env = stack_env(tmp_path, database_url="", amqp_url="memory://", prefix="datamig", DM_SECRET_KEY="")
-    (tmp_path / "logs").mkdir()
-    stack = Stack(f"http://127.0.0.1:{env['DM_API_PORT']}", env, tmp_path / "logs")
+    stack = stacks("", amqp_url="memory://", prefix="datamig", services=SINGLE_PROCESS, DM_SECRET_KEY="")
+    env = stack.env
     cli_env = {k: v for k, v in os.environ.items() if not k.startswith("DM_")}
     cli_env |= {"DM_API_URL": stack.base_url, "DM_API_TOKEN": env["DM_ADMIN_TOKEN"],
                 "E2E_SRC_URL": src_url, "E2E_DST_URL": dst_url}
     jobs_file = tmp_path / "jobs.yaml"
     jobs_file.write_text(JOBS_YAML)
-    try:
-        stack.start("all", "all")
-        stack.wait_healthy()
-        # When the file is applied twice, Then the first creates everything and the second changes nothing
-        first = datamig(cli_env, "jobs", "apply", "-f", str(jobs_file))
-        assert first.returncode == 0, first.stderr
-        assert first.stdout.count("+ create") == 5 and 'created job "Copy items"' in first.stdout
-        second = datamig(cli_env, "jobs", "apply", "-f", str(jobs_file))
-        assert second.returncode == 0 and "0 to create, 0 to update, 5 unchanged" in second.stdout, second.stdout
-        listed = datamig(cli_env, "jobs", "list")
-        assert listed.returncode == 0 and "Copy items" in listed.stdout and "manual" in listed.stdout
+    # When the file is applied twice, Then the first creates everything and the second changes nothing
+    first = datamig(cli_env, "jobs", "apply", "-f", str(jobs_file))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count("+ create") == 5 and 'created job "Copy items"' in first.stdout
+    second = datamig(cli_env, "jobs", "apply", "-f", str(jobs_file))
+    assert second.returncode == 0 and "0 to create, 0 to update, 5 unchanged" in second.stdout, second.stdout
+    listed = datamig(cli_env, "jobs", "list")
+    assert listed.returncode == 0 and "Copy items" in listed.stdout and "manual" in listed.stdout
 
-        # When a good job runs with --wait, Then it exits 0 and every row arrived
-        ok = datamig(cli_env, "run", "Copy items", "--wait")
-        assert ok.returncode == 0, ok.stderr + stack.all_logs()[-3000:]
-        assert "completed" in ok.stderr and f"read {ROWS:,}" in ok.stderr
-        assert count(dst_url, "items_copy") == ROWS
+    # When a good job runs with --wait, Then it exits 0 and every row arrived
+    ok = datamig(cli_env, "run", "Copy items", "--wait")
+    assert ok.returncode == 0, ok.stderr + stack.all_logs()[-3000:]
+    assert "completed" in ok.stderr and f"read {ROWS:,}" in ok.stderr
+    assert count(dst_url, "items_copy") == ROWS
 
-        # When rows break a constraint, Then partial_success exits 3 and names the failed rows
-        partial = datamig(cli_env, "run", "Copy with bad rows", "--wait")
-        assert partial.returncode == 3, partial.stderr + stack.all_logs()[-3000:]
-        assert "partial_success" in partial.stderr and "row " in partial.stderr
-        assert count(dst_url, "items_checked") == ROWS - len(BAD_IDS)
+    # When rows break a constraint, Then partial_success exits 3 and names the failed rows
+    partial = datamig(cli_env, "run", "Copy with bad rows", "--wait")
+    assert partial.returncode == 3, partial.stderr + stack.all_logs()[-3000:]
+    assert "partial_success" in partial.stderr and "row " in partial.stderr
+    assert count(dst_url, "items_checked") == ROWS - len(BAD_IDS)
 
-        # When a job cannot run, Then it exits 1 and prints the error
-        broken = datamig(cli_env, "run", "Broken", "--wait")
-        assert broken.returncode == 1 and "no_such_table" in broken.stderr, broken.stderr
+    # When a job cannot run, Then it exits 1 and prints the error
+    broken = datamig(cli_env, "run", "Broken", "--wait")
+    assert broken.returncode == 1 and "no_such_table" in broken.stderr, broken.stderr
 
-        # Then the history shows each run, filterable by job and status
-        history = datamig(cli_env, "history", "Copy items")
-        lines = history.stdout.splitlines()
-        assert history.returncode == 0 and len(lines) == 2 and "completed" in lines[1] and f"{ROWS:,}" in lines[1]
-        failed = datamig(cli_env, "history", "--status", "failed", "--status", "partial_success")
-        assert [line.split()[1] for line in failed.stdout.splitlines()[1:]] == ["Broken", "Copy"]
+    # Then the history shows each run, filterable by job and status
+    history = datamig(cli_env, "history", "Copy items")
+    lines = history.stdout.splitlines()
+    assert history.returncode == 0 and len(lines) == 2 and "completed" in lines[1] and f"{ROWS:,}" in lines[1]
+    failed = datamig(cli_env, "history", "--status", "failed", "--status", "partial_success")
+    assert [line.split()[1] for line in failed.stdout.splitlines()[1:]] == ["Broken", "Copy"]
 
-        # And the API's error details carry the failed rows
-        with stack.api as api:
-            partial_id = api.get("/api/executions", params={"status": "partial_success"}).json()["items"][0]["id"]
-            details = api.get(f"/api/executions/{partial_id}/errors", params={"limit": 1}).json()
-        assert details["failed_rows_total"] == len(BAD_IDS) and len(details["failed_rows"]) == 1
-        row = details["failed_rows"][0]
-        assert row["values"]["id"] in BAD_IDS and row["error"] and row["at"]
-    finally:
-        stack.stop()
+    # And the API's error details carry the failed rows
+    with stack.api as api:
+        partial_id = api.get("/api/executions", params={"status": "partial_success"}).json()["items"][0]["id"]
+        details = api.get(f"/api/executions/{partial_id}/errors", params={"limit": 1}).json()
+    assert details["failed_rows_total"] == len(BAD_IDS) and len(details["failed_rows"]) == 1
+    row = details["failed_rows"][0]
+    assert row["values"]["id"] in BAD_IDS and row["error"] and row["at"]

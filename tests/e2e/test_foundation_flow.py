@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from tests.conftest import require_service, AMQP_URL, PG_URL, MYSQL_URL
-from tests.e2e.stack import Stack, stack_env
+from tests.e2e.stack import Stack
+from tests.fixtures.stacks import SINGLE_PROCESS
 
 ROWS = 10_000
 pytestmark = pytest.mark.e2e
@@ -119,33 +120,18 @@ def services_up() -> None:
     require_service("RabbitMQ", AMQP_URL)
 
 
-def test_distributed_services_copy_both_ways(services_up, tmp_path, pg_database, mysql_database,
-                                             queue_prefix) -> None:
+def test_distributed_services_copy_both_ways(services_up, stacks, pg_database, mysql_database) -> None:
     # Given the four services as separate processes on RabbitMQ with PostgreSQL metadata
-    env = stack_env(tmp_path, database_url=pg_database(), amqp_url=AMQP_URL, prefix=queue_prefix)
-    (tmp_path / "logs").mkdir()
-    stack = Stack(f"http://127.0.0.1:{env['DM_API_PORT']}", env, tmp_path / "logs")
-    try:
-        stack.start("api", "api")
-        stack.wait_healthy()
-        for name in ("scheduler", "extractor", "loader"):
-            stack.start(name, name)
-        # When rows are copied MariaDB → PostgreSQL and back; Then every row and the history match
-        both_directions(stack, pg_database(), mysql_database())
-        assert env["DM_SECRET_KEY"] not in stack.all_logs()
-    finally:
-        stack.stop()
+    stack = stacks(pg_database())
+    env = stack.env
+    # When rows are copied MariaDB → PostgreSQL and back; Then every row and the history match
+    both_directions(stack, pg_database(), mysql_database())
+    assert env["DM_SECRET_KEY"] not in stack.all_logs()
 
 
-def test_single_process_copies_both_ways(services_up, tmp_path, pg_database, mysql_database) -> None:
-    env = stack_env(tmp_path, database_url="", amqp_url="memory://", prefix="datamig", DM_SECRET_KEY="")
-    (tmp_path / "logs").mkdir()
-    stack = Stack(f"http://127.0.0.1:{env['DM_API_PORT']}", env, tmp_path / "logs")
-    try:
-        stack.start("all", "all")
-        stack.wait_healthy()
-        both_directions(stack, pg_database(), mysql_database())
-        assert (tmp_path / "data" / "datamig.db").exists() and (tmp_path / "data" / "secret.key").exists()
-        assert oct((tmp_path / "data" / "secret.key").stat().st_mode & 0o777) == "0o600"
-    finally:
-        stack.stop()
+def test_single_process_copies_both_ways(services_up, stacks, tmp_path, pg_database, mysql_database) -> None:
+    stack = stacks("", base_dir=tmp_path, amqp_url="memory://", prefix="datamig", services=SINGLE_PROCESS,
+                   DM_SECRET_KEY="")
+    both_directions(stack, pg_database(), mysql_database())
+    assert (tmp_path / "data" / "datamig.db").exists() and (tmp_path / "data" / "secret.key").exists()
+    assert oct((tmp_path / "data" / "secret.key").stat().st_mode & 0o777) == "0o600"

@@ -27,11 +27,18 @@ def services() -> None:
     require_service("RabbitMQ", AMQP_URL)
 
 
-def test_a_loader_killed_during_commit_is_recorded_completed_and_not_written_twice(
-        services, pg_database, tmp_path, queue_prefix) -> None:
-    # Given a keyless insert_only job whose destination holds COMMIT for 3 s (deferred trigger)
-    metadata, src, dst = pg_database(), pg_database(), pg_database()
+@pytest.fixture(scope="module")
+def source(module_databases) -> str:
+    """The ROWS-row source every test reads (none writes to it): made once per module."""
+    src = module_databases.pg()
     make_source(src, rows=ROWS)
+    return src
+
+
+def test_a_loader_killed_during_commit_is_recorded_completed_and_not_written_twice(
+        services, source, pg_database, tmp_path, queue_prefix) -> None:
+    # Given a keyless insert_only job whose destination holds COMMIT for 3 s (deferred trigger)
+    metadata, src, dst = pg_database(), source, pg_database()
     keyless_table(dst)
     hold_commit(dst, 3)
     stack = kill_stack(tmp_path, metadata, queue_prefix)
@@ -54,13 +61,12 @@ def test_a_loader_killed_during_commit_is_recorded_completed_and_not_written_twi
 
 
 def test_a_mariadb_loader_killed_right_after_commit_is_recorded_completed(
-        services, pg_database, mysql_database, tmp_path, queue_prefix) -> None:
+        services, source, pg_database, mysql_database, tmp_path, queue_prefix) -> None:
     # MariaDB has no deferred triggers and its ways to hold COMMIT (FLUSH TABLES WITH READ LOCK,
     # BACKUP STAGE BLOCK_COMMIT) stop the whole server; so the loader exits (like kill -9)
     # between its COMMIT and the event after it, through the test-only DM_TEST_FAULT hook.
     require_service("MariaDB", MYSQL_URL)
-    metadata, src, dst = pg_database(), pg_database(), mysql_database()
-    make_source(src, rows=ROWS)
+    metadata, src, dst = pg_database(), source, mysql_database()
     keyless_table(dst)
     stack = kill_stack(tmp_path, metadata, queue_prefix, faults={"loader": "loader_after_commit"})
     try:
@@ -79,10 +85,10 @@ def test_a_mariadb_loader_killed_right_after_commit_is_recorded_completed(
         stack.stop()
 
 
-def test_an_api_outage_longer_than_worker_lost_fails_nothing(services, pg_database, tmp_path, queue_prefix) -> None:
+def test_an_api_outage_longer_than_worker_lost_fails_nothing(services, source, pg_database, tmp_path,
+                                                              queue_prefix) -> None:
     # Given a run of several seconds (general path, small batches, every statement slowed)
-    metadata, src, dst = pg_database(), pg_database(), pg_database()
-    make_source(src, rows=ROWS)
+    metadata, src, dst = pg_database(), source, pg_database()
     make_destination(dst, throttle_s=0.2)  # >= 40 batches x 0.2 s
     stack = kill_stack(tmp_path, metadata, queue_prefix, DM_BULK_TEXT="false", DM_BATCH_ROWS="500")
     try:
@@ -108,10 +114,9 @@ def test_an_api_outage_longer_than_worker_lost_fails_nothing(services, pg_databa
 
 @pytest.mark.parametrize("bulk_text", ["true", "false"])
 def test_a_loader_killed_before_its_first_heartbeat_is_detected_and_retried(
-        services, pg_database, tmp_path, queue_prefix, bulk_text: str) -> None:
+        services, source, pg_database, tmp_path, queue_prefix, bulk_text: str) -> None:
     # Given a loader that dies right after taking its load request (before any heartbeat)
-    metadata, src, dst = pg_database(), pg_database(), pg_database()
-    make_source(src, rows=ROWS)
+    metadata, src, dst = pg_database(), source, pg_database()
     keyless_table(dst)
     stack = kill_stack(tmp_path, metadata, queue_prefix, faults={"loader": "loader_after_request"},
                        DM_BULK_TEXT=bulk_text)
@@ -131,10 +136,9 @@ def test_a_loader_killed_before_its_first_heartbeat_is_detected_and_retried(
 
 
 def test_executions_dispatched_by_a_scheduler_killed_before_publishing_run_once(
-        services, pg_database, tmp_path, queue_prefix) -> None:
+        services, source, pg_database, tmp_path, queue_prefix) -> None:
     # Given a scheduler that dies right after committing its dispatch, before publishing
-    metadata, src, dst = pg_database(), pg_database(), pg_database()
-    make_source(src, rows=ROWS)
+    metadata, src, dst = pg_database(), source, pg_database()
     keyless_table(dst)
     stack = kill_stack(tmp_path, metadata, queue_prefix, faults={"scheduler": "scheduler_after_dispatch"})
     try:

@@ -24,26 +24,19 @@ from sqlalchemy.engine import make_url
 from shared.dialects import get_dialect
 from shared.dialects.classify import PERMANENT, TRANSIENT, classify_error
 from tests.integration.pg_refusal import pg_refusing_password
-from tests.conftest import MYSQL_URL, PG_URL, _database_factory, require_service, unique_name
+from tests.conftest import MYSQL_URL, unique_name
+from tests.fixtures.databases import Databases
 
 
 @pytest.fixture(scope="module")
-def pg_once() -> Iterator[str]:
+def pg_once(module_databases: Databases) -> str:
     """One PostgreSQL database for every case of this module (each case uses its own tables)."""
-    require_service("PostgreSQL", PG_URL)
-    factory = _database_factory(PG_URL, create='CREATE DATABASE "{name}"',
-                                drop='DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    yield next(factory)()
-    next(factory, None)
+    return module_databases.pg()
 
 
 @pytest.fixture(scope="module")
-def mysql_once() -> Iterator[str]:
-    require_service("MariaDB", MYSQL_URL)
-    factory = _database_factory(MYSQL_URL, create="CREATE DATABASE `{name}` CHARACTER SET utf8mb4",
-                                drop="DROP DATABASE IF EXISTS `{name}`")
-    yield next(factory)()
-    next(factory, None)
+def mysql_once(module_databases: Databases) -> str:
+    return module_databases.mysql(collation=None)
 
 
 def _error_of(url: str, *statements: str, **engine_args: object) -> BaseException:
