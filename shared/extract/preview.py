@@ -59,14 +59,20 @@ class _Deadline:
         return self.end - time.monotonic()
 
     def run(self, ext: Extraction, work: Any) -> Any:
-        timer = threading.Timer(max(self.left(), 0.0), ext.cancel, args=("timeout",))
-        timer.daemon = True
-        timer.start()
-        try:
-            return work()
-        finally:
-            timer.cancel()
-            ext.close()
+        return run_bounded(ext, self.left(), work)
+
+
+def run_bounded(target: Any, timeout_s: float, work: Any) -> Any:
+    """``work()``, cancelling ``target`` (``cancel("timeout")``) when it outlasts ``timeout_s``;
+    ``target`` is closed afterwards either way."""
+    timer = threading.Timer(max(timeout_s, 0.0), target.cancel, args=("timeout",))
+    timer.daemon = True
+    timer.start()
+    try:
+        return work()
+    finally:
+        timer.cancel()
+        target.close()
 
 
 def _blocked(steps: list[StepSpec], engines: Mapping[int, sa.Engine]) -> dict[int, str]:

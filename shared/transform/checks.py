@@ -7,7 +7,6 @@ shows its first rows. Both are read-only and bounded in time.
 """
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -32,14 +31,9 @@ def transform_problems_of(spec: JobSpec) -> list[str]:
 
 
 def _bounded(t: Transformation, timeout_s: float, work: Any) -> Any:
-    timer = threading.Timer(max(timeout_s, 0.0), t.cancel, args=("timeout",))
-    timer.daemon = True
-    timer.start()
-    try:
-        return work()
-    finally:
-        timer.cancel()
-        t.close()
+    from shared.extract.preview import run_bounded
+
+    return run_bounded(t, timeout_s, work)
 
 
 def validate_transform(steps: list[StepSpec], transform: str, engines: Mapping[int, sa.Engine], *,
