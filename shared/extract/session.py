@@ -1,5 +1,8 @@
 """One source session: move referenced results in, go read-only, stream one query.
 
+(A little over 300 lines: the session's lifecycle — temp tables, read-only transaction,
+watermark binding, streaming, cancel — is one sequence that reads best in one place.)
+
 A session takes a raw DB-API connection from its project's engine, creates and
 bulk-loads a temporary table for each result that comes from another project (while
 the session may still write), then starts a read-only transaction with a statement

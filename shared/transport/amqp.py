@@ -1,5 +1,8 @@
 """RabbitMQ transport on pika (see :mod:`shared.transport.base` for the delivery rules).
 
+(A little over 300 lines: it implements the whole Transport interface; the link and the
+consumer thread are already split out into :mod:`._amqp_link` and :mod:`._amqp_consumer`.)
+
 - Each thread gets its own BlockingConnection + confirming channel (``threading.local``)
   for declare/publish/get; each ``consume`` runs on its own thread and connection
   (:mod:`._amqp_consumer`). Heartbeat policy: :mod:`._amqp_link`.

@@ -1,5 +1,8 @@
 """In-process transport: single-process mode and fast unit tests (dramatiq's StubBroker).
 
+(A little over 300 lines: the whole Transport interface plus AMQP's exchange routing rules,
+kept together so that its behaviour can be read against :mod:`.amqp` side by side.)
+
 Every queue is a :class:`queue.Queue` (bounded by ``max_length``); exchanges route with
 the AMQP rules (topic ``*``/``#``, fanout, direct). It keeps the delivery rules of
 :mod:`shared.transport.base` and the same error behaviour as the AMQP transport:
