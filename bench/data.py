@@ -6,11 +6,13 @@ with ``generate_series`` / the SEQUENCE engine, so building 1M rows takes second
 """
 from __future__ import annotations
 
+import os
+
 import sqlalchemy as sa
 
 PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 MY_ADMIN = "mysql+pymysql://root@127.0.0.1:3306/mysql"
-DB = "dm_bench"
+DB = os.environ.get("DM_BENCH_DB", "dm_bench")  # a private name per person benchmarking at once
 PG_URL = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{DB}"
 MY_URL = f"mysql+pymysql://root@127.0.0.1:3306/{DB}"
 COLUMNS = ["id", "qty", "big", "price", "ratio", "active", "name", "note", "day", "at"]
