@@ -6,6 +6,9 @@ separate processes on RabbitMQ with PostgreSQL metadata), runs every case and th
 baselines that are installed, prints a table and writes it as JSON to ``bench-results/``.
 The case ``compare_pg_mysql`` times ``datamig compare`` of equal PostgreSQL and MariaDB tables
 against ``count(*)`` + a full scan of both (:mod:`bench.compare_bench`, its own tables).
+``--shapes`` adds a narrow and a wide table (:mod:`bench.shapes`), each PG→PG truncate_load
+against its own COPY pipes. Each case's time is broken down by phase from the services'
+``datamig_phase_seconds`` (:mod:`bench.breakdown`), and a goals table closes the output.
 No assertions on time: this is a measurement, not a test.
 """
 from __future__ import annotations
@@ -17,13 +20,14 @@ import sys
 import time
 from pathlib import Path
 
-from bench import baselines, data
-from bench.report import Result, render, render_latency, write_json
+from bench import baselines, breakdown, data, shapes
+from bench.report import GOALS, Result, goal_ratio, render, render_goals, render_latency, write_json
 from bench.runner import BenchStack
 
 CASES = ("pg_pg_truncate", "mysql_pg_truncate", "pg_mysql_truncate", "pg_pg_upsert", "pg_pg_sync_delete",
          "dispatch_1row", "compare_pg_mysql")
 EXTRA_CASES = ("pg_pg_truncate_verify_none", "pg_pg_truncate_verify_checksum")  # only when named in --cases
+SHAPE_CASES = {s.case: s for s in shapes.SHAPES.values() if s.name != "standard"}
 LATENCY_RUNS = 20
 SQL = "SELECT id, qty, big, price, ratio, active, name, note, day, at FROM bench_src"
 
@@ -36,11 +40,16 @@ def _baseline(name: str, fn, *args) -> tuple[str, float | None, str]:  # type: i
         return name, None, " ".join(str(exc).split())[:300]
 
 
-def run_baselines(rows: int, wanted: set[str]) -> dict[str, tuple[float | None, str]]:
-    jobs = [("psql_copy_pipe", baselines.psql_pipe), ("psql_copy_pipe_binary", baselines.psql_pipe_binary),
-            ("copy_file_load_data", baselines.file_load_data), ("pgloader_mysql_pg", baselines.pgloader),
-            ("ingestr_mysql_pg", baselines.ingestr, "mysql"), ("ingestr_pg_pg", baselines.ingestr, "postgresql"),
-            ("sling_mysql_pg", baselines.sling, "mysql"), ("sling_pg_pg", baselines.sling, "postgresql")]
+def run_baselines(wanted: set[str], shape_names: list[str]) -> dict[str, tuple[float | None, str]]:
+    jobs: list = []
+    if "standard" in shape_names:
+        jobs += [("psql_copy_pipe", baselines.psql_pipe), ("psql_copy_pipe_binary", baselines.psql_pipe_binary),
+                 ("copy_file_load_data", baselines.file_load_data), ("pgloader_mysql_pg", baselines.pgloader),
+                 ("ingestr_mysql_pg", baselines.ingestr, "mysql"), ("ingestr_pg_pg", baselines.ingestr, "postgresql"),
+                 ("sling_mysql_pg", baselines.sling, "mysql"), ("sling_pg_pg", baselines.sling, "postgresql")]
+    for shape in (shapes.SHAPES[n] for n in shape_names if n != "standard"):
+        jobs += [(f"psql_copy_pipe_{shape.name}", baselines.psql_pipe, shape.source, shape.ddl),
+                 (f"psql_copy_pipe_binary_{shape.name}", baselines.psql_pipe_binary, shape.source, shape.ddl)]
     out = {}
     for name, fn, *args in jobs:
         if wanted and name not in wanted:
@@ -53,6 +62,10 @@ def run_baselines(rows: int, wanted: set[str]) -> dict[str, tuple[float | None, 
 
 
 def run_case(stack: BenchStack, case: str, rows: int) -> dict:
+    if case in SHAPE_CASES:
+        shape = SHAPE_CASES[case]
+        shapes.empty(shape)
+        return stack.run(source="pg", sql=shape.select, dest="pg", table=shape.dest, mode="truncate_load")
     if case == "pg_pg_truncate":
         data.pg_empty("bench_dst")
         return stack.run(source="pg", sql=SQL, dest="pg", table="bench_dst", mode="truncate_load")
@@ -94,7 +107,8 @@ def run_one(stack: BenchStack, case: str, rows: int, source_mb: float, base: dic
         return compare_case(rows, source_mb, base)
     execution = run_case(stack, case, rows)
     result = Result.of(case, execution, rows=rows, source_mb=source_mb)
-    result.verified = verify(case, rows) if execution["status"] == "completed" else "-"
+    check_rows = shapes.verify(SHAPE_CASES[case], rows) if case in SHAPE_CASES else verify(case, rows)
+    result.verified = check_rows if execution["status"] == "completed" else "-"
     check = execution.get("verification") or {}
     if check.get("method"):  # the loader's own check before COMMIT (job option verify)
         result.verified += f"; verify {check['method']} {check.get('outcome')} in {check.get('seconds')} s"
@@ -143,9 +157,18 @@ def median_baselines(runs: list[dict[str, tuple[float | None, str]]]) -> dict[st
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the source table (default 1,000,000)")
-    parser.add_argument("--cases", default=",".join(CASES),
-                        help=f"comma list of {', '.join(CASES + EXTRA_CASES)} (default: all but the last two)")
+    parser.add_argument("--rows", type=int, default=1_000_000,
+                        help="rows in the standard source table (default 1,000,000)")
+    parser.add_argument("--shapes", default="standard,narrow,wide",
+                        help="comma list of standard (10 columns: every case), narrow (2 integer columns: "
+                             "narrow_pg_pg_truncate), wide (100 columns: wide_pg_pg_truncate); default all three")
+    parser.add_argument("--narrow-rows", type=int, default=shapes.SHAPES["narrow"].default_rows,
+                        help="rows of the narrow table (default 10,000,000)")
+    parser.add_argument("--wide-rows", type=int, default=shapes.SHAPES["wide"].default_rows,
+                        help="rows of the wide table (default 200,000)")
+    parser.add_argument("--cases", default="",
+                        help=f"comma list of {', '.join(CASES + EXTRA_CASES + tuple(SHAPE_CASES))} "
+                             "(default: every case of the chosen shapes, without the verify_* ones)")
     parser.add_argument("--baselines", default="all", help="'all', 'none' or a comma list of baseline names")
     parser.add_argument("--batch-rows", type=int, default=0, help="DM_BATCH_ROWS for the services (0: default)")
     parser.add_argument("--tuned", action="store_true",
@@ -153,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                              "instead of the defaults; the results are labelled 'tuned'")
     parser.add_argument("--general-path", action="store_true",
                         help="run the services with DM_BULK_TEXT=false (every batch as Python rows)")
-    parser.add_argument("--repeat", type=int, default=1, help="rounds to run; the median counts (default 1)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="rounds to run; ratios are medians of the per-round ratios (default 3)")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the source tables even when present")
     parser.add_argument("--out", default="bench-results", help="directory for the JSON results")
     parser.add_argument("--label", default="", help="a label stored with the results")
@@ -167,17 +191,31 @@ def main(argv: list[str] | None = None) -> int:
         results = bench_bad_rows(rows, bad_kind=args.bad_rows)
         return 0 if all(r["exact"] for r in results) else 1
 
-    cases = [c for c in args.cases.split(",") if c]
-    unknown = set(cases) - set(CASES) - set(EXTRA_CASES)
+    shape_names = [s for s in args.shapes.split(",") if s]
+    if set(shape_names) - set(shapes.SHAPES):
+        parser.error(f"unknown shapes: {', '.join(sorted(set(shape_names) - set(shapes.SHAPES)))}")
+    cases = [c for c in args.cases.split(",") if c] or [
+        *(CASES if "standard" in shape_names else ()), *(s.case for s in SHAPE_CASES.values() if s.name in shape_names)]
+    unknown = set(cases) - set(CASES) - set(EXTRA_CASES) - set(SHAPE_CASES)
     if unknown:
         parser.error(f"unknown cases: {', '.join(sorted(unknown))}")
+    shape_names = [n for n in shape_names if n == "standard" or shapes.SHAPES[n].case in cases]
+    rows_of = {"narrow": args.narrow_rows, "wide": args.wide_rows}
     source_mb = 0.0  # the compare case builds its own tables
-    if set(cases) - {"compare_pg_mysql"} or args.baselines != "none":
+    mb_of: dict[str, float] = {}
+    if set(cases) - {"compare_pg_mysql"} - set(SHAPE_CASES) or (args.baselines != "none" and "standard" in shape_names):
         print(f"building bench_src with {args.rows:,} rows in PostgreSQL and MariaDB ...", flush=True)
         started = time.perf_counter()
         data.build_sources(args.rows, rebuild=args.rebuild)
         source_mb = data.source_megabytes()
         print(f"  ready in {time.perf_counter() - started:.1f} s ({source_mb:.0f} MB as COPY text)", flush=True)
+    for case, shape in SHAPE_CASES.items():
+        if case in cases:
+            print(f"building {shape.source} with {rows_of[shape.name]:,} rows in PostgreSQL ...", flush=True)
+            started = time.perf_counter()
+            shapes.build(shape, rows_of[shape.name], rebuild=args.rebuild)
+            mb_of[case] = shapes.megabytes(shape)
+            print(f"  ready in {time.perf_counter() - started:.1f} s ({mb_of[case]:.0f} MB as COPY text)", flush=True)
 
     wanted = set() if args.baselines in ("all", "none") else set(args.baselines.split(","))
     env = {"DM_BATCH_ROWS": str(args.batch_rows)} if args.batch_rows else {}
@@ -195,24 +233,35 @@ def main(argv: list[str] | None = None) -> int:
             if args.repeat > 1:
                 print(f"-- round {round_no} of {args.repeat}", flush=True)
             if args.baselines != "none" and (round_no == 1 or wanted):
-                base_runs.append(run_baselines(args.rows, wanted))
+                base_runs.append(run_baselines(wanted, shape_names))
                 wanted = {n for n, (seconds, _) in base_runs[0].items() if seconds is not None}  # no retrying
             for case in cases:
                 if case == "dispatch_1row":
                     print(f"case {case} ({LATENCY_RUNS} executions) ...", flush=True)
                     latency += stack.latency(runs=LATENCY_RUNS)
                     continue
-                case_runs[case].append(run_one(stack, case, args.rows, source_mb, compared))
+                rows = rows_of[SHAPE_CASES[case].name] if case in SHAPE_CASES else args.rows
+                case_runs[case].append(run_one(stack, case, rows, mb_of.get(case, source_mb), compared))
     finally:
         stack.stop()
     base = {**median_baselines(base_runs), **compared}
     results = [median_result(runs) for case, runs in case_runs.items() if runs]
+    by_case = {r.case: r for r in results}
+    for r in results:
+        if r.case in GOALS:
+            r.ratio = goal_ratio(r.case, GOALS[r.case][0], by_case, base, case_runs, base_runs)[1]
 
     print()
     print(("settings: TUNED (not what users run)\n" if args.tuned else "settings: defaults\n") + render(results, base))
     if latency:
         print(render_latency(latency))
-    meta = {"rows": args.rows, "source_mb": round(source_mb, 1), "label": args.label, "repeat": args.repeat,
+    print()
+    print(breakdown.render([(r.case, r.phases, r.wall_s, r.dispatch_s) for r in results if r.phases]))
+    print()
+    print(f"goals of issue #19 ({'TUNED settings' if args.tuned else 'defaults'}; ratios: median of "
+          f"{args.repeat} round(s); load average {Path('/proc/loadavg').read_text().split()[0]})")
+    print(render_goals(results, base, case_runs, base_runs, latency))
+    meta = {"rows": args.rows, "shapes": shape_names, "narrow_rows": args.narrow_rows, "wide_rows": args.wide_rows, "source_mb": round(source_mb, 1), "label": args.label, "repeat": args.repeat,
             "settings": "tuned" if args.tuned else "defaults", "dispatch_ms": [round(x, 1) for x in latency],
             "path": "general" if args.general_path else "fast",
             "python": platform.python_version(), "machine": platform.node()}

@@ -18,7 +18,10 @@ PSQL = ["psql", "-X", "-q", "-h", "127.0.0.1", "-U", "postgres", "-d", data.DB, 
 MYSQL = ["mysql", "-h", "127.0.0.1", "-uroot", "--local-infile=1", data.DB]
 PG_TO_MY_SELECT = ("SELECT id, qty, big, price, ratio, active::int, name, note, day, "
                    "(at AT TIME ZONE 'UTC') FROM bench_src")
-INGESTR = Path("/tmp/ingestr-venv/bin/ingestr")
+# ingestr lives in its own virtualenv (its dependencies clash with ours): DM_BENCH_INGESTR names the
+# executable, else the first of PATH, /work/tools/ingestr-venv and /tmp/ingestr-venv that has it.
+INGESTR_CANDIDATES = (os.environ.get("DM_BENCH_INGESTR", ""), shutil.which("ingestr") or "",
+                      "/work/tools/ingestr-venv/bin/ingestr", "/tmp/ingestr-venv/bin/ingestr")
 SLING = Path("/tmp/sling-venv/bin/sling")
 
 
@@ -34,20 +37,23 @@ def _timed(cmd: str | list[str], *, shell: bool = False, env: dict | None = None
     return elapsed
 
 
-def psql_pipe() -> float:
-    """``psql \\copy (…) to stdout | psql \\copy … from stdin``, PostgreSQL → PostgreSQL with a PK."""
-    data.pg_empty("bench_base")
-    out = " ".join(PSQL) + " -c '\\copy (SELECT * FROM bench_src) TO STDOUT'"
-    into = " ".join(PSQL) + " -c '\\copy bench_base FROM STDIN'"
+def psql_pipe(source: str = "bench_src", ddl: str = data.PG_DDL, *, binary: bool = False) -> float:
+    """``psql \\copy (…) to stdout | psql \\copy … from stdin``, PostgreSQL → PostgreSQL into an
+    empty table with a PK shaped by ``ddl`` (text COPY, or binary with ``binary``)."""
+    engine = data.pg()
+    with data._connect(engine) as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS bench_base")
+        conn.exec_driver_sql(f"CREATE TABLE bench_base {ddl}")
+    engine.dispose()
+    fmt = " WITH (FORMAT binary)" if binary else ""
+    out = " ".join(PSQL) + f" -c '\\copy (SELECT * FROM {source}) TO STDOUT{fmt}'"
+    into = " ".join(PSQL) + f" -c '\\copy bench_base FROM STDIN{fmt}'"
     return _timed(["bash", "-c", f"set -o pipefail; {out} | {into}"])
 
 
-def psql_pipe_binary() -> float:
+def psql_pipe_binary(source: str = "bench_src", ddl: str = data.PG_DDL) -> float:
     """The same pipe in binary COPY format."""
-    data.pg_empty("bench_base")
-    out = " ".join(PSQL) + " -c '\\copy (SELECT * FROM bench_src) TO STDOUT WITH (FORMAT binary)'"
-    into = " ".join(PSQL) + " -c '\\copy bench_base FROM STDIN WITH (FORMAT binary)'"
-    return _timed(["bash", "-c", f"set -o pipefail; {out} | {into}"])
+    return psql_pipe(source, ddl, binary=True)
 
 
 def file_load_data() -> float:
@@ -80,12 +86,17 @@ def pgloader() -> float | None:
 
 def ingestr(source: str) -> float | None:
     """ingestr full refresh (``replace``) into PostgreSQL from ``mysql`` or ``postgresql``."""
-    if not INGESTR.exists():
+    found = next((Path(c) for c in INGESTR_CANDIDATES if c and Path(c).exists()), None)
+    if found is None:
         return None
+    engine = data.pg()  # a fresh destination each time: a second run into its table fails to encode
+    with data._connect(engine) as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS bench_ing")
+    engine.dispose()
     uri = (f"mysql://root@127.0.0.1:3306/{data.DB}" if source == "mysql"
            else f"postgresql://postgres@127.0.0.1:5432/{data.DB}")
     table = f"{data.DB}.bench_src" if source == "mysql" else "public.bench_src"
-    return _timed([str(INGESTR), "ingest", "--yes", "--source-uri", uri, "--source-table", table,
+    return _timed([str(found), "ingest", "--yes", "--source-uri", uri, "--source-table", table,
                    "--dest-uri", f"postgresql://postgres@127.0.0.1:5432/{data.DB}",
                    "--dest-table", "public.bench_ing", "--incremental-strategy", "replace"])
 

@@ -14,16 +14,20 @@ import time
 import uuid
 from pathlib import Path
 
+from datetime import datetime
+
 import httpx
 import sqlalchemy as sa
 
-from bench import data
-from tests.e2e.stack import FINISHED, Stack, stack_env
+from bench import breakdown, data
+from tests.e2e.stack import FINISHED, Stack, free_port, stack_env
 
 AMQP_URL = os.environ.get("DM_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 WORKERS = ("scheduler", "extractor", "loader")
 TUNED = {"DM_BATCH_ROWS": "50000", "DM_HEARTBEAT_S": "2", "DM_POLL_S": "0.1"}
 POLL_S = 0.01  # how often the benchmark asks the API whether an execution finished
+# settings the end-to-end tests' stack_env sets for speed of the tests; the benchmark removes them
+TEST_SETTINGS = ("DM_POLL_S", "DM_HEARTBEAT_S", "DM_BATCH_ROWS", "DM_RETRY_BASE_S", "DM_RETRY_MAX_S")
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -57,7 +61,11 @@ class BenchStack:
         # the defaults a user runs; --tuned adds the settings earlier figures were taken with
         extra = {"DM_ADMIN_TOKEN": self.token, "DM_LOG_LEVEL": "WARNING", **(TUNED if tuned else {}), **(env or {})}
         environment = stack_env(self.tmp, database_url=f"postgresql+psycopg2://postgres@127.0.0.1:5432/{self.meta_db}",
-                                amqp_url=AMQP_URL, prefix=f"dmbench{uuid.uuid4().hex[:6]}", **extra)
+                                amqp_url=AMQP_URL, prefix=f"dmbench{uuid.uuid4().hex[:6]}")
+        for name in TEST_SETTINGS:  # the product's defaults, not the tests' settings
+            environment.pop(name, None)
+        environment.update(extra)
+        self.metrics_ports = {name: free_port() for name in breakdown.SERVICES}
         (self.tmp / "logs").mkdir()
         self.stack = Stack(f"http://127.0.0.1:{environment['DM_API_PORT']}", environment, self.tmp / "logs")
         self.http = httpx.Client(base_url=self.stack.base_url, timeout=60,
@@ -68,7 +76,8 @@ class BenchStack:
         self.stack.start("api", "api")
         self.stack.wait_healthy()
         for name in WORKERS:
-            self.stack.start(name, name)
+            port = self.metrics_ports.get(name)
+            self.stack.start(name, name, env={"DM_METRICS_PORT": str(port)} if port else None)
         time.sleep(2.0)
         self.projects["pg"] = self._project("bench pg", data.PG_URL)
         self.projects["mysql"] = self._project("bench mariadb", data.MY_URL)
@@ -92,6 +101,7 @@ class BenchStack:
         pids = {n: p.pid for n, p in self.stack.procs.items() if n in WORKERS}
         for pid in pids.values():
             reset_peak(pid)
+        before = self.phase_sums()
         started = time.perf_counter()
         r = self.http.post(f"/api/jobs/{r.json()['id']}/execute")
         if r.status_code != 202:
@@ -107,7 +117,20 @@ class BenchStack:
             raise RuntimeError(f"execution {execution_id} did not finish in {timeout_s}s")
         body["wall_s"] = time.perf_counter() - started
         body["rss_mb"] = {n: round(peak_rss_mb(pid), 1) for n, pid in pids.items()}
+        time.sleep(0.2)  # the loader observes "commit" after the API has the final status
+        body["phases"] = breakdown.as_json(breakdown.delta(before, self.phase_sums()))
+        body["dispatch_s"] = _seconds_between(body.get("queued_at"), body.get("started_at"))
         return body
+
+    def phase_sums(self) -> breakdown.Sums:
+        """``datamig_phase_seconds`` sums of extractor and loader now (empty when a scrape fails)."""
+        sums: breakdown.Sums = {}
+        for port in self.metrics_ports.values():
+            try:
+                sums.update(breakdown.parse(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text))
+            except httpx.HTTPError:
+                pass
+        return sums
 
     def latency(self, *, runs: int) -> list[float]:
         """Milliseconds from execute to completed of a 1-row upsert job (PostgreSQL → PostgreSQL)."""
@@ -143,3 +166,10 @@ class BenchStack:
 
     def logs(self) -> str:
         return self.stack.all_logs()
+
+
+def _seconds_between(start: str | None, end: str | None) -> float | None:
+    """Seconds between two ISO timestamps of the API, None when either is missing."""
+    if not start or not end:
+        return None
+    return round((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds(), 3)

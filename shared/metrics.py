@@ -29,6 +29,8 @@ datamig_retries_total                            counter    job_name          re
 datamig_schedule_lag_seconds                     histogram  job_name          how late a cron tick fired (scheduler)
 datamig_worker_heartbeats_total                  counter    service           heartbeats sent (each worker)
 datamig_worker_last_heartbeat_timestamp_seconds  gauge      service           Unix time of the last heartbeat
+datamig_phase_seconds                            histogram  service, phase,   exclusive time an execution spent in a phase
+                                                            mode              (:data:`PHASE_NAMES`; extractor and loader)
 ===============================================  =========  ================  =====================================================
 
 Queue kinds (the ``queue`` label) are :data:`QUEUE_KINDS`; map a queue name to its kind
@@ -37,8 +39,12 @@ with :func:`queue_kind`, which folds every ``<prefix>.batches.<execution id>`` i
 """
 from __future__ import annotations
 
+import functools
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -54,7 +60,8 @@ __all__ = [
     "REGISTRY", "QUEUE_KINDS", "SERVICES", "EXECUTIONS", "EXECUTIONS_RUNNING", "ROWS_READ",
     "ROWS_WRITTEN", "ROWS_FAILED", "EXECUTION_DURATION", "BATCH_LOAD_LATENCY", "BYTES_MOVED",
     "QUEUE_DEPTH", "QUEUE_CONSUMERS", "RETRIES", "SCHEDULE_LAG", "WORKER_HEARTBEATS",
-    "WORKER_LAST_HEARTBEAT", "queue_kind", "record_heartbeat", "exposition", "start_metrics_server",
+    "WORKER_LAST_HEARTBEAT", "PHASE_SECONDS", "PHASE_NAMES", "phase", "phased", "phase_iter", "phase_labels",
+    "queue_kind", "record_heartbeat", "exposition", "start_metrics_server",
 ]
 
 #: Services that export metrics (values of the ``service`` label).
@@ -122,6 +129,18 @@ WORKER_LAST_HEARTBEAT = Gauge(
     ["service"], registry=REGISTRY,
 )
 
+#: Values of the ``phase`` label of :data:`PHASE_SECONDS`. ``transport``: the loader waiting for
+#: the next batch, the extractor waiting to publish one (backpressure); ``setup``: connecting,
+#: claiming the execution and preparing staging; ``merge``: staging → destination statements
+#: and sync_delete's deletes.
+PHASE_NAMES = ("validate", "setup", "clear", "extract", "transport", "load", "merge", "verify", "commit")
+#: One phase of one execution or batch: a tenth of a millisecond to an hour.
+PHASE_BUCKETS_S = (0.0001, 0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 3600)
+PHASE_SECONDS = Histogram(
+    "datamig_phase_seconds", "Exclusive seconds spent in a phase of an execution (nested phases subtracted).",
+    ["service", "phase", "mode"], buckets=PHASE_BUCKETS_S, registry=REGISTRY,
+)
+
 _servers_lock = threading.Lock()
 _server_ports: set[int] = set()
 
@@ -172,3 +191,64 @@ def start_metrics_server(port: int) -> None:
             return
         start_http_server(port, addr="0.0.0.0", registry=REGISTRY)
         _server_ports.add(port)
+
+
+# ---------------------------------------------------------------------------- phase timers
+# Phases nest (the loader's ``load`` of a batch contains the session's ``merge``): each thread
+# keeps a stack of running phases, and a phase's observation is its own time only, so the
+# phases of one service add up to its busy time and never count a second twice.
+_phase_state = threading.local()
+_T = TypeVar("_T")
+
+
+def phase_labels(service: str, mode: str) -> None:
+    """Set the ``service`` and ``mode`` labels of this thread's phases (once per execution)."""
+    _phase_state.labels = (service, mode)
+
+
+@contextmanager
+def phase(name: str) -> Iterator[None]:
+    """Time the block as phase ``name`` of the current thread's execution (exclusive of nested phases).
+
+    Raises:
+        ValueError: ``name`` is not one of :data:`PHASE_NAMES`.
+    """
+    if name not in PHASE_NAMES:
+        raise ValueError(f"unknown phase {name!r}; one of {', '.join(PHASE_NAMES)}")
+    stack: list[list[float]] = _phase_state.__dict__.setdefault("stack", [])
+    now = time.perf_counter()
+    if stack:  # pause the enclosing phase
+        stack[-1][1] += now - stack[-1][0]
+    stack.append([now, 0.0])
+    try:
+        yield
+    finally:
+        now = time.perf_counter()
+        started, spent = stack.pop()
+        service, mode = getattr(_phase_state, "labels", ("", ""))
+        PHASE_SECONDS.labels(service=service, phase=name, mode=mode).observe(spent + now - started)
+        if stack:  # resume the enclosing phase
+            stack[-1][0] = now
+
+
+def phased(name: str) -> Callable[[Callable[..., _T]], Callable[..., _T]]:
+    """Decorator: every call of the function is timed as :func:`phase` ``name``."""
+    def wrap(fn: Callable[..., _T]) -> Callable[..., _T]:
+        @functools.wraps(fn)
+        def timed(*args: Any, **kwargs: Any) -> _T:
+            with phase(name):
+                return fn(*args, **kwargs)
+        return timed
+    return wrap
+
+
+def phase_iter(name: str, items: Iterable[_T]) -> Iterator[_T]:
+    """``items``, with the time spent producing each one timed as :func:`phase` ``name``."""
+    iterator = iter(items)
+    while True:
+        with phase(name):
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+        yield item

@@ -95,9 +95,11 @@ class Extractor(RequestWorker[RunRequest, ExtractState]):
         job = request.job
         assert job is not None  # decode refuses a run request without its job
         state.engines = build_engines(request.projects, self._box)
+        metrics.phase_labels("extractor", job.destination.mode.value)
         if job.validate_before_execution:
             phases.enter(ctx, "validating")
-            self._validate(job, state.engines, ctx)
+            with metrics.phase("validate"):
+                self._validate(job, state.engines, ctx)
         ctx.check()
         incr = state.incremental = incremental_read(job, request.watermark)  # the spec refuses it with a transform
         if incr is not None:  # first run: the column's kind from a describe
@@ -112,7 +114,8 @@ class Extractor(RequestWorker[RunRequest, ExtractState]):
         ctx.on_cancel(extraction.cancel)
         try:
             fmt = None if incr is not None else self._bulk_format(request)  # rows: the filter reads them
-            columns = extraction.open(fmt)
+            with metrics.phase("extract"):
+                columns = extraction.open(fmt)
             self._warn_privileged(ctx, extraction)
             ctx.check()
             queue = self._topology.batches(request.execution_id)
@@ -145,13 +148,14 @@ class Extractor(RequestWorker[RunRequest, ExtractState]):
         of ~BULK_CHUNK_BYTES: the fast path), then the end marker."""
         seq, position = 0, 1
         job_name = request.job.name if request.job else ""
-        for batch in _batches(state.extraction, fmt):
+        for batch in metrics.phase_iter("extract", _batches(state.extraction, fmt)):
             ctx.check()
             if state.incremental is not None and not (batch := {"rows": state.incremental.keep(batch["rows"])})["rows"]:
                 continue  # every row above the watermark: left for the next run
             seq += 1
             body = Batch(execution_id=request.execution_id, seq=seq, first=position, **batch).encode()
-            self._transport.publish(body, queue=queue, persistent=False, timeout_s=max(1.0, ctx.remaining_s()))
+            with metrics.phase("transport"):
+                self._transport.publish(body, queue=queue, persistent=False, timeout_s=max(1.0, ctx.remaining_s()))
             size = batch["count"] if fmt else len(batch["rows"])
             metrics.ROWS_READ.labels(job_name=job_name).inc(size)
             metrics.BYTES_MOVED.labels(job_name=job_name, stage="extract").inc(len(body))

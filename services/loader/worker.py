@@ -112,19 +112,23 @@ class Loader(RequestWorker[LoadRequest, LoadState]):
                               statement_timeout_s=max(1.0, ctx.remaining_s()))
         state.session = session
         ctx.on_cancel(session.cancel)
+        metrics.phase_labels("loader", destination.mode.value)
         try:
             phases.enter(ctx, phases.load_start(destination.mode))
-            session.begin(claim=lambda conn: claim(conn, execution_id=request.execution_id, job_id=request.job_id,
-                                                   key=request.execution_key))
+            with metrics.phase("setup"):
+                session.begin(claim=lambda conn: claim(conn, execution_id=request.execution_id,
+                                                       job_id=request.job_id, key=request.execution_key))
             phases.enter(ctx, "loading")
             self._consume(request, ctx, session, state)
             check_overlap(state.watermark, session.key, table=destination.table)
             phases.enter(ctx, "applying")
-            final = session.finish(extracted=state.rows_read, verifying=lambda: phases.enter(ctx, "verifying"))
+            with metrics.phase("merge"):
+                final = session.finish(extracted=state.rows_read, verifying=lambda: phases.enter(ctx, "verifying"))
             ctx.check()
             committed = {"rows_read": state.rows_read, **final.to_dict()}
             phases.enter(ctx, "committing")
-            self._commit(session, engine, request, committed, state.watermark)
+            with metrics.phase("commit"):
+                self._commit(session, engine, request, committed, state.watermark)
         except ExecutionFenced as exc:  # a duplicate or a zombie: whoever holds the row reports
             session.rollback()
             log.warning("execution %s not loaded: %s", request.execution_id, exc)
@@ -166,7 +170,8 @@ class Loader(RequestWorker[LoadRequest, LoadState]):
         expected, last_progress = 1, 0.0
         while True:
             ctx.check()
-            message = self._transport.get(request.batch_queue, timeout_s=1.0)
+            with metrics.phase("transport"):
+                message = self._transport.get(request.batch_queue, timeout_s=1.0)
             if message is None:
                 continue
             item = messages.decode(message.body)
@@ -183,10 +188,9 @@ class Loader(RequestWorker[LoadRequest, LoadState]):
             expected += 1
             before = session.counts.to_dict()
             started = time.perf_counter()
-            if item.fmt:
-                failed = session.write_bulk(item.data, item.count, item.fmt)
-            else:
-                failed = session.write([tuple(r) for r in item.rows])
+            with metrics.phase("load"):
+                failed = (session.write_bulk(item.data, item.count, item.fmt) if item.fmt
+                          else session.write([tuple(r) for r in item.rows]))
             self._observe(request, session, before, started, len(message.body))
             state.rows_read = item.first + item.size - 1
             if failed or time.monotonic() - last_progress >= PROGRESS_EVERY_S:

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import sqlalchemy as sa
 
+from shared import metrics
 from shared.dialects import DestinationSide, get_dialect
 from shared.dialects.bulk import parse as parse_bulk, same_text
 from shared.dialects.exact import rounding_risk
@@ -113,7 +114,8 @@ class LoadSession(RowIsolation):
         self._encode_key = self.dialect.row_encoder([dest.table.c[k] for k in dest.key],
                                                     [by_name[k] for k in dest.key])
         if self.mode is Mode.truncate_load:
-            self.counts.rows_deleted += self.dialect.clear_destination(conn, dest.table)
+            with metrics.phase("clear"):
+                self.counts.rows_deleted += self.dialect.clear_destination(conn, dest.table)
         token = uuid.uuid4().hex[:8]
         self._keyed = bool(dest.key) and self.mode is not Mode.truncate_load  # emptied: dup keys fail
         if self._keyed or self.dialect.stage_plain_inserts or self.verify == "checksum":
@@ -225,17 +227,20 @@ class LoadSession(RowIsolation):
         return self._apply_staged(conn, len(encoded),
                                   lambda table: self.dialect.bulk_insert(conn, table, columns, encoded))
 
+    @metrics.phased("merge")
     def _apply_staged(self, conn: sa.Connection, staged: int, load: Callable[[Any], None]) -> LoadCounts:
         """``load(table)`` puts ``staged`` rows into a table: the destination, or staging + the mode's statement."""
         dest, d = self._dest, self.dialect
         assert dest is not None
         if self._staging is None:
-            load(dest.table)
+            with metrics.phase("load"):
+                load(dest.table)
             return LoadCounts(rows_inserted=staged)
         if d.clear_staging(conn, self._staging, dirty=self._dirty):
             self._dirty = 0
         self._dirty += staged
-        load(self._staging)
+        with metrics.phase("load"):
+            load(self._staging)
         if self._written is not None:
             self._written.check(conn, self._staging)
         if self._verifier is not None:
@@ -273,8 +278,9 @@ class LoadSession(RowIsolation):
             if self._verifier is not None:
                 if verifying is not None:
                     verifying()
-                self.verification = self._verifier.run(conn, received=self.rows_received,
-                                                       failed=self.counts.rows_failed, extracted=extracted)
+                with metrics.phase("verify"):
+                    self.verification = self._verifier.run(conn, received=self.rows_received,
+                                                           failed=self.counts.rows_failed, extracted=extracted)
         except VerificationFailed as exc:
             self.verification = exc.verification
             raise
