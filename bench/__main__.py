@@ -260,10 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"goals of issue #19 ({'TUNED settings' if args.tuned else 'defaults'}; ratios: median of "
           f"{args.repeat} round(s); load average {Path('/proc/loadavg').read_text().split()[0]})")
-    print(render_goals(results, base, case_runs, base_runs, latency))
+    goals = render_goals(results, base, case_runs, base_runs, latency)
+    print(goals)
     meta = {"rows": args.rows, "shapes": shape_names, "narrow_rows": args.narrow_rows, "wide_rows": args.wide_rows, "source_mb": round(source_mb, 1), "label": args.label, "repeat": args.repeat,
             "settings": "tuned" if args.tuned else "defaults", "dispatch_ms": [round(x, 1) for x in latency],
-            "path": "general" if args.general_path else "fast",
+            "path": "general" if args.general_path else "fast", "goals": goals.splitlines(),
             "python": platform.python_version(), "machine": platform.node()}
     path = write_json(Path(args.out), results, base, meta)
     print(f"\nwritten to {path}")
