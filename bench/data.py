@@ -83,8 +83,9 @@ def ensure_databases() -> None:
     admin.dispose()
 
 
-def build_sources(rows: int, *, rebuild: bool = False) -> None:
-    """``bench_src`` with ``rows`` rows in both servers (kept when already that size)."""
+def build_sources(rows: int, *, rebuild: bool = False, mariadb: bool = True) -> None:
+    """``bench_src`` with ``rows`` rows in both servers (kept when already that size; MariaDB's
+    only with ``mariadb``)."""
     ensure_databases()
     engine = pg()
     if rebuild or _count(engine, "bench_src") != rows:
@@ -94,6 +95,8 @@ def build_sources(rows: int, *, rebuild: bool = False) -> None:
             conn.exec_driver_sql(f"INSERT INTO bench_src {PG_ROWS.format(lo=1, hi=rows)}")
             conn.exec_driver_sql("VACUUM ANALYZE bench_src")
     engine.dispose()
+    if not mariadb:
+        return
     engine = my()
     if rebuild or _count(engine, "bench_src") != rows:
         with _connect(engine) as conn:
