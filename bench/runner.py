@@ -23,6 +23,7 @@ from tests.e2e.stack import FINISHED, Stack, stack_env
 AMQP_URL = os.environ.get("DM_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 WORKERS = ("scheduler", "extractor", "loader")
 TUNED = {"DM_BATCH_ROWS": "50000", "DM_HEARTBEAT_S": "2", "DM_POLL_S": "0.1"}
+TEST_SETTINGS = ("DM_BATCH_ROWS", "DM_POLL_S", "DM_HEARTBEAT_S", "DM_RETRY_BASE_S", "DM_RETRY_MAX_S")
 POLL_S = 0.01  # how often the benchmark asks the API whether an execution finished
 
 
@@ -58,6 +59,9 @@ class BenchStack:
         extra = {"DM_ADMIN_TOKEN": self.token, "DM_LOG_LEVEL": "WARNING", **(TUNED if tuned else {}), **(env or {})}
         environment = stack_env(self.tmp, database_url=f"postgresql+psycopg2://postgres@127.0.0.1:5432/{self.meta_db}",
                                 amqp_url=AMQP_URL, prefix=f"dmbench{uuid.uuid4().hex[:6]}", **extra)
+        for name in TEST_SETTINGS:  # stack_env sets the end-to-end tests' small batches and fast polls
+            if name not in extra:
+                environment.pop(name, None)
         (self.tmp / "logs").mkdir()
         self.stack = Stack(f"http://127.0.0.1:{environment['DM_API_PORT']}", environment, self.tmp / "logs")
         self.http = httpx.Client(base_url=self.stack.base_url, timeout=60,
