@@ -242,3 +242,24 @@ def test_cancelling_a_bulk_export_stops_the_copy_and_raises_cancelled(pg_databas
             for _ in chunks:
                 pass
     engine.dispose()
+
+
+def test_cancelling_a_mariadb_bulk_export_read_ahead_raises_cancelled(mysql_database: Callable[[], str]) -> None:
+    from shared.errors import Cancelled
+
+    src = mysql_database()
+    execute(src, ["CREATE TABLE big (id INT PRIMARY KEY, t VARCHAR(300))",
+                  "INSERT INTO big SELECT seq, REPEAT('x', 200) FROM seq_1_to_200000"])
+    engine = create_db_engine(src, poolclass=sa.pool.NullPool)
+    with Extraction([StepSpec(name="read", project_id=1, sql="SELECT * FROM big")], {1: engine},
+                    batch_rows=1000) as extraction:
+        extraction.open("pg_text")
+        assert extraction.bulk
+        chunks = extraction.bulk_batches(1 << 20)
+        payload, rows = next(chunks)
+        assert rows == 1000 and payload.count(b"\n") == 1000
+        extraction.cancel()
+        with pytest.raises(Cancelled):
+            for _ in chunks:
+                pass
+    engine.dispose()
