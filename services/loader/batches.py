@@ -40,7 +40,6 @@ class BatchReader:
     def __init__(self, transport: Transport, queue: str) -> None:
         self._transport, self._queue = transport, queue
         self._pending: Future | None = None
-        self._ended = False
 
     def _read(self) -> tuple[Any, int] | None:
         message = self._transport.get(self._queue, timeout_s=GET_WAIT_S)
@@ -62,9 +61,7 @@ class BatchReader:
                 self._pending = None
         if found is None:
             return None
-        if isinstance(found[0], EndOfBatches):
-            self._ended = True
-        else:  # read the next one while the caller writes this one
+        if not isinstance(found[0], EndOfBatches):  # read the next one while the caller writes this one
             self._pending = _pool().submit(self._read)
         return found
 
