@@ -30,7 +30,8 @@ def _pool() -> ThreadPoolExecutor:
     """The calling thread's helper thread (created on first use)."""
     pool = getattr(_pools, "pool", None)
     if pool is None:
-        pool = _pools.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{threading.current_thread().name}-read")
+        name = f"{threading.current_thread().name}-read"
+        pool = _pools.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
     return pool
 
 
