@@ -25,9 +25,9 @@ from tests.e2e.stack import FINISHED, Stack, free_port, stack_env
 AMQP_URL = os.environ.get("DM_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 WORKERS = ("scheduler", "extractor", "loader")
 TUNED = {"DM_BATCH_ROWS": "50000", "DM_HEARTBEAT_S": "2", "DM_POLL_S": "0.1"}
-POLL_S = 0.01  # how often the benchmark asks the API whether an execution finished
 # settings the end-to-end tests' stack_env sets for speed of the tests; the benchmark removes them
-TEST_SETTINGS = ("DM_POLL_S", "DM_HEARTBEAT_S", "DM_BATCH_ROWS", "DM_RETRY_BASE_S", "DM_RETRY_MAX_S")
+TEST_SETTINGS = ("DM_BATCH_ROWS", "DM_POLL_S", "DM_HEARTBEAT_S", "DM_RETRY_BASE_S", "DM_RETRY_MAX_S")
+POLL_S = 0.01  # how often the benchmark asks the API whether an execution finished
 
 
 def peak_rss_mb(pid: int) -> float:

@@ -90,8 +90,6 @@ class Extractor(RequestWorker[RunRequest, ExtractState]):
 
     def execute(self, request: RunRequest, ctx: ExecutionContext, state: ExtractState) -> None:
         """Validate (when the job asks), open the extraction, engage a loader, stream the batches."""
-        from shared.transform import extraction_for
-
         job = request.job
         assert job is not None  # decode refuses a run request without its job
         state.engines = build_engines(request.projects, self._box)
@@ -105,7 +103,7 @@ class Extractor(RequestWorker[RunRequest, ExtractState]):
         if incr is not None:  # first run: the column's kind from a describe
             incr.resolve_kind(lambda _: describe_final(job.steps, state.engines, timeout_s=max(1.0, ctx.remaining_s())))
         phases.enter(ctx, "extracting", estimate=planner_estimate(job.steps, state.engines))
-        extraction = extraction_for(job.transform, job.steps, state.engines,  # a transform: rows, never bulk text
+        extraction = _extraction_for(job.transform, job.steps, state.engines,  # a transform: rows, never bulk text
                                     batch_rows=request.batch_rows or self._batch_rows,
                                     statement_timeout_s=max(1.0, ctx.remaining_s()),
                                     zero_dates=zero_dates_by_project(job, request.projects),
@@ -213,6 +211,18 @@ class Extractor(RequestWorker[RunRequest, ExtractState]):
             log.warning("could not tell the loader to abort execution %s", request.execution_id, exc_info=True)
         ctx.publish("finished", status=status, error=info, report=report or [], counts=state.counts(),
                     warnings=state.warnings)
+
+
+def _extraction_for(transform: str | None, steps: list, engines: Mapping[int, sa.Engine], **options: Any) -> Any:
+    """:func:`shared.transform.extraction_for`, whose module (DuckDB and Arrow, some 60 MB resident)
+    is imported only for a job with a transform."""
+    if transform and transform.strip():
+        from shared.transform import extraction_for
+
+        return extraction_for(transform, steps, engines, **options)
+    from shared.extract import Extraction
+
+    return Extraction(steps, engines, **options)
 
 
 def _batches(extraction: Any, fmt: str | None) -> Iterator[dict[str, Any]]:

@@ -15,7 +15,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from shared import messages, metrics, phases
+from services.loader.batches import BatchReader
+from shared import metrics, phases
 from shared.connections import build_url, create_db_engine
 from shared.errors import DatamigError, WorkerLost
 from shared.faults import fault_point
@@ -166,15 +167,24 @@ class Loader(RequestWorker[LoadRequest, LoadState]):
             raise
 
     def _consume(self, request: LoadRequest, ctx: ExecutionContext, session: Any, state: LoadState) -> None:
-        """Apply batches in order until the end marker. Raises on abort, cancel or timeout."""
+        """Apply batches in order until the end marker (the next one is read while this one is
+        written: :mod:`services.loader.batches`). Raises on abort, cancel or timeout."""
+        reader = BatchReader(self._transport, request.batch_queue)
+        try:
+            self._apply_batches(request, ctx, session, state, reader)
+        finally:
+            reader.close()
+
+    def _apply_batches(self, request: LoadRequest, ctx: ExecutionContext, session: Any, state: LoadState,
+                       reader: BatchReader) -> None:
         expected, last_progress = 1, 0.0
         while True:
             ctx.check()
             with metrics.phase("transport"):
-                message = self._transport.get(request.batch_queue, timeout_s=1.0)
-            if message is None:
+                found = reader.next(timeout_s=1.0)
+            if found is None:
                 continue
-            item = messages.decode(message.body)
+            item, size = found
             if isinstance(item, EndOfBatches):
                 if not item.ok:
                     raise ExtractionAborted(item.error)
@@ -191,7 +201,7 @@ class Loader(RequestWorker[LoadRequest, LoadState]):
             with metrics.phase("load"):
                 failed = (session.write_bulk(item.data, item.count, item.fmt) if item.fmt
                           else session.write([tuple(r) for r in item.rows]))
-            self._observe(request, session, before, started, len(message.body))
+            self._observe(request, session, before, started, size)
             state.rows_read = item.first + item.size - 1
             if failed or time.monotonic() - last_progress >= PROGRESS_EVERY_S:
                 last_progress = time.monotonic()

@@ -4,7 +4,8 @@ PostgreSQL's ``COPY … TO STDOUT`` runs to the end inside one driver call that 
 each row to a file object; :func:`copy_out_chunks` runs it on a helper thread and hands
 the rows over in chunks of about ``chunk_bytes`` through a queue of two chunks, so
 memory stays flat and a slow consumer slows the COPY down (backpressure). Chunks always
-end at a row boundary.
+end at a row boundary. :func:`read_ahead` does the same for an export that is read in
+chunks already (MariaDB/MySQL), so that the source keeps sending while a chunk is published.
 """
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ class _Stopped(Exception):
 class _ChunkSink:
     """The file object COPY writes to: one ``write`` per row."""
 
-    def __init__(self, out: "queue.Queue[Any]", chunk_bytes: int, max_rows: int, stop: threading.Event) -> None:
-        self._out, self._limit, self._max_rows, self._stop = out, chunk_bytes, max_rows, stop
+    def __init__(self, put: Callable[[Any], None], chunk_bytes: int, max_rows: int) -> None:
+        self._put, self._limit, self._max_rows = put, chunk_bytes, max_rows
         self._parts: list[bytes] = []
         self._size = 0
 
@@ -38,17 +39,8 @@ class _ChunkSink:
     def flush(self) -> None:
         if not self._parts:
             return
-        self.put((b"".join(self._parts), len(self._parts)))
+        self._put((b"".join(self._parts), len(self._parts)))
         self._parts, self._size = [], 0
-
-    def put(self, item: Any) -> None:
-        while not self._stop.is_set():
-            try:
-                self._out.put(item, timeout=_PUT_WAIT_S)
-                return
-            except queue.Full:
-                continue
-        raise _Stopped()
 
 
 def copy_out_chunks(run_copy: Callable[[Any], None], cancel: Callable[[], None], chunk_bytes: int,
@@ -59,24 +51,61 @@ def copy_out_chunks(run_copy: Callable[[Any], None], cancel: Callable[[], None],
     Re-raises the COPY's exception in the consumer; closing the iterator early cancels
     the COPY (``cancel``) and waits for the helper thread.
     """
+    def produce(put: Callable[[Any], None]) -> None:
+        sink = _ChunkSink(put, chunk_bytes, max_rows)
+        run_copy(sink)
+        sink.flush()
+
+    return _on_helper_thread(produce, cancel, name="copy-out")
+
+
+def read_ahead(chunks: Callable[[], Iterator[Any]], cancel: Callable[[], None] = lambda: None) -> Iterator[Any]:
+    """The items of ``chunks()`` produced on a helper thread up to two ahead of the consumer,
+    so that reading the source overlaps with what the consumer does with each item
+    (publishing it). Same contract as :func:`copy_out_chunks`; an early close waits for the
+    item being read (``cancel`` may interrupt it)."""
+    def produce(put: Callable[[Any], None]) -> None:
+        items = chunks()
+        try:
+            for item in items:
+                put(item)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    return _on_helper_thread(produce, cancel, name="read-ahead")
+
+
+def _on_helper_thread(produce: Callable[[Callable[[Any], None]], None], cancel: Callable[[], None], *,
+                      name: str) -> Iterator[Any]:
+    """What ``produce(put)`` puts, through a queue of two on a helper thread (backpressure:
+    ``put`` blocks while the consumer is behind)."""
     out: "queue.Queue[Any]" = queue.Queue(maxsize=2)
     stop = threading.Event()
-    sink = _ChunkSink(out, chunk_bytes, max_rows, stop)
 
-    def produce() -> None:
+    def put(item: Any) -> None:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=_PUT_WAIT_S)
+                return
+            except queue.Full:
+                continue
+        raise _Stopped()
+
+    def main() -> None:
         try:
-            run_copy(sink)
-            sink.flush()
-            sink.put(_DONE)
+            produce(put)
+            put(_DONE)
         except _Stopped:
             return
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
             try:
-                sink.put(exc)
+                put(exc)
             except _Stopped:
                 pass
 
-    worker = threading.Thread(target=produce, name="copy-out", daemon=True)
+    worker = threading.Thread(target=main, name=name, daemon=True)
     worker.start()
     try:
         while True:

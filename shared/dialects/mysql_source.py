@@ -169,8 +169,11 @@ class MySQLSource(SourceSide):
 
     def bulk_export(self, dbapi_conn: Any, sql: str, *, chunk_bytes: int,
                     max_rows: int) -> Iterable[tuple[bytes, int]]:
-        """Rows of one undecoded string each, streamed (``SSCursor``) and joined into chunks."""
-        return mysql_export_chunks(dbapi_conn, sql, chunk_bytes, max_rows)
+        """Rows of one undecoded string each, streamed (``SSCursor``) and joined into chunks, read on
+        a helper thread while the previous chunk is published."""
+        from shared.dialects.bulkstream import read_ahead
+
+        return read_ahead(lambda: mysql_export_chunks(dbapi_conn, sql, chunk_bytes, max_rows))
 
     def temp_column_type(self, col: Column) -> sa.types.TypeEngine:
         """UUID as CHAR(36), intervals as TIME(6); everything else as :func:`to_sqlalchemy`."""

@@ -82,6 +82,7 @@ class Session:
         self._first: list[tuple] = []
         self.bulk_sql: str | None = None
         self._streaming = False  # a statement may still be sending rows (stopped on close)
+        self._chunks: Any = None  # the bulk export's chunk iterator (its helper thread reads the connection)
         self._convert: list[Callable[[Any], Any] | None] = []
 
     # -- lifecycle -------------------------------------------------------------------
@@ -185,6 +186,7 @@ class Session:
         with self.guard("reading"):
             chunks = iter(self.dialect.bulk_export(self.raw.driver_connection, self.bulk_sql,
                                                    chunk_bytes=chunk_bytes, max_rows=self.ctx.batch_rows))
+        self._chunks = chunks
         try:
             while True:
                 self.ctx.check()
@@ -195,9 +197,14 @@ class Session:
                     return
                 yield item
         finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
+            self._close_chunks()
+
+    def _close_chunks(self) -> None:
+        """Stop the export's helper thread (it may be reading the connection)."""
+        chunks, self._chunks = self._chunks, None
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
 
     def batches(self) -> Iterator[list[tuple]]:
         """The rows, ``batch_rows`` at a time (the first batch was fetched by :meth:`start`)."""
@@ -219,6 +226,7 @@ class Session:
             self.ctx.active.discard(self)
         if self.raw is not None and self._streaming and not self.ctx.cancelled:
             self.cancel_statement()  # stopped early: the server must not go on computing rows
+        self._close_chunks()  # before the connection goes, also when an error left the export suspended
         self._streaming = False
         raw, cursor, self.raw, self.cursor = self.raw, self.cursor, None, None
         if raw is None:

@@ -11,8 +11,11 @@ consumer thread are already split out into :mod:`._amqp_link` and :mod:`._amqp_c
   broker holds the message, and keeps batches in order when a full queue rejects one).
 - ``max_length`` declares ``x-max-length`` + ``x-overflow: reject-publish``: the broker
   NACKs a publish to a full queue and ``publish`` retries with a short backoff until
-  ``timeout_s``. ``expires_s`` declares ``x-expires``. ``exclusive`` queues are declared
-  ``auto_delete`` instead (AMQP-exclusive queues could not be consumed from the
+  ``timeout_s``; it waits for room by asking the queue's depth (a bounded queue declared
+  here), not by sending the body again, and asks first on the next publish to a queue
+  that was full (a MiB batch sent again on every retry costs the broker and the sender
+  CPU that the databases need). ``expires_s`` declares ``x-expires``. ``exclusive``
+  queues are declared ``auto_delete`` instead (AMQP-exclusive queues could not be consumed from the
   consumer's own connection): they go away when their last consumer does.
 - Publishing to ``queue=`` is ``mandatory``: a missing queue raises TransportError
   instead of losing the message; a message an exchange routes nowhere is dropped.
@@ -189,15 +192,28 @@ class AmqpTransport(Transport):
         what = f"publish to {queue or exchange!r}"
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         full = 0
+        if queue and getattr(self._local, "full_queue", None) == queue:  # full at the last publish: ask first
+            full = self._wait_for_room(queue, what, deadline, full, timeout_s)
         while True:
             try:
                 self._run(lambda ch: ch.basic_publish(exchange, key, body, properties, mandatory=bool(queue)),
                           what=what, deadline=deadline, retry_forever=deadline is None)
                 return
             except _Nacked:
-                full = self._wait_for_room(what, deadline, full, timeout_s)
+                self._local.full_queue = queue
+                full = self._wait_for_room(queue, what, deadline, self._backoff(what, deadline, full, timeout_s),
+                                           timeout_s)
 
-    def _wait_for_room(self, what: str, deadline: float | None, attempt: int, timeout_s: float | None) -> int:
+    def _wait_for_room(self, queue: str, what: str, deadline: float | None, attempt: int,
+                       timeout_s: float | None) -> int:
+        """Wait until a bounded queue declared here holds fewer messages than its bound, asking
+        its depth (a few bytes) rather than sending the body again to be refused."""
+        bound = ((self._queues.get(queue) or {}).get("arguments") or {}).get("x-max-length")
+        while bound is not None and self.queue_depth(queue)[0] >= bound:
+            attempt = self._backoff(what, deadline, attempt, timeout_s)
+        return attempt
+
+    def _backoff(self, what: str, deadline: float | None, attempt: int, timeout_s: float | None) -> int:
         delay = FULL_BACKOFF_S[min(attempt, len(FULL_BACKOFF_S) - 1)]
         if deadline is not None and time.monotonic() + delay > deadline:
             raise TransportError(f"{what}: the queue stayed full for {timeout_s}s")

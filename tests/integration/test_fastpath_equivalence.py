@@ -242,3 +242,43 @@ def test_cancelling_a_bulk_export_stops_the_copy_and_raises_cancelled(pg_databas
             for _ in chunks:
                 pass
     engine.dispose()
+
+
+def test_cancelling_a_mariadb_bulk_export_read_ahead_raises_cancelled(mysql_database: Callable[[], str]) -> None:
+    from shared.errors import Cancelled
+
+    src = mysql_database()
+    execute(src, ["CREATE TABLE big (id INT PRIMARY KEY, t VARCHAR(300))",
+                  "INSERT INTO big SELECT seq, REPEAT('x', 200) FROM seq_1_to_200000"])
+    engine = create_db_engine(src, poolclass=sa.pool.NullPool)
+    with Extraction([StepSpec(name="read", project_id=1, sql="SELECT * FROM big")], {1: engine},
+                    batch_rows=1000) as extraction:
+        extraction.open("pg_text")
+        assert extraction.bulk
+        chunks = extraction.bulk_batches(1 << 20)
+        payload, rows = next(chunks)
+        assert rows == 1000 and payload.count(b"\n") == 1000
+        extraction.cancel()
+        with pytest.raises(Cancelled):
+            for _ in chunks:
+                pass
+    engine.dispose()
+
+
+def test_closing_an_extraction_with_a_suspended_bulk_export_stops_its_helper_thread(
+        pg_database: Callable[[], str]) -> None:
+    import threading
+
+    src = pg_database()
+    execute(src, "CREATE TABLE big AS SELECT g AS id, repeat('x', 200) AS t FROM generate_series(1, 200000) g")
+    engine = create_db_engine(src, poolclass=sa.pool.NullPool)
+    extraction = Extraction([StepSpec(name="read", project_id=1, sql="SELECT * FROM big")], {1: engine},
+                            batch_rows=1000)
+    extraction.open("pg_text")
+    chunks = extraction.bulk_batches(1 << 20)
+    next(chunks)  # e.g. publishing this chunk failed: the generator stays suspended (held by a traceback)
+    extraction.close()
+    # Then: the COPY's helper thread is gone before the connection was given up
+    assert not [t for t in threading.enumerate() if t.name == "copy-out" and t.is_alive()]
+    del chunks
+    engine.dispose()

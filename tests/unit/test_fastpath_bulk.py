@@ -139,3 +139,35 @@ def test_copy_out_chunks_hold_at_most_max_rows() -> None:
             sink.write(b"r\n")
 
     assert [n for _, n in copy_out_chunks(run_copy, lambda: None, chunk_bytes=1 << 20, max_rows=10)] == [10, 10, 5]
+
+
+def test_read_ahead_keeps_order_and_raises_the_source_error_in_the_consumer() -> None:
+    from shared.dialects.bulkstream import read_ahead
+
+    def chunks():  # type: ignore[no-untyped-def]
+        yield from ((b"%d\n" % i, 1) for i in range(50))
+        raise RuntimeError("source gone")
+
+    got = []
+    with pytest.raises(RuntimeError, match="source gone"):
+        for item in read_ahead(chunks):
+            got.append(item)
+    assert got == [(b"%d\n" % i, 1) for i in range(50)]
+
+
+def test_closing_read_ahead_early_closes_the_source_on_its_thread() -> None:
+    from shared.dialects.bulkstream import read_ahead
+
+    closed = threading.Event()
+
+    def chunks():  # type: ignore[no-untyped-def]
+        try:
+            while True:
+                yield b"x\n", 1
+        finally:
+            closed.set()
+
+    items = read_ahead(chunks)
+    next(items)
+    items.close()
+    assert closed.is_set()
