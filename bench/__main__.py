@@ -22,7 +22,7 @@ from bench.report import Result, render, render_latency, write_json
 from bench.runner import BenchStack
 
 CASES = ("pg_pg_truncate", "mysql_pg_truncate", "pg_mysql_truncate", "pg_pg_upsert", "pg_pg_sync_delete",
-         "dispatch_1row", "compare_pg_mysql")
+         "dispatch_1row", "dispatch_1row_single", "compare_pg_mysql")
 EXTRA_CASES = ("pg_pg_truncate_verify_none", "pg_pg_truncate_verify_checksum")  # only when named in --cases
 LATENCY_RUNS = 20
 SQL = "SELECT id, qty, big, price, ratio, active, name, note, day, at FROM bench_src"
@@ -188,8 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     compared: dict[str, tuple[float | None, str]] = {}  # the compare case's own baseline
     stack = BenchStack(tuned=args.tuned, env=env)
     latency: list[float] = []
+    latency_single: list[float] = []
     try:
-        if set(cases) - {"compare_pg_mysql"}:
+        if set(cases) - {"compare_pg_mysql", "dispatch_1row_single"}:
             stack.start()
         for round_no in range(1, args.repeat + 1):  # rounds interleave baselines and cases: drift hits both
             if args.repeat > 1:
@@ -202,6 +203,11 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"case {case} ({LATENCY_RUNS} executions) ...", flush=True)
                     latency += stack.latency(runs=LATENCY_RUNS)
                     continue
+                if case == "dispatch_1row_single":  # its own stack: datamig serve all, SQLite metadata
+                    from bench.single import single_process_latency
+                    print(f"case {case} ({LATENCY_RUNS} executions, single process) ...", flush=True)
+                    latency_single += single_process_latency(runs=LATENCY_RUNS, env=env)
+                    continue
                 case_runs[case].append(run_one(stack, case, args.rows, source_mb, compared))
     finally:
         stack.stop()
@@ -212,8 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     print(("settings: TUNED (not what users run)\n" if args.tuned else "settings: defaults\n") + render(results, base))
     if latency:
         print(render_latency(latency))
+    if latency_single:
+        print(render_latency(latency_single).replace("dispatch_1row:", "dispatch_1row_single:", 1))
     meta = {"rows": args.rows, "source_mb": round(source_mb, 1), "label": args.label, "repeat": args.repeat,
             "settings": "tuned" if args.tuned else "defaults", "dispatch_ms": [round(x, 1) for x in latency],
+            "dispatch_single_ms": [round(x, 1) for x in latency_single],
             "path": "general" if args.general_path else "fast",
             "python": platform.python_version(), "machine": platform.node()}
     path = write_json(Path(args.out), results, base, meta)

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from shared import messages, metrics, phases
-from shared.connections import build_url, create_db_engine
+from shared.connections import build_url
 from shared.errors import DatamigError, WorkerLost
 from shared.faults import fault_point
 from shared.jobspec import Mode
@@ -92,7 +92,7 @@ class Loader(RequestWorker[LoadRequest, LoadState]):
         if state.session is not None:
             state.session.close()
         if state.engine is not None:
-            state.engine.dispose()
+            self.engines.release(state.engine)
         self._transport.delete_queue(request.batch_queue)
 
     def execute(self, request: LoadRequest, ctx: ExecutionContext, state: LoadState) -> None:
@@ -101,8 +101,8 @@ class Loader(RequestWorker[LoadRequest, LoadState]):
 
         assert request.project is not None  # decode refuses a load request without it
         destination = request.destination
-        state.engine = engine = create_db_engine(build_url(request.project.connection(self._box)),
-                                                 poolclass=sa.pool.NullPool, sqlite_mode="rw")  # never a new file
+        state.engine = engine = self.engines.engine(build_url(request.project.connection(self._box)),
+                                                    sqlite_mode="rw")  # never a new file; kept: shared.engine_cache
         ensure_state_table(engine)
         session = LoadSession(engine, table=destination.table, columns=list(request.columns),
                               mode=Mode(destination.mode), key_columns=destination.key_columns,
