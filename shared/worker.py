@@ -98,7 +98,10 @@ class ExecutionContext:
                                     routing_key=f"{kind}.{self.execution_id}", persistent=kind == "finished")
 
     def _heartbeat_loop(self, every_s: float) -> None:
-        """Beat at once (the watchdog knows the owner from its first second), then every ``every_s``."""
+        """Beat at once (the watchdog knows the owner from its first second), then every ``every_s``;
+        when an event went out before :meth:`start` (``started``), that was the first sign of life."""
+        if self._seq and self._hb_stop.wait(every_s):
+            return
         while not self._hb_stop.is_set():
             try:
                 self.publish("heartbeat", counts=self._counts())

@@ -113,10 +113,12 @@ class Loader(RequestWorker[LoadRequest, LoadState]):
         state.session = session
         ctx.on_cancel(session.cancel)
         try:
-            phases.enter(ctx, phases.load_start(destination.mode))
+            first = phases.load_start(destination.mode)
+            phases.enter(ctx, first)
             session.begin(claim=lambda conn: claim(conn, execution_id=request.execution_id, job_id=request.job_id,
                                                    key=request.execution_key))
-            phases.enter(ctx, "loading")
+            if first != "loading":  # truncate_load cleared first; the others are loading already
+                phases.enter(ctx, "loading")
             self._consume(request, ctx, session, state)
             check_overlap(state.watermark, session.key, table=destination.table)
             phases.enter(ctx, "applying")
