@@ -16,7 +16,8 @@ What makes reuse safe:
 - ``pool_pre_ping`` replaces a connection the server dropped while idle;
 - nothing about the destination is cached with the engine: every execution validates and
   reflects again on the connection it gets;
-- an engine unused for ``IDLE_S`` is disposed (its idle connections closed).
+- an engine unused for ``IDLE_S`` (none of its connections out, none released since) is disposed,
+  its idle connections closed.
 
 Other engines are created per execution with ``NullPool`` and disposed by the caller, as before.
 """
@@ -79,7 +80,8 @@ class EngineCache:
         key = hashlib.sha256(f"{sqlite_mode}\0{url.render_as_string(hide_password=False)}".encode()).hexdigest()
         now = time.monotonic()
         with self._lock:
-            stale = [k for k, (_, used) in self._engines.items() if now - used > self._idle_s and k != key]
+            stale = [k for k, (e, used) in self._engines.items()
+                     if now - used > self._idle_s and k != key and e.pool.checkedout() == 0]  # type: ignore[attr-defined]
             old = [self._engines.pop(k)[0] for k in stale]
             found = self._engines.get(key)
             if found is None:
@@ -95,9 +97,15 @@ class EngineCache:
         return engine
 
     def release(self, engine: sa.Engine) -> None:
-        """Done with ``engine`` for this execution: disposed unless the cache keeps it."""
+        """Done with ``engine`` for this execution: disposed unless the cache keeps it (then its idle
+        time starts now: a long execution's engine is not disposed while it runs)."""
         if not is_cached(engine):
             engine.dispose()
+            return
+        with self._lock:
+            for key, (kept, _) in self._engines.items():
+                if kept is engine:
+                    self._engines[key] = (kept, time.monotonic())
 
     def close(self) -> None:
         with self._lock:
