@@ -58,6 +58,8 @@ def _reset_on_checkin(dbapi_conn: Any, record: Any) -> None:
         try:
             with dbapi_conn.cursor() as cur:
                 cur.execute("DISCARD ALL")
+                if not (dbapi_conn.get_parameter_status("DateStyle") or "ISO").startswith("ISO"):
+                    cur.execute("SET DATESTYLE TO 'ISO'")  # what psycopg2 does on connect: it parses ISO only
         finally:
             dbapi_conn.autocommit = False
     except Exception:  # noqa: BLE001 - a connection we cannot reset is not reused

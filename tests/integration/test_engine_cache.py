@@ -82,6 +82,9 @@ def test_idle_engines_are_disposed(pg_url: str) -> None:
 
 
 def test_session_state_does_not_leak_to_the_next_user(cache: EngineCache, pg_url: str) -> None:
+    admin = sa.create_engine(pg_url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:  # a default DateStyle psycopg2 cannot parse: it sets ISO on connect, so must we
+        conn.exec_driver_sql(f"ALTER ROLE postgres IN DATABASE {admin.url.database} SET DateStyle = 'SQL, DMY'")
     engine = cache.engine(make_url(pg_url), sqlite_mode="rw")
     with engine.connect() as conn:
         pid = _pid(conn)
@@ -102,6 +105,8 @@ def test_session_state_does_not_leak_to_the_next_user(cache: EngineCache, pg_url
                 "current_setting('default_transaction_read_only'), to_regclass('pg_temp.leaked'), "
                 "(SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid())").one()
             assert tuple(row) == ("postgres", "0", "off", None, 0)  # …as a fresh one
+            assert conn.exec_driver_sql("SELECT current_setting('DateStyle')").scalar_one().startswith("ISO")
+            assert str(conn.exec_driver_sql("SELECT date '2024-02-01'").scalar_one()) == "2024-02-01"
     finally:
         with engine.begin() as conn:
             conn.exec_driver_sql(f"DROP ROLE {role}")
