@@ -25,7 +25,7 @@ from bench.report import GOALS, Result, goal_ratio, render, render_goals, render
 from bench.runner import BenchStack
 
 CASES = ("pg_pg_truncate", "mysql_pg_truncate", "pg_mysql_truncate", "pg_pg_upsert", "pg_pg_sync_delete",
-         "dispatch_1row", "compare_pg_mysql")
+         "dispatch_1row", "dispatch_1row_single", "compare_pg_mysql")
 EXTRA_CASES = ("pg_pg_truncate_verify_none", "pg_pg_truncate_verify_checksum")  # only when named in --cases
 SHAPE_CASES = {s.case: s for s in shapes.SHAPES.values() if s.name != "standard"}
 LATENCY_RUNS = 20
@@ -228,8 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     compared: dict[str, tuple[float | None, str]] = {}  # the compare case's own baseline
     stack = BenchStack(tuned=args.tuned, env=env)
     latency: list[float] = []
+    latency_single: list[float] = []
     try:
-        if set(cases) - {"compare_pg_mysql"}:
+        if set(cases) - {"compare_pg_mysql", "dispatch_1row_single"}:
             stack.start()
         for round_no in range(1, args.repeat + 1):  # rounds interleave baselines and cases: drift hits both
             if args.repeat > 1:
@@ -241,6 +242,11 @@ def main(argv: list[str] | None = None) -> int:
                 if case == "dispatch_1row":
                     print(f"case {case} ({LATENCY_RUNS} executions) ...", flush=True)
                     latency += stack.latency(runs=LATENCY_RUNS)
+                    continue
+                if case == "dispatch_1row_single":  # its own stack: datamig serve all, SQLite metadata
+                    from bench.single import single_process_latency
+                    print(f"case {case} ({LATENCY_RUNS} executions, single process) ...", flush=True)
+                    latency_single += single_process_latency(runs=LATENCY_RUNS, env=env)
                     continue
                 rows = rows_of[SHAPE_CASES[case].name] if case in SHAPE_CASES else args.rows
                 case_runs[case].append(run_one(stack, case, rows, mb_of.get(case, source_mb), compared))
@@ -257,15 +263,18 @@ def main(argv: list[str] | None = None) -> int:
     print(("settings: TUNED (not what users run)\n" if args.tuned else "settings: defaults\n") + render(results, base))
     if latency:
         print(render_latency(latency))
+    if latency_single:
+        print(render_latency(latency_single).replace("dispatch_1row:", "dispatch_1row_single:", 1))
     print()
     print(breakdown.render([(r.case, r.phases, r.wall_s, r.dispatch_s) for r in results if r.phases]))
     print()
     print(f"goals of issue #19 ({'TUNED settings' if args.tuned else 'defaults'}; ratios: median of "
           f"{args.repeat} round(s); load average {Path('/proc/loadavg').read_text().split()[0]})")
-    goals = render_goals(results, base, case_runs, base_runs, latency)
+    goals = render_goals(results, base, case_runs, base_runs, latency, latency_single)
     print(goals)
     meta = {"rows": args.rows, "shapes": shape_names, "narrow_rows": args.narrow_rows, "wide_rows": args.wide_rows, "source_mb": round(source_mb, 1), "label": args.label, "repeat": args.repeat,
             "settings": "tuned" if args.tuned else "defaults", "dispatch_ms": [round(x, 1) for x in latency],
+            "dispatch_single_ms": [round(x, 1) for x in latency_single],
             "path": "general" if args.general_path else "fast", "goals": goals.splitlines(),
             "python": platform.python_version(), "machine": platform.node()}
     path = write_json(Path(args.out), results, base, meta)

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from shared import messages, metrics
 from shared.connections import mask_secrets_in_text
 from shared.control import ControlListener
+from shared.engine_cache import EngineCache
 from shared.errors import Cancelled, DatamigError, TimedOut
 from shared.faults import fault_point
 from shared.jsonsafe import json_safe
@@ -97,7 +98,10 @@ class ExecutionContext:
                                     routing_key=f"{kind}.{self.execution_id}", persistent=kind == "finished")
 
     def _heartbeat_loop(self, every_s: float) -> None:
-        """Beat at once (the watchdog knows the owner from its first second), then every ``every_s``."""
+        """Beat at once (the watchdog knows the owner from its first second), then every ``every_s``;
+        when an event went out before :meth:`start` (``started``), that was the first sign of life."""
+        if self._seq and self._hb_stop.wait(every_s):
+            return
         while not self._hb_stop.is_set():
             try:
                 self.publish("heartbeat", counts=self._counts())
@@ -182,6 +186,7 @@ class RequestWorker(Generic[R, S]):
         self._control = ControlListener(transport, topology, self.name)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.engines = EngineCache()  # PostgreSQL engines kept across executions (shared.engine_cache)
 
     def start(self) -> None:
         self._control.start()
@@ -196,6 +201,7 @@ class RequestWorker(Generic[R, S]):
         for t in self._threads:
             t.join(timeout_s)
         self._control.stop()
+        self.engines.close()
 
     def new_state(self, request: R) -> S:
         raise NotImplementedError

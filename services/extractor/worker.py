@@ -20,6 +20,7 @@ from shared import metrics, phases
 from shared.connections import ZERO_DATES_OPTION, build_url, create_db_engine
 from shared.dialects import get_dialect
 from shared.dialects.bulk import BULK_CHUNK_BYTES
+from shared.engine_cache import EngineCache
 from shared.errors import ValidationFailed
 from shared.estimate import planner_estimate
 from shared.extract.watermark import describe_final, incremental_read
@@ -34,9 +35,13 @@ from shared.worker import ExecutionContext, RequestWorker, error_info, final_sta
 log = logging.getLogger("datamig.extractor")
 
 
-def build_engines(projects: Mapping[int, ProjectSnapshot], box: SecretBox) -> dict[int, sa.Engine]:
+def build_engines(projects: Mapping[int, ProjectSnapshot], box: SecretBox,
+                  cache: EngineCache | None = None) -> dict[int, sa.Engine]:
     """One engine per project of the snapshot (passwords decrypted here, in memory only); SQLite
-    files are opened read-only (a missing one is an error, never a new empty file)."""
+    files are opened read-only (a missing one is an error, never a new empty file). With ``cache``,
+    PostgreSQL engines are the worker's kept ones for exactly that URL (:mod:`shared.engine_cache`)."""
+    if cache is not None:
+        return {pid: cache.engine(build_url(snap.connection(box)), sqlite_mode="ro") for pid, snap in projects.items()}
     return {pid: create_db_engine(build_url(snap.connection(box)), poolclass=sa.pool.NullPool, sqlite_mode="ro")
             for pid, snap in projects.items()}
 
@@ -86,13 +91,13 @@ class Extractor(RequestWorker[RunRequest, ExtractState]):
 
     def cleanup(self, request: RunRequest, state: ExtractState) -> None:
         for engine in state.engines.values():
-            engine.dispose()
+            self.engines.release(engine)
 
     def execute(self, request: RunRequest, ctx: ExecutionContext, state: ExtractState) -> None:
         """Validate (when the job asks), open the extraction, engage a loader, stream the batches."""
         job = request.job
         assert job is not None  # decode refuses a run request without its job
-        state.engines = build_engines(request.projects, self._box)
+        state.engines = build_engines(request.projects, self._box, self.engines)
         metrics.phase_labels("extractor", job.destination.mode.value)
         if job.validate_before_execution:
             phases.enter(ctx, "validating")

@@ -16,8 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from services.loader.batches import BatchReader
-from shared import metrics, phases
-from shared.connections import build_url, create_db_engine
+from shared import messages, metrics, phases
+from shared.connections import build_url
 from shared.errors import DatamigError, WorkerLost
 from shared.faults import fault_point
 from shared.jobspec import Mode
@@ -93,7 +93,7 @@ class Loader(RequestWorker[LoadRequest, LoadState]):
         if state.session is not None:
             state.session.close()
         if state.engine is not None:
-            state.engine.dispose()
+            self.engines.release(state.engine)
         self._transport.delete_queue(request.batch_queue)
 
     def execute(self, request: LoadRequest, ctx: ExecutionContext, state: LoadState) -> None:
@@ -102,8 +102,8 @@ class Loader(RequestWorker[LoadRequest, LoadState]):
 
         assert request.project is not None  # decode refuses a load request without it
         destination = request.destination
-        state.engine = engine = create_db_engine(build_url(request.project.connection(self._box)),
-                                                 poolclass=sa.pool.NullPool, sqlite_mode="rw")  # never a new file
+        state.engine = engine = self.engines.engine(build_url(request.project.connection(self._box)),
+                                                    sqlite_mode="rw")  # never a new file; kept: shared.engine_cache
         ensure_state_table(engine)
         session = LoadSession(engine, table=destination.table, columns=list(request.columns),
                               mode=Mode(destination.mode), key_columns=destination.key_columns,
@@ -115,11 +115,13 @@ class Loader(RequestWorker[LoadRequest, LoadState]):
         ctx.on_cancel(session.cancel)
         metrics.phase_labels("loader", destination.mode.value)
         try:
-            phases.enter(ctx, phases.load_start(destination.mode))
+            first = phases.load_start(destination.mode)
+            phases.enter(ctx, first)
             with metrics.phase("setup"):
                 session.begin(claim=lambda conn: claim(conn, execution_id=request.execution_id,
                                                        job_id=request.job_id, key=request.execution_key))
-            phases.enter(ctx, "loading")
+            if first != "loading":  # truncate_load cleared first; the others are loading already
+                phases.enter(ctx, "loading")
             self._consume(request, ctx, session, state)
             check_overlap(state.watermark, session.key, table=destination.table)
             phases.enter(ctx, "applying")

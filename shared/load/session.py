@@ -23,6 +23,7 @@ from shared.dialects.exact import rounding_risk
 from shared.dialects.loading import BulkRefused, DuplicateKeysInBatch, kind_of
 from shared.errors import Cancelled, ConnectionLost, DestinationError, SyncDeleteGuard
 from shared.jobspec import Mode
+from shared.engine_cache import is_cached
 from shared.load.destination import Destination, resolve_destination
 from shared.load.isolation import RowIsolation
 from shared.load.keys import WrittenKeys
@@ -63,6 +64,7 @@ class LoadSession(RowIsolation):
         self._handle: Any = None
         self._lock = threading.Lock()
         self._cancelled = False
+        self._broken = False  # a rollback failed: the connection is never reused
         self._consecutive = 0
         self._kinds: list[str] = []
         self._bulk_cache: dict[str, bool] = {}
@@ -148,16 +150,22 @@ class LoadSession(RowIsolation):
             try:
                 trans.rollback()
             except Exception:  # noqa: BLE001 - a dead connection has nothing left to roll back
+                self._broken = True
                 log.warning("rollback of %s failed; the connection is discarded", self.table, exc_info=True)
 
     def close(self) -> None:
-        """Roll back anything uncommitted and discard the connection (its session state with it)."""
+        """Roll back anything uncommitted and give the connection up: back to a kept engine's pool
+        (which resets the session, :mod:`shared.engine_cache`) when nothing could have left it in
+        an unknown state, else discarded with its session state. A cancel sets ``_cancelled``
+        before it takes the lock, so a connection that a cancel may still reach is never reused."""
         self.rollback()
         with self._lock:
             conn, self._conn, self._handle = self._conn, None, None
+            reusable = is_cached(self.engine) and not (self._cancelled or self._broken)
         if conn is not None:
             try:
-                conn.invalidate()
+                if not reusable or conn.invalidated or conn.in_transaction():
+                    conn.invalidate()
                 conn.close()
             except Exception:  # noqa: BLE001
                 log.debug("closing the load connection failed", exc_info=True)

@@ -32,7 +32,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pika
 from pika import exceptions as px
@@ -57,7 +57,6 @@ logging.getLogger("pika.adapters.blocking_connection").addFilter(_not_a_nack)
 
 DEFAULT_DEAD_LETTER_QUEUE = "datamig.dead"
 OPERATION_TIMEOUT_S = 30.0  # how long declare/bind/delete/depth/dead_letter retry a lost broker
-GET_POLL_S = 0.02  # sleep between empty basic_get polls
 FULL_BACKOFF_S = (0.002, 0.005, 0.01, 0.02, 0.05)  # retries of a publish NACKed by a full queue
 MAX_REASON_CHARS = 2000
 DEAD_LETTER_RETRY_S = 1.0
@@ -223,22 +222,21 @@ class AmqpTransport(Transport):
         return attempt + 1
 
     def get(self, queue: str, *, timeout_s: float = 1.0) -> Message | None:
-        """basic_get with auto-ack, polled every 20 ms until ``timeout_s``; None if empty.
+        """One message, or None after ``timeout_s``: basic_get with auto-ack, and when the queue is
+        empty a wait for the next delivery (:func:`_wait_one`, no polling: it arrives at once).
 
         Raises TransportError when the queue is missing or the broker stays unreachable.
         """
         deadline = time.monotonic() + timeout_s
-        op = lambda ch: ch.basic_get(queue, auto_ack=True)  # noqa: E731
-        while True:
-            method, props, body = self._run(op, what=f"get from {queue!r}",
+        method, props, body = self._run(lambda ch: ch.basic_get(queue, auto_ack=True), what=f"get from {queue!r}",
+                                        deadline=max(deadline, time.monotonic() + 1.0))
+        if method is None and deadline > time.monotonic():
+            method, props, body = self._run(lambda ch: _wait_one(ch, queue, deadline), what=f"get from {queue!r}",
                                             deadline=max(deadline, time.monotonic() + 1.0))
-            if method is not None:
-                return Message(body=body, queue=queue, headers=props.headers or {},
-                               routing_key=method.routing_key, redelivered=method.redelivered)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            time.sleep(min(GET_POLL_S, remaining))
+        if method is None:
+            return None
+        return Message(body=body, queue=queue, headers=props.headers or {},
+                       routing_key=method.routing_key, redelivered=method.redelivered)
 
     def consume(self, queue: str, handler: Handler, *, prefetch: int = 1) -> Consumer:
         """Start a consumer on its own thread and connection, once subscribed.
@@ -338,6 +336,24 @@ class AmqpTransport(Transport):
     def _check_open(self) -> None:
         if self._closed:
             raise TransportError("transport is closed")
+
+
+def _wait_one(ch: BlockingChannel, queue: str, deadline: float) -> tuple[Any, Any, Any]:
+    """Wait until ``deadline`` for one delivery from ``queue``: a consumer with prefetch 1 (the broker
+    sends nothing more until the ack), cancelled before that ack, so no other message is taken
+    from the queue (pika requeues any not yet handed over). ``(None, None, None)`` when none came."""
+    got: list[tuple[Any, Any, Any]] = []
+    ch.basic_qos(prefetch_count=1)
+    tag = ch.basic_consume(queue, lambda _ch, method, props, body: got.append((method, props, body)))
+    try:
+        while not got and (left := deadline - time.monotonic()) > 0:
+            ch.connection.process_data_events(time_limit=left)
+    finally:
+        ch.basic_cancel(tag)
+    if not got:
+        return None, None, None
+    ch.basic_ack(got[0][0].delivery_tag)
+    return got[0]
 
 
 class _Nacked(Exception):

@@ -26,6 +26,25 @@ def test_get_returns_none_when_the_queue_stays_empty(harness: Harness) -> None:
     assert t.get(q, timeout_s=0.1) is None
 
 
+def test_get_waiting_on_an_empty_queue_takes_exactly_the_next_message(harness: Harness) -> None:
+    """A get that waits (AMQP: a consumer, not a poll) takes one message; the others stay, in order."""
+    t, q = harness.transport, harness.q("wait")
+    t.declare_queue(q)
+
+    def later() -> None:
+        time.sleep(0.2)
+        for i in range(3):
+            t.publish(b"%d" % i, queue=q)
+
+    publisher = threading.Thread(target=later)
+    publisher.start()
+    first = t.get(q, timeout_s=30)
+    publisher.join()
+    assert first is not None and first.body == b"0"
+    assert [t.get(q, timeout_s=5).body for _ in range(2)] == [b"1", b"2"]  # type: ignore[union-attr]
+    assert t.get(q, timeout_s=0.1) is None
+
+
 def test_get_from_a_missing_queue_raises_transport_error(harness: Harness) -> None:
     with pytest.raises(TransportError):
         harness.transport.get(harness.q("missing"), timeout_s=0.1)

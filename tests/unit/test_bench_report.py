@@ -89,10 +89,11 @@ def test_render_goals_prints_pass_fail_and_unmeasured_lines():
     case_runs = {"pg_pg_truncate": [truncate], "narrow_pg_pg_truncate": [narrow]}
     base_runs = [{"psql_copy_pipe": (2.8, ""), "psql_copy_pipe_narrow": (10.0, "")}]
     base = {"psql_copy_pipe": (2.8, ""), "psql_copy_pipe_narrow": (10.0, "")}
-    text = render_goals(results, base, case_runs, base_runs, [120.0, 200.0, 140.0])
+    text = render_goals(results, base, case_runs, base_runs, [120.0, 200.0, 140.0], [300.0, 160.0, 170.0])
     lines = {line[:52].strip(): line[52:].split() for line in text.splitlines()[1:]}
     assert lines["PG->PG truncate_load <= 1.15 x psql text COPY pipe"][:3] == ["PASS", "ratio", "1.07"]
     assert lines["narrow (2 int cols) <= 1.5 x its text pipe"][:3] == ["FAIL", "ratio", "2.00"]
     assert lines["MariaDB->PG <= 0.6 x best of pgloader, ingestr"][0] == "-"
-    assert lines["1-row execute -> completed <= 150 ms median"][:3] == ["PASS", "median", "140"]
+    assert lines["1-row execute -> completed <= 150 ms (distributed)"][:3] == ["PASS", "median", "140"]
+    assert lines["1-row execute -> completed <= 150 ms (single process)"][:3] == ["FAIL", "median", "170"]
     assert lines["peak RSS of each worker <= 200 MB, 1M..10M rows"][:3] == ["FAIL", "max", "210"]
