@@ -137,7 +137,7 @@ def render_goals(results: list[Result], base: dict[str, tuple[float | None, str]
         rounds = f"; rounds {', '.join(f'{x:.2f}' for x in samples)}" if len(samples) > 1 else ""
         lines.append(f"{label:52} {'PASS' if ratio <= limit else 'FAIL':7} ratio {ratio:.2f} "
                      f"({case} {r.wall_s:.1f} s vs {ref} {reference_seconds(ref, by_case, base):.1f} s{rounds})")
-    for label, samples in (("distributed", dispatch_ms), ("single process", dispatch_single_ms or [])):
+    for label, samples in (("distributed", dispatch_ms), ("one process", dispatch_single_ms or [])):
         if samples:
             m = median(samples)
             lines.append(f"{f'1-row execute -> completed <= 150 ms ({label})':52} "
