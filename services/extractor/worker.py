@@ -114,6 +114,8 @@ class Extractor(RequestWorker[RunRequest, ExtractState]):
         try:
             fmt = None if incr is not None else self._bulk_format(request)  # rows: the filter reads them
             columns = extraction.open(fmt, self._binary_into(request, state.engines) if fmt else None)
+            if extraction.bulk_format:
+                log.info("execution %s: batches as %s", request.execution_id, extraction.bulk_format.split(":")[0])
             self._warn_privileged(ctx, extraction)
             ctx.check()
             queue = self._topology.batches(request.execution_id)
