@@ -113,9 +113,11 @@ class Extractor(RequestWorker[RunRequest, ExtractState]):
         ctx.on_cancel(extraction.cancel)
         try:
             fmt = None if incr is not None else self._bulk_format(request)  # rows: the filter reads them
-            columns = extraction.open(fmt, self._binary_into(request, state.engines) if fmt else None)
-            if extraction.bulk_format:
-                log.info("execution %s: batches as %s", request.execution_id, extraction.bulk_format.split(":")[0])
+            into = self._binary_into(request, state.engines) if fmt and not job.transform else None
+            columns = extraction.open(fmt, **({"binary_into": into} if into else {}))
+            fmt = extraction.bulk_format if extraction.bulk else None  # a transform's rows: never bulk
+            if fmt:
+                log.info("execution %s: batches as %s", request.execution_id, fmt.split(":")[0])
             self._warn_privileged(ctx, extraction)
             ctx.check()
             queue = self._topology.batches(request.execution_id)
@@ -125,7 +127,7 @@ class Extractor(RequestWorker[RunRequest, ExtractState]):
                                deadline=request.deadline, execution_key=request.execution_key)
             self._transport.publish(load.encode(), queue=self._topology.loads)
             state.load_sent = True
-            self._stream(request, ctx, queue, state, extraction.bulk_format)
+            self._stream(request, ctx, queue, state, fmt)
         finally:
             extraction.close()
 

@@ -141,7 +141,8 @@ def decode(conn: sa.Connection, payload: bytes, fmt: str, rows: int) -> list[tup
         columns = ", ".join(f"{n} {t}" for n, (t,) in zip(names, cur.fetchall()))
         cur.execute(SOURCE_SETTINGS.replace("SET ", "SET LOCAL "))
         cur.execute(f"CREATE TEMPORARY TABLE dm_binary_decode (dm_ord bigint GENERATED ALWAYS AS IDENTITY, {columns})")
-        cur.copy_expert(f"COPY dm_binary_decode ({', '.join(names)}) FROM STDIN (FORMAT binary)", io.BytesIO(framed(payload)))
+        cur.copy_expert(f"COPY dm_binary_decode ({', '.join(names)}) FROM STDIN (FORMAT binary)",
+                        io.BytesIO(framed(payload)))
         register_source_casters(cur)
         cur.execute(f"SELECT {', '.join(names)} FROM dm_binary_decode ORDER BY dm_ord")
         decoded = [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in cur.fetchall()]

@@ -214,7 +214,8 @@ def test_the_100_consecutive_stop_is_the_same_on_both_paths(pg_database: Callabl
 
 
 @pytest.mark.parametrize("source, dest", [
-    ("int4", "int8"), ("numeric(10,2)", "numeric(12,4)"), ("varchar(10)", "varchar(20)"), ("varchar(20)", "varchar(10)"),
+    ("int4", "int8"), ("numeric(10,2)", "numeric(12,4)"), ("varchar(10)", "varchar(20)"),
+    ("varchar(20)", "varchar(10)"),
     ("timestamp", "timestamp(3)"), ("json", "jsonb"), ("text", "varchar"), ("dm_mood", "dm_mood"),
     ("int[]", "int[]"), ("dm_int", "dm_int"), ("int4", "dm_int"),
 ])
