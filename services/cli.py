@@ -69,7 +69,8 @@ def start_workers(settings: Settings, names: Sequence[str], *, transport=None, t
 
         extractor = Extractor(transport, topology, box, batch_rows=settings.batch_rows,
                               batch_queue_max=settings.batch_queue_max, heartbeat_s=settings.heartbeat_s,
-                              concurrency=settings.extractor_concurrency, bulk_text=settings.bulk_text)
+                              concurrency=settings.extractor_concurrency, bulk_text=settings.bulk_text,
+                              bulk_binary=settings.bulk_binary)
         extractor.start()
         stops.append(extractor.stop)
     if "loader" in names:

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     metrics_auth: bool = Field(False, description="Require a token on /metrics too.")
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, description="Largest request body the API accepts.")
     bulk_text: bool = Field(True, description="Move batches as the destination's bulk text when both ends allow it.")
+    bulk_binary: bool = Field(True, description="PostgreSQL to PostgreSQL: move batches in binary COPY form where "
+                                                 "every column's type is exactly the destination's (with bulk_text).")
     demo: bool = Field(False, description="Create the demo databases and job on first start.")
     strict_sources: bool = Field(False, description="Refuse a source whose role can write, reach server files or "
                                                     "signal other sessions (read by shared.privileges).")

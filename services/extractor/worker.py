@@ -80,11 +80,12 @@ class Extractor(RequestWorker[RunRequest, ExtractState]):
     announce_start = True
 
     def __init__(self, transport: Transport, topology: Topology, box: SecretBox, *, batch_rows: int,
-                 batch_queue_max: int, heartbeat_s: float, concurrency: int = 1, bulk_text: bool = True) -> None:
+                 batch_queue_max: int, heartbeat_s: float, concurrency: int = 1, bulk_text: bool = True,
+                 bulk_binary: bool = True) -> None:
         super().__init__(transport, topology, queue=topology.runs, concurrency=concurrency, heartbeat_s=heartbeat_s)
         self._box = box
         self._batch_rows, self._queue_max = batch_rows, batch_queue_max
-        self._bulk_text = bulk_text
+        self._bulk_text, self._bulk_binary = bulk_text, bulk_binary
 
     def new_state(self, request: RunRequest) -> ExtractState:
         return ExtractState()
@@ -117,8 +118,12 @@ class Extractor(RequestWorker[RunRequest, ExtractState]):
         ctx.on_cancel(extraction.cancel)
         try:
             fmt = None if incr is not None else self._bulk_format(request)  # rows: the filter reads them
+            into = self._binary_into(request, state.engines) if fmt and not job.transform else None
             with metrics.phase("extract"):
-                columns = extraction.open(fmt)
+                columns = extraction.open(fmt, **({"binary_into": into} if into else {}))
+            fmt = extraction.bulk_format if extraction.bulk else None  # a transform's rows: never bulk
+            if fmt:
+                log.info("execution %s: batches as %s", request.execution_id, fmt.split(":")[0])
             self._warn_privileged(ctx, extraction)
             ctx.check()
             queue = self._topology.batches(request.execution_id)
@@ -128,7 +133,7 @@ class Extractor(RequestWorker[RunRequest, ExtractState]):
                                deadline=request.deadline, execution_key=request.execution_key)
             self._transport.publish(load.encode(), queue=self._topology.loads)
             state.load_sent = True
-            self._stream(request, ctx, queue, state, fmt if extraction.bulk else None)
+            self._stream(request, ctx, queue, state, fmt)
         finally:
             extraction.close()
 
@@ -181,6 +186,29 @@ class Extractor(RequestWorker[RunRequest, ExtractState]):
         try:
             return get_dialect(engine).bulk_import_format
         except Exception:  # noqa: BLE001 - an unknown engine simply takes the general path
+            return None
+
+    def _binary_into(self, request: RunRequest, engines: dict[int, sa.Engine]) -> dict | None:
+        """A PostgreSQL destination's column types, so that a PostgreSQL source may pass its result
+        through in binary COPY form where they match (:mod:`shared.dialects.pgbinary`; the loader
+        checks again); None when that is off or cannot apply."""
+        from shared.dialects import pgbinary
+
+        job = request.job
+        if not self._bulk_binary or job is None or not job.steps:
+            return None
+        dest, source = job.destination, engines.get(job.steps[-1].project_id)
+        engine = engines.get(dest.project_id)
+        if engine is None or source is None or {engine.dialect.name, source.dialect.name} != {"postgresql"}:
+            return None
+        try:
+            raw = engine.raw_connection()
+            try:
+                return pgbinary.by_lower_name(pgbinary.table_types(raw.driver_connection, dest.table)) or None
+            finally:
+                raw.close()
+        except Exception:  # noqa: BLE001 - the text path needs none of this
+            log.debug("destination types for the binary path unavailable", exc_info=True)
             return None
 
     @staticmethod

@@ -25,12 +25,20 @@ class _Stopped(Exception):
 class _ChunkSink:
     """The file object COPY writes to: one ``write`` per row."""
 
-    def __init__(self, put: Callable[[Any], None], chunk_bytes: int, max_rows: int) -> None:
+    def __init__(self, put: Callable[[Any], None], chunk_bytes: int, max_rows: int, binary: bool = False) -> None:
         self._put, self._limit, self._max_rows = put, chunk_bytes, max_rows
         self._parts: list[bytes] = []
         self._size = 0
+        self._binary, self._first = binary, True  # a binary COPY: header with the first row, trailer alone
 
     def write(self, data: bytes) -> None:
+        if self._binary:
+            if self._first:
+                from shared.dialects.pgbinary import header_length
+
+                data, self._first = bytes(data)[header_length(data):], False
+            if not data or data == b"\xff\xff":
+                return  # the header alone, or the trailer (a row starts with its field count, never -1)
         self._parts.append(data)
         self._size += len(data)
         if self._size >= self._limit or len(self._parts) >= self._max_rows:
@@ -44,15 +52,16 @@ class _ChunkSink:
 
 
 def copy_out_chunks(run_copy: Callable[[Any], None], cancel: Callable[[], None], chunk_bytes: int,
-                    max_rows: int = 1 << 62) -> Iterator[tuple[bytes, int]]:
+                    max_rows: int = 1 << 62, *, binary: bool = False) -> Iterator[tuple[bytes, int]]:
     """``(payload, rows)`` chunks (at most ``chunk_bytes``-ish and ``max_rows``) of what
-    ``run_copy(file)`` writes, one row per write.
+    ``run_copy(file)`` writes, one row per write (``binary``: a binary COPY's rows, without
+    the stream's header and trailer).
 
     Re-raises the COPY's exception in the consumer; closing the iterator early cancels
     the COPY (``cancel``) and waits for the helper thread.
     """
     def produce(put: Callable[[Any], None]) -> None:
-        sink = _ChunkSink(put, chunk_bytes, max_rows)
+        sink = _ChunkSink(put, chunk_bytes, max_rows, binary)
         run_copy(sink)
         sink.flush()
 

@@ -43,9 +43,19 @@ class DestinationSide(DialectCore):
     bulk_import_format: ClassVar[str | None] = None
     bulk_import_refuses_rounding: ClassVar[bool] = False
 
+    def bulk_import_accepts(self, conn: sa.Connection, fmt: str, target: sa.Table, columns: list[str]) -> bool:
+        """Whether :meth:`bulk_import` reads payloads in ``fmt`` into ``columns`` of ``target`` as the
+        values the general path writes (the caller checks the text formats' column types)."""
+        return fmt == self.bulk_import_format
+
+    def decode_bulk(self, conn: sa.Connection, payload: bytes, fmt: str, rows: int) -> list[tuple]:
+        """A payload in a format that is not bulk text (:mod:`shared.dialects.bulk` parses those) back
+        as the rows the general path would have read. Raises ValueError."""
+        raise ValueError(f"unknown bulk format {fmt!r}")
+
     def bulk_import(self, conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str],
-                    payload: bytes, *, kinds: list[str], rows: int) -> None:
-        """Load a :attr:`bulk_import_format` payload of ``rows`` rows into ``table``.
+                    payload: bytes, *, kinds: list[str], rows: int, fmt: str | None = None) -> None:
+        """Load a payload of ``rows`` rows in ``fmt`` (default :attr:`bulk_import_format`) into ``table``.
 
         Raises DBAPIError (a row-level one when the data is refused) or
         :class:`shared.dialects.loading.BulkRefused` when the engine took the data only

@@ -41,7 +41,7 @@ class MySQLDestination(DestinationSide):
     bulk_import_refuses_rounding = True  # LOAD DATA's notes (1265) refuse the batch
 
     def bulk_import(self, conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str],
-                    payload: bytes, *, kinds: list[str], rows: int) -> None:
+                    payload: bytes, *, kinds: list[str], rows: int, fmt: str | None = None) -> None:
         """``LOAD DATA LOCAL INFILE`` from a temporary file. LOCAL reports bad data as warnings
         instead of errors, so any warning or missing row raises BulkRefused (the batch is redone
         the general, strict way)."""

@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 import sqlalchemy as sa
 
+from shared.dialects import pgbinary
 from shared.dialects.destination_side import DestinationSide
 from shared.dialects.exact import guarded_encoder
 from shared.dialects.loading import kind_of
@@ -33,9 +34,27 @@ class PostgresDestination(DestinationSide):
     bulk_import_format = "pg_text"
 
     def bulk_import(self, conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str],
-                    payload: bytes, *, kinds: list[str], rows: int) -> None:
-        """``COPY table (cols) FROM STDIN`` with the payload as it came (COPY text)."""
-        copy_payload(conn, table, columns, payload)
+                    payload: bytes, *, kinds: list[str], rows: int, fmt: str | None = None) -> None:
+        """``COPY table (cols) FROM STDIN`` with the payload as it came (COPY text), or in binary
+        form between the header and trailer (:mod:`shared.dialects.pgbinary`)."""
+        if pgbinary.is_binary(fmt):
+            copy_payload(conn, table, columns, pgbinary.framed(payload), binary=True)
+        else:
+            copy_payload(conn, table, columns, payload)
+
+    def bulk_import_accepts(self, conn: sa.Connection, fmt: str, target: sa.Table, columns: list[str]) -> bool:
+        """COPY text; or binary COPY where every source type is exactly the column's (pgbinary.carries)."""
+        if not pgbinary.is_binary(fmt):
+            return fmt == self.bulk_import_format
+        types = pgbinary.table_types(conn.connection.dbapi_connection,
+                                     conn.dialect.identifier_preparer.format_table(target))
+        return pgbinary.carries(pgbinary.types_of(fmt), [types.get(c) for c in columns])
+
+    def decode_bulk(self, conn: sa.Connection, payload: bytes, fmt: str, rows: int) -> list[tuple]:
+        """A binary COPY batch back as the source's rows (pgbinary.decode)."""
+        if not pgbinary.is_binary(fmt):
+            return super().decode_bulk(conn, payload, fmt, rows)
+        return pgbinary.decode(conn, payload, fmt, rows)
 
     def start_load_transaction(self, conn: sa.Connection, *, statement_timeout_s: float | None) -> None:
         """TimeZone UTC and the statement timeout, both local to THE transaction."""

@@ -126,14 +126,16 @@ def pg_export_sql(sql: str, columns: Any, fmt: str) -> str | None:
     return _PG_EXPORTS[fmt].format(sql=sql, cols=cols)
 
 
-def copy_payload(conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str], payload: bytes) -> None:
-    """``COPY table (cols) FROM STDIN`` (text format) with a COPY-text payload. Raises DBAPIError."""
+def copy_payload(conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str], payload: bytes,
+                 *, binary: bool = False) -> None:
+    """``COPY table (cols) FROM STDIN`` (text format, or ``binary``) with a payload. Raises DBAPIError."""
     prep = plain_preparer(conn.dialect)  # copy_expert binds no parameters
     cols = ", ".join(prep.quote(c) for c in columns)
     data = io.BytesIO(payload)
     cursor = conn.connection.dbapi_connection.cursor()
     try:
-        cursor.copy_expert(f"COPY {prep.format_table(table)} ({cols}) FROM STDIN", data, size=1 << 20)
+        form = " (FORMAT binary)" if binary else ""
+        cursor.copy_expert(f"COPY {prep.format_table(table)} ({cols}) FROM STDIN{form}", data, size=1 << 20)
     except Exception as exc:  # noqa: BLE001 - rewrapped as SQLAlchemy does for its own statements
         raise sa.exc.DBAPIError.instance("COPY", None, exc, conn.dialect.loaded_dbapi.Error) from exc
     finally:

@@ -32,16 +32,9 @@ class PostgresSource(SourceSide):
         """JSON, JSONB and every array type as text; infinite dates, ``24:00`` and month intervals
         kept (:mod:`shared.dialects.postgresql_values`); the output settings the conversions rely on
         (exact floats, ISO dates, ``postgres`` intervals), over any user option or server default."""
-        import psycopg2.extensions as ext
+        from shared.dialects.postgresql_values import SOURCE_SETTINGS, register_source_casters
 
-        from shared.dialects.postgresql_values import SOURCE_SETTINGS, register_exact_casters
-
-        def as_text(value: Any, _cur: Any) -> Any:
-            return value
-
-        oids = [114, 3802] + [oid for oid, c in ext.string_types.items() if c.name.endswith("ARRAY")]
-        ext.register_type(ext.new_type(tuple(oids), "DM_AS_TEXT", as_text), dbapi_conn)
-        register_exact_casters(dbapi_conn)
+        register_source_casters(dbapi_conn)
         cur = dbapi_conn.cursor()
         cur.execute(SOURCE_SETTINGS)
         cur.close()
@@ -134,15 +127,29 @@ class PostgresSource(SourceSide):
         with booleans as 1/0, aware timestamps as UTC and bytea as hex."""
         return pg_export_sql(sql, columns, fmt)
 
-    def bulk_export(self, dbapi_conn: Any, sql: str, *, chunk_bytes: int,
-                    max_rows: int) -> Iterable[tuple[bytes, int]]:
-        """The COPY on a helper thread, in chunks (output styles fixed for this transaction)."""
+    def binary_export(self, sql: str, description: Any,
+                      into: dict[str, tuple[int, int] | None]) -> tuple[str, str] | None:
+        """``(format, COPY … (FORMAT binary))`` when every result column (psycopg2 ``description``)
+        reaches the destination column of its name (``into``: lower-case name → OID, typmod)
+        exactly in binary form (:mod:`shared.dialects.pgbinary`); otherwise None."""
+        from shared.dialects import pgbinary
+
+        types = pgbinary.source_types(description)
+        if not pgbinary.carries(types, [into.get(d.name.lower()) for d in description]):
+            return None
+        return pgbinary.format_for(types), f"COPY (\n{sql}\n) TO STDOUT (FORMAT binary)"
+
+    def bulk_export(self, dbapi_conn: Any, sql: str, *, chunk_bytes: int, max_rows: int,
+                    binary: bool = False) -> Iterable[tuple[bytes, int]]:
+        """The COPY on a helper thread, in chunks (output styles fixed for this transaction);
+        ``binary``: rows of a binary COPY, without the stream's header and trailer."""
         from shared.dialects.bulkstream import copy_out_chunks
 
         cur = dbapi_conn.cursor()
         cur.execute("SET LOCAL DateStyle = 'ISO'; SET LOCAL IntervalStyle = 'postgres'; "
                     "SET LOCAL extra_float_digits = 1; SET LOCAL bytea_output = 'hex'")
-        return copy_out_chunks(lambda sink: cur.copy_expert(sql, sink), dbapi_conn.cancel, chunk_bytes, max_rows)
+        return copy_out_chunks(lambda sink: cur.copy_expert(sql, sink), dbapi_conn.cancel, chunk_bytes, max_rows,
+                               binary=binary)
 
     def temp_column_type(self, col: Column) -> sa.types.TypeEngine:
         """An unconstrained NUMERIC for a decimal of unknown size; otherwise :func:`to_sqlalchemy`."""

@@ -74,3 +74,16 @@ def register_exact_casters(dbapi_conn: Any) -> None:
     for name, (oids, cast) in casters.items():
         ext.register_type(ext.new_type(oids, name, cast), dbapi_conn)
 
+
+
+def register_source_casters(scope: Any) -> None:
+    """The conversions of a source session on a connection or a cursor: JSON, JSONB and every
+    array type as their text, and :func:`register_exact_casters`."""
+    import psycopg2.extensions as ext
+
+    def as_text(value: Any, _cur: Any) -> Any:
+        return value
+
+    oids = [114, 3802] + [oid for oid, c in ext.string_types.items() if c.name.endswith("ARRAY")]
+    ext.register_type(ext.new_type(tuple(oids), "DM_AS_TEXT", as_text), scope)
+    register_exact_casters(scope)

@@ -135,6 +135,12 @@ class SourceSide(DialectCore):
         :mod:`shared.dialects.bulk`), or None when this engine cannot (the general path runs)."""
         return None
 
+    def binary_export(self, sql: str, description: Any,
+                      into: dict[str, tuple[int, int] | None]) -> tuple[str, str] | None:
+        """``(format, statement)`` passing ``sql``'s result through in the destination engine's own
+        binary form (PostgreSQL to PostgreSQL: :mod:`shared.dialects.pgbinary`), or None."""
+        return None
+
     def bulk_export(self, dbapi_conn: Any, sql: str, *, chunk_bytes: int,
                     max_rows: int) -> Iterable[tuple[bytes, int]]:
         """Run a :meth:`bulk_export_sql` statement: ``(payload, rows)`` chunks ending at row boundaries,

@@ -89,11 +89,14 @@ class Extraction:
         self._incremental = incremental  # shared.extract.watermark.IncrementalRead: @watermark and its bound
         self._ctx.watermark = watermark  # (kind, value) for @watermark in a preview or validation
 
-    def open(self, bulk_format: str | None = None) -> list[Column]:
+    def open(self, bulk_format: str | None = None,
+             binary_into: dict[str, tuple[int, int] | None] | None = None) -> list[Column]:
         """Run steps 1..K-1 as planned and start step K; returns the final columns.
 
         ``bulk_format``: stream the result as that bulk text when the engine can
-        (:attr:`bulk` tells; then use :meth:`bulk_batches`).
+        (:attr:`bulk` tells; then use :meth:`bulk_batches`); ``binary_into``: the destination's
+        column types (lower-case name → PostgreSQL OID, typmod), to pass the result through in
+        binary form where every column allows (:attr:`bulk_format` tells the format chosen).
 
         Raises SourceError (also for bad references or several statements), ConnectionLost,
         TimedOut or Cancelled, each naming the step.
@@ -111,7 +114,7 @@ class Extraction:
                 incr.observe(dict.fromkeys(self._ctx.engines[self.steps[k - 1].project_id] for k in sorted(needed)))
         self._session = Session(self.plan, self._ctx)
         try:
-            columns = self._session.start(bulk_format)
+            columns = self._session.start(bulk_format, binary_into)
             if incr is not None and incr.kind and not self._ctx.probe:
                 incr.opened(self._ctx.engines[self.plan.project_id], columns)
             return columns
@@ -140,6 +143,11 @@ class Extraction:
     def bulk(self) -> bool:
         """True when :meth:`open` started a bulk-text export."""
         return self._session is not None and self._session.bulk_sql is not None
+
+    @property
+    def bulk_format(self) -> str | None:
+        """The format of :meth:`bulk_batches`' payloads (None: rows)."""
+        return self._session.bulk_format if self.bulk else None  # type: ignore[union-attr]
 
     def bulk_batches(self, chunk_bytes: int) -> Iterator[tuple[bytes, int]]:
         """The final result as bulk-text chunks ``(payload, rows)``: at most ``batch_rows`` rows and

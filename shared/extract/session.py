@@ -81,17 +81,23 @@ class Session:
         self.columns: list[Column] = []
         self._first: list[tuple] = []
         self.bulk_sql: str | None = None
+        self.bulk_format: str | None = None  # the format bulk_sql renders
+        self._description: Any = None  # the driver's description of the last _describe
+        self._binary = False  # bulk_sql is the engine's binary pass-through (binary_export)
         self._streaming = False  # a statement may still be sending rows (stopped on close)
         self._chunks: Any = None  # the bulk export's chunk iterator (its helper thread reads the connection)
         self._convert: list[Callable[[Any], Any] | None] = []
 
     # -- lifecycle -------------------------------------------------------------------
-    def start(self, bulk_format: str | None = None) -> list[Column]:
+    def start(self, bulk_format: str | None = None,
+              binary_into: dict[str, tuple[int, int] | None] | None = None) -> list[Column]:
         """Connect, materialise references, run the statement; returns its columns.
 
         With ``bulk_format`` (see :mod:`shared.dialects.bulk`) and an engine that can render
         the result in it, the statement is only described here and :meth:`bulk_batches`
-        streams it as bulk text; otherwise :meth:`batches` streams rows.
+        streams it as bulk text; otherwise :meth:`batches` streams rows. ``binary_into`` (the
+        destination's column types, PostgreSQL only) lets the engine pass the result through in
+        binary form instead where every column allows (:attr:`bulk_format` tells which).
         Raises SourceError, ConnectionLost, Cancelled or TimedOut naming the step.
         """
         self.ctx.check()
@@ -113,7 +119,10 @@ class Session:
             self.dialect.begin_read_only(self.raw.driver_connection, timeout_s=self.ctx.timeout_s)
             if bulk_format and not self.ctx.probe:
                 self.columns = self._describe(sql)
-                self.bulk_sql = self.dialect.bulk_export_sql(sql, self.columns, bulk_format)
+                binary = self.dialect.binary_export(sql, self._description, binary_into) if binary_into else None
+                self._binary = binary is not None
+                self.bulk_format, self.bulk_sql = binary or (bulk_format, self.dialect.bulk_export_sql(
+                    sql, self.columns, bulk_format))
                 if self.bulk_sql is not None and self._zero_dates_null() and has_dates(self.columns):
                     self.bulk_sql = None  # dates are mapped row by row
             if self.bulk_sql is None:
@@ -174,6 +183,7 @@ class Session:
         cursor = self.dialect.open_stream(self.raw.driver_connection, self.dialect.probe_sql(sql))
         try:
             cursor.fetchall()
+            self._description = cursor.description
             return self.dialect.describe_cursor(cursor, [])
         finally:
             cursor.close()
@@ -184,8 +194,9 @@ class Session:
         assert self.bulk_sql is not None
         self._streaming = True
         with self.guard("reading"):
+            binary = {"binary": True} if self._binary else {}
             chunks = iter(self.dialect.bulk_export(self.raw.driver_connection, self.bulk_sql,
-                                                   chunk_bytes=chunk_bytes, max_rows=self.ctx.batch_rows))
+                                                   chunk_bytes=chunk_bytes, max_rows=self.ctx.batch_rows, **binary))
         self._chunks = chunks
         try:
             while True:

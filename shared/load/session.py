@@ -18,14 +18,14 @@ import sqlalchemy as sa
 
 from shared import metrics
 from shared.dialects import DestinationSide, get_dialect
-from shared.dialects.bulk import parse as parse_bulk, same_text
+from shared.dialects.bulk import FORMATS as BULK_TEXTS, parse as parse_bulk, same_text
 from shared.dialects.exact import rounding_risk
 from shared.dialects.loading import BulkRefused, DuplicateKeysInBatch, kind_of
 from shared.errors import Cancelled, ConnectionLost, DestinationError, SyncDeleteGuard
 from shared.jobspec import Mode
 from shared.engine_cache import is_cached
 from shared.load.destination import Destination, resolve_destination
-from shared.load.isolation import RowIsolation
+from shared.load.isolation import DuplicateKeyRow, RowIsolation
 from shared.load.keys import WrittenKeys
 from shared.load.results import FailedRow, LoadCounts
 from shared.load.verify import VerificationFailed, Verifier, skipped
@@ -191,13 +191,14 @@ class LoadSession(RowIsolation):
         isolates the bad rows. Raises like :meth:`write`; ValueError for a malformed payload.
         """
         conn = self._require_open()
-        if rows and self._bulk_ok(fmt):
+        if rows and self._bulk_ok(conn, fmt):
             savepoint = conn.begin_nested()
             try:
                 delta = self._apply_staged(conn, rows, lambda table: self.dialect.bulk_import(
-                    conn, table, self._dest.columns, payload, kinds=self._kinds, rows=rows))  # type: ignore[union-attr]
+                    conn, table, self._dest.columns, payload, kinds=self._kinds, rows=rows,  # type: ignore[union-attr]
+                    fmt=fmt))
                 savepoint.commit()
-            except (DuplicateKeysInBatch, BulkRefused):
+            except (DuplicateKeysInBatch, DuplicateKeyRow, BulkRefused):  # a lone row's key too: written below
                 self._undo(conn, savepoint, None)
             except sa.exc.DBAPIError as exc:
                 self._raise_for(exc, rows_level_ok=True)  # transient/statement-level: raise
@@ -212,13 +213,17 @@ class LoadSession(RowIsolation):
                 log.info("%s: %d bulk batches in a row refused; the rest goes the general way", self.table,
                          self._bulk_refusals)
                 self._bulk_cache[fmt] = False
-        return self.write(parse_bulk(payload, fmt, self.columns))
+        if fmt in BULK_TEXTS:
+            return self.write(parse_bulk(payload, fmt, self.columns))
+        return self.write(self.dialect.decode_bulk(conn, payload, fmt, rows))  # e.g. binary COPY
 
-    def _bulk_ok(self, fmt: str) -> bool:
-        """Whether a payload in ``fmt`` may go to the bulk loader as it is (cached per format)."""
+    def _bulk_ok(self, conn: sa.Connection, fmt: str) -> bool:
+        """Whether a payload in ``fmt`` may go to the bulk loader as it is (cached per format); the
+        dialect proves a format that is not bulk text (binary COPY) on its own."""
         if fmt not in self._bulk_cache:
-            self._bulk_cache[fmt] = (fmt == self.dialect.bulk_import_format
-                                     and same_text(fmt, self.columns, self._kinds)
+            assert self._dest is not None
+            self._bulk_cache[fmt] = (self.dialect.bulk_import_accepts(conn, fmt, self._dest.table, self._dest.columns)
+                                     and (fmt not in BULK_TEXTS or same_text(fmt, self.columns, self._kinds))
                                      and (self.allow_rounding or self.dialect.bulk_import_refuses_rounding
                                           or not self._may_round()))
         return self._bulk_cache[fmt]
