@@ -11,6 +11,8 @@ Then each destination holds exactly the source rows, none twice (the lag-free de
 have no key, so a second copy would show), the lag-free jobs read every row exactly once,
 the lagged one wrote every row once and skipped its re-reads, and each run started from the
 watermark the previous one committed.
+
+(Over 300 lines: the three tests share one booted stack and the writers' machinery.)
 """
 from __future__ import annotations
 
