@@ -77,7 +77,7 @@ def wait_finished(api: httpx.Client, execution_id: int) -> dict:
         e = api.get(f"/api/executions/{execution_id}").json()
         if e["status"] not in ("queued", "running"):
             return e
-        sleep(0.3)
+        sleep(0.1)
     raise AssertionError(f"execution {execution_id} still {e['status']}")
 
 

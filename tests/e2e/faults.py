@@ -108,7 +108,7 @@ def wait_for(predicate: Callable[[], object], *, timeout_s: float = 60, what: st
         value = predicate()
         if value:
             return value
-        time.sleep(0.2)
+        time.sleep(0.1)
     logs = stack.all_logs()[-6000:] if stack else ""
     raise AssertionError(f"timed out waiting for {what}\n{logs}")
 

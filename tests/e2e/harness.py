@@ -126,7 +126,7 @@ class Client:
                 states = {eid: self.execution(eid)["status"] for eid in pending}
                 raise AssertionError(f"executions not finished in {timeout_s}s: {states}\n"
                                      f"{self.stack.all_logs()[-6000:]}")
-            time.sleep(0.25)
+            time.sleep(0.1)
         return done
 
     def run(self, job_id: int, timeout_s: float = 120) -> dict:

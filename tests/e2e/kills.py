@@ -96,7 +96,7 @@ def holding(url: str) -> tuple[int, int, int]:
     return int(rows), int(ids), int(total)
 
 
-def wait(predicate, *, timeout_s: float, what: str, stack: Stack, every_s: float = 0.2):  # type: ignore[no-untyped-def]
+def wait(predicate, *, timeout_s: float, what: str, stack: Stack, every_s: float = 0.1):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = predicate()

@@ -62,7 +62,7 @@ class Stack:
             for name, proc in self.procs.items():
                 if proc.poll() is not None:
                     raise RuntimeError(f"{name} exited with {proc.returncode}: {self.log(name)[-3000:]}")
-            time.sleep(0.3)
+            time.sleep(0.05)  # a boot is waited for by every e2e test: look often
         raise RuntimeError(f"API not healthy in {timeout_s}s: {self.log('api')[-3000:]}")
 
     def log(self, name: str) -> str:
@@ -89,7 +89,7 @@ class Stack:
                 body = client.get(f"/api/executions/{execution_id}").json()
                 if body["status"] in FINISHED:
                     return body
-                time.sleep(0.3)
+                time.sleep(0.1)
         raise AssertionError(f"execution {execution_id} not finished in {timeout_s}s: {body}\n{self.all_logs()[-6000:]}")
 
 

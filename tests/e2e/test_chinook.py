@@ -20,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -31,7 +33,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from tests.conftest import IN_CI, MYSQL_URL, PG_URL, require_service, unique_name
-from tests.e2e.harness import Client, Databases, connect, counts, datasets_dir, running_stack
+from tests.e2e.harness import Client, Databases, connect, counts, datasets_dir
+from tests.fixtures.stacks import boot
 
 pytestmark = pytest.mark.e2e
 
@@ -163,8 +166,16 @@ def checksums(url: str, table: Table) -> dict[tuple, str]:
     return out
 
 
+_SOURCE_SUMS: dict[tuple[str, str], dict[tuple, str]] = {}  # (source URL, table) → checksums, read once
+
+
 def assert_same_rows(src_url: str, dst_url: str, table: Table, where: str) -> None:
-    src, dst = checksums(src_url, table), checksums(dst_url, table)
+    """The destination holds the source's rows: the source's checksums as read at its first comparison
+    (the test never writes a source, so every later stage is compared with the same, original rows)."""
+    src = _SOURCE_SUMS.get((src_url, table.pg))
+    if src is None:
+        src = _SOURCE_SUMS[(src_url, table.pg)] = checksums(src_url, table)
+    dst = checksums(dst_url, table)
     assert len(dst) == len(src) == ROWS[table.pg], (where, table.pg, len(src), len(dst))
     differ = sorted(k for k in src if dst.get(k) != src[k])
     extra = sorted(set(dst) - set(src))
@@ -257,14 +268,20 @@ def world(tmp_path_factory) -> World:
     try:
         started = time.monotonic()
         metadata, src_my, src_pg, dst_pg, dst_my = dbs.pg(), dbs.mysql(), dbs.pg(), dbs.pg(), dbs.mysql()
-        load_mysql(src_my, schema_only=False)
-        load_pg(src_pg, schema_only=False)
-        load_pg(dst_pg, schema_only=True)
-        load_mysql(dst_my, schema_only=True)
-        tables = chinook_tables(src_my, src_pg)
-        loaded = time.monotonic() - started
-        with running_stack(tmp_path_factory.mktemp("chinook"), metadata, unique_name("dmchinook"),
-                           DM_EXTRACTOR_CONCURRENCY="4", DM_LOADER_CONCURRENCY="4", DM_BATCH_ROWS="5000") as stack:
+        # the four databases load while the stack boots (each on its own connection): neither waits for the other
+        with ThreadPoolExecutor(max_workers=5) as pool:
+            booting = pool.submit(boot, tmp_path_factory.mktemp("chinook"), metadata_url=metadata,
+                                  prefix=unique_name("dmchinook"), DM_EXTRACTOR_CONCURRENCY="4",
+                                  DM_LOADER_CONCURRENCY="4", DM_BATCH_ROWS="5000")
+            loads = [pool.submit(load_mysql, src_my, schema_only=False), pool.submit(load_pg, src_pg, schema_only=False),
+                     pool.submit(load_pg, dst_pg, schema_only=True), pool.submit(load_mysql, dst_my, schema_only=True)]
+            futures.wait([booting, *loads])
+        stack = booting.result() if booting.exception() is None else None
+        try:
+            for load in (*loads, booting):
+                load.result()
+            tables = chinook_tables(src_my, src_pg)
+            loaded = time.monotonic() - started
             client = Client(stack)
             projects = {"src_my": client.project("Chinook MariaDB", src_my),
                         "src_pg": client.project("Chinook PostgreSQL", src_pg),
@@ -281,8 +298,11 @@ def world(tmp_path_factory) -> World:
                                   "destination": {"project_id": dst_pid, "table": dst_table, "mode": "insert_only"}}
                     route.job_id = client.create_job(route.body)
                     routes.append(route)
-            yield World(client, routes, src_my, src_pg, dst_pg, dst_my, {"load datasets": loaded})
+            yield World(client, routes, src_my, src_pg, dst_pg, dst_my, {"load datasets and boot": loaded})
             client.close()
+        finally:
+            if stack is not None:
+                stack.stop()
     finally:
         dbs.drop_all()
 

@@ -5,11 +5,14 @@ opens a transaction, inserts a row (its timestamp is the transaction's start, it
 then) and commits only after longer than the interval between runs, over and over;
 When three incremental jobs run about every second for ~30 s (on the timestamp with no lag,
 on the auto-increment id with no lag, on the timestamp with a 2 s lag), then the writers stop
-and each job runs twice more;
+and each job runs twice more (the PostgreSQL and the MariaDB scenario run at the same time,
+against one stack, so the suite waits ~30 s once, not twice);
 Then each destination holds exactly the source rows, none twice (the lag-free destinations
 have no key, so a second copy would show), the lag-free jobs read every row exactly once,
 the lagged one wrote every row once and skipped its re-reads, and each run started from the
 watermark the previous one committed.
+
+(Over 300 lines: the three tests share one booted stack and the writers' machinery.)
 """
 from __future__ import annotations
 
@@ -46,8 +49,9 @@ def stack(tmp_path_factory):
     dbs = Databases()
     tmp = tmp_path_factory.mktemp("incremental")
     try:
-        with running_stack(tmp / "stack", dbs.pg(), unique_name("dmincr"), DM_EXTRACTOR_CONCURRENCY="3",
-                           DM_LOADER_CONCURRENCY="3") as stack:
+        # concurrency 6: the three jobs of both engines' scenarios (run at once, see writer_runs) at once
+        with running_stack(tmp / "stack", dbs.pg(), unique_name("dmincr"), DM_EXTRACTOR_CONCURRENCY="6",
+                           DM_LOADER_CONCURRENCY="6") as stack:
             yield stack, dbs
     finally:
         dbs.drop_all()
@@ -107,11 +111,40 @@ def _jobs(client: Client, *, source_id: int, dest_id: int) -> dict[str, int]:
     return ids
 
 
-@pytest.mark.parametrize("engine", ["postgresql", "mysql"])
-def test_concurrent_writers_lose_no_row_and_write_none_twice(stack, engine: str) -> None:
+ENGINES = ("postgresql", "mysql")
+
+
+@pytest.fixture(scope="module")
+def writer_runs(stack) -> dict[str, object]:
+    """Both engines' scenarios at once, each in a thread of its own (the writers write WRITE_S on
+    each source while its three jobs tick): engine → (source, destination, history) or the exception
+    its scenario raised; the test of each engine asserts on its own outcome."""
     stack, dbs = stack
-    if engine == "mysql":
-        require_service("MariaDB", MYSQL_URL)
+    outcomes: dict[str, object] = {}
+    for engine in ENGINES:
+        try:
+            if engine == "mysql":
+                require_service("MariaDB", MYSQL_URL)
+        except BaseException as exc:  # noqa: BLE001 - skip/fail of that engine's test, raised there
+            outcomes[engine] = exc
+
+    def scenario(engine: str) -> None:
+        try:
+            outcomes[engine] = _write_and_tick(stack, dbs, engine)
+        except BaseException as exc:  # noqa: BLE001 - raised by that engine's test
+            outcomes[engine] = exc
+
+    threads = [threading.Thread(target=scenario, args=(e,), name=f"writers-{e}") for e in ENGINES
+               if e not in outcomes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return outcomes
+
+
+def _write_and_tick(stack, dbs, engine: str) -> tuple[str, str, dict[str, list[dict]]]:  # type: ignore[no-untyped-def]
+    """Given/When of the scenario on one engine's source: (source, destination, each job's history)."""
     source = dbs.pg() if engine == "postgresql" else dbs.mysql()
     dest = dbs.pg()
     with connect(source) as conn:
@@ -137,28 +170,37 @@ def test_concurrent_writers_lose_no_row_and_write_none_twice(stack, engine: str)
         time.sleep(1.2)  # MariaDB sets NOW() before InnoDB lists the transaction: a 1 s margin
         for _ in range(2):
             _tick(client, jobs, runs)
-
-        # Then
-        source_rows = sorted(query(source, "SELECT id, writer FROM app_events"))
-        assert len(source_rows) > 100 and sum(1 for r in source_rows if r[1] == "long") >= WRITE_S / LONG_HOLD_S - 2
-        for table, (column, lag, _) in JOBS.items():
-            history = runs[table]
-            assert all(r["status"] == "completed" for r in history), [(r["id"], r["status"], r["error"]) for r in history]
-            assert sorted(query(dest, f"SELECT id, writer FROM {table}")) == source_rows, table
-            read = sum(r["rows_read"] for r in history)
-            inserted = sum(r["rows_inserted"] for r in history)
-            assert inserted == len(source_rows), table
-            if lag is None:
-                assert read == len(source_rows), (table, read, len(source_rows))  # every row read once
-            else:
-                assert read >= len(source_rows) and sum(r["rows_skipped"] for r in history) == read - len(source_rows)
-            for before, after in zip(history, history[1:]):
-                assert after["watermark_from"] == before["watermark_to"], (table, before["id"], after["id"])
-            assert history[-1]["watermark_to"] is not None
-        advanced = {r["watermark_to"] for r in runs["by_id"]}
-        assert len(advanced) > 2, "the integer watermark advanced while the writers were active"
     finally:
         client.close()
+    return source, dest, runs
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_concurrent_writers_lose_no_row_and_write_none_twice(writer_runs, engine: str) -> None:
+    outcome = writer_runs[engine]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    source, dest, runs = outcome
+
+    # Then
+    source_rows = sorted(query(source, "SELECT id, writer FROM app_events"))
+    assert len(source_rows) > 100 and sum(1 for r in source_rows if r[1] == "long") >= WRITE_S / LONG_HOLD_S - 2
+    for table, (column, lag, _) in JOBS.items():
+        history = runs[table]
+        assert all(r["status"] == "completed" for r in history), [(r["id"], r["status"], r["error"]) for r in history]
+        assert sorted(query(dest, f"SELECT id, writer FROM {table}")) == source_rows, table
+        read = sum(r["rows_read"] for r in history)
+        inserted = sum(r["rows_inserted"] for r in history)
+        assert inserted == len(source_rows), table
+        if lag is None:
+            assert read == len(source_rows), (table, read, len(source_rows))  # every row read once
+        else:
+            assert read >= len(source_rows) and sum(r["rows_skipped"] for r in history) == read - len(source_rows)
+        for before, after in zip(history, history[1:]):
+            assert after["watermark_from"] == before["watermark_to"], (table, before["id"], after["id"])
+        assert history[-1]["watermark_to"] is not None
+    advanced = {r["watermark_to"] for r in runs["by_id"]}
+    assert len(advanced) > 2, "the integer watermark advanced while the writers were active"
 
 
 def _tick(client: Client, jobs: dict[str, int], runs: dict[str, list[dict]]) -> None:

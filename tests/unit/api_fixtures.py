@@ -1,6 +1,12 @@
-"""An API on SQLite metadata and the in-memory transport, for fast tests."""
+"""An API on SQLite metadata and the in-memory transport, for fast tests.
+
+Each test's store starts as a copy of one store migrated once per run (the API's start-up still
+runs the migrations, which find it at head): the ~10 migrations are not replayed per test."""
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,9 +30,24 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     return Settings(data_dir=tmp_path, amqp_url="memory://", **overrides)  # type: ignore[arg-type]
 
 
+_migrated: list[Path] = []  # the store migrated once per run (a file, copied per test)
+
+
+def fresh_store(data_dir: Path) -> None:
+    """Put a freshly migrated, empty metadata store where ``make_settings(data_dir)`` looks for it."""
+    if not _migrated:
+        directory = Path(tempfile.mkdtemp(prefix="dm-migrated-store-"))
+        atexit.register(shutil.rmtree, directory, True)
+        build_store(make_settings(directory)).dispose()
+        _migrated.append(directory / "datamig.db")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_migrated[0], data_dir / "datamig.db")
+
+
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[TestClient]:
     settings = make_settings(tmp_path)
+    fresh_store(tmp_path)
     transport, topology = build_transport(settings, name="test")
     app = create_app(settings, transport, store=build_store(settings), box=build_secret_box(settings),
                      topology=topology)
