@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
 from shared.dialects.postgresql_values import interval_text
-from shared.dialects.loading import json_text, kind_of, plain_preparer, to_utc_naive
+from shared.dialects.loading import json_text, key_match, kind_of, plain_preparer, to_utc_naive
 
 PG_NULL = "\\N"
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -104,6 +104,57 @@ def build_pg_upsert(target: sa.Table, staging: sa.TableClause, columns: list[str
     stmt = stmt.on_conflict_do_update(index_elements=key, set_={c: stmt.excluded[c] for c in updates}, where=guard)
     done = stmt.returning(sa.literal_column("(xmax = 0)").label("ins")).cte("dm_upsert")
     return sa.select(sa.func.count().filter(done.c.ins), sa.func.count().filter(sa.not_(done.c.ins)))
+
+
+def build_pg_merge(target: sa.Table, staging: sa.TableClause, columns: list[str], key: list[str]) -> sa.Select:
+    """Upsert as ``UPDATE ... FROM staging WHERE <key> AND <changed>`` plus ``INSERT ... SELECT ... WHERE
+    NOT EXISTS`` in one statement (both CTEs see the destination as before it; they touch disjoint
+    keys): (inserted, updated). Unlike ``ON CONFLICT DO UPDATE ... WHERE``, an unchanged row is not
+    locked (no write, no WAL) and a new row needs no speculative insertion. Gives the same answer only
+    on a plain table (see :data:`MERGE_SAFE_SQL`); the caller checks."""
+    updates = [c for c in columns if c not in key]
+    kinds = {c: kind_of(target.c[c].type) for c in updates}
+    source = staging.alias("dm_s")
+    guard = sa.or_(*[_comparable(target.c[c], kinds[c]).is_distinct_from(
+        _comparable(sa.type_coerce(source.c[c], target.c[c].type), kinds[c])) for c in updates])
+    updated = (sa.update(target).values({c: source.c[c] for c in updates})
+               .where(key_match(target, source, key), guard)
+               .returning(sa.literal_column("1").label("one")).cte("dm_upd"))
+    existing = target.alias("dm_d")
+    fresh = sa.select(*[source.c[c] for c in columns]).where(~sa.exists().where(key_match(existing, source, key)))
+    inserted = (sa.insert(target).from_select(columns, fresh)
+                .returning(sa.literal_column("1").label("one")).cte("dm_ins"))
+    return sa.select(sa.select(sa.func.count()).select_from(inserted).scalar_subquery(),
+                     sa.select(sa.func.count()).select_from(updated).scalar_subquery())
+
+
+# The merge above means what ON CONFLICT means when: a plain table (ON CONFLICT fires BEFORE INSERT
+# triggers for existing keys too, and a trigger or rule may change a key), and keys compare in a join
+# as the arbiter index compares them (deterministic collations, default operator classes).
+MERGE_SAFE_SQL = """SELECT c.relkind = 'r'
+   AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal)
+   AND NOT EXISTS (SELECT 1 FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.rulename <> '_RETURN')
+   AND NOT EXISTS (SELECT 1 FROM pg_attribute a JOIN pg_collation co ON co.oid = a.attcollation
+                   WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT co.collisdeterministic)
+   AND NOT EXISTS (SELECT 1 FROM pg_index i CROSS JOIN LATERAL unnest(i.indcollation::oid[]) x(oid)
+                   JOIN pg_collation co ON co.oid = x.oid WHERE i.indrelid = c.oid AND NOT co.collisdeterministic)
+   AND NOT EXISTS (SELECT 1 FROM pg_index i CROSS JOIN LATERAL unnest(i.indclass::oid[]) x(oid)
+                   JOIN pg_opclass o ON o.oid = x.oid WHERE i.indrelid = c.oid AND NOT o.opcdefault)
+FROM pg_class c WHERE c.oid = CAST(:t AS regclass)"""
+# Settings for the merge statement only: an index probe per staged row, as ON CONFLICT does. The
+# temporary staging table has no statistics, and a hash or merge join would read the whole destination
+# once per batch.
+MERGE_PLAN = (("enable_hashjoin", "off"), ("enable_mergejoin", "off"))
+
+
+def build_pg_claim_keys(staging: sa.TableClause, written: sa.TableClause, key: list[str]) -> sa.Select:
+    """(staged rows, staged keys added to the UNIQUE ``written``): ``INSERT ... SELECT ... ON CONFLICT
+    DO NOTHING`` skips a key already written and the repeats of a key within the batch."""
+    select = sa.select(*[staging.c[k] for k in key])
+    added = pg.insert(written).from_select(key, select).on_conflict_do_nothing() \
+        .returning(sa.literal_column("1").label("one")).cte("dm_claimed")
+    return sa.select(sa.select(sa.func.count()).select_from(staging).scalar_subquery(),
+                     sa.select(sa.func.count()).select_from(added).scalar_subquery())
 
 
 def copy_rows(conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str], rows: list[str]) -> None:
