@@ -1,4 +1,16 @@
-"""PostgreSQL LOADING helpers: COPY text encoding and the mode statements (pure builders)."""
+"""PostgreSQL LOADING helpers: COPY text encoding and the mode statements (pure builders).
+
+Upsert and sync_delete stay one statement per staged batch (inside the batch's SAVEPOINT), so a
+batch's failed rows are known when ``LoadSession.write`` returns and the 100-consecutive stop,
+counts, verification and incremental overlap work as for every other mode. What made them slow
+was not the per-batch shape but what each batch did: a duplicate-key check joining the batch with
+every key written so far (see :mod:`shared.load.keys`) and ``INSERT ... ON CONFLICT DO UPDATE ...
+WHERE <changed>``, which locks (writes) every unchanged row it skips and inserts each new row
+speculatively. :func:`build_pg_merge` updates only the changed rows and inserts only the new ones,
+by index probes (:data:`MERGE_PLAN`). One merge over all batches at the end was not chosen: the
+loader reports failed rows batch by batch and stops after 100 consecutive ones mid-stream, which a
+deferred merge could only reproduce by replaying every batch when any row fails.
+"""
 from __future__ import annotations
 
 import io

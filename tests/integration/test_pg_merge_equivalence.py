@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+import shared.dialects.postgresql_destination as pg_destination
 from shared.connections import create_db_engine
 from shared.dialects.destination_side import DestinationSide
 from shared.dialects.postgresql_destination import PostgresDestination
@@ -65,7 +66,10 @@ def _bulk(row: tuple) -> str:
 
 
 def _load(url: str, mode: Mode, rows: list[tuple], bulk: bool, fast: bool, monkeypatch) -> dict:
+    merges: list[int] = []
     with monkeypatch.context() as m:
+        build = pg_destination.build_pg_merge
+        m.setattr(pg_destination, "build_pg_merge", lambda *a: merges.append(1) or build(*a))
         if not fast:
             m.setattr(PostgresDestination, "create_written_keys", DestinationSide.create_written_keys)
             m.setattr(PostgresDestination, "_merge_safe", lambda self, conn, target: False)
@@ -95,6 +99,7 @@ def _load(url: str, mode: Mode, rows: list[tuple], bulk: bool, fast: bool, monke
         with engine.connect() as conn:
             table = [tuple(r) for r in conn.exec_driver_sql("SELECT * FROM dest ORDER BY id").all()]
         engine.dispose()
+        assert bool(merges) == fast
         return {"rows": table, "failed": [(f.position, f.error) for f in failed], "counts": counts.to_dict(),
                 "stopped": stopped, "verification": _plain(session.verification)}
 
