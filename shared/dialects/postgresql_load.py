@@ -141,9 +141,11 @@ def build_pg_merge(target: sa.Table, staging: sa.TableClause, columns: list[str]
 
 
 # The merge above means what ON CONFLICT means when: a plain table (ON CONFLICT fires BEFORE INSERT
-# triggers for existing keys too, and a trigger or rule may change a key), and keys compare in a join
-# as the arbiter index compares them (deterministic collations, default operator classes).
-MERGE_SAFE_SQL = """SELECT c.relkind = 'r'
+# triggers for existing keys too, and a trigger or rule may change a key; UPDATE skips rows a row
+# security policy hides where ON CONFLICT fails; UPDATE reaches inheritance children, the arbiter
+# index does not), and keys compare in a join as the arbiter index compares them (deterministic
+# collations, default operator classes).
+MERGE_SAFE_SQL = """SELECT c.relkind = 'r' AND NOT c.relrowsecurity AND NOT c.relhassubclass
    AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal)
    AND NOT EXISTS (SELECT 1 FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.rulename <> '_RETURN')
    AND NOT EXISTS (SELECT 1 FROM pg_attribute a JOIN pg_collation co ON co.oid = a.attcollation

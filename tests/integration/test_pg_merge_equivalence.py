@@ -143,3 +143,27 @@ def test_a_table_with_a_trigger_keeps_the_on_conflict_statement(pg_url: str) -> 
     engine.dispose()
     assert notes == ["Y", "Z"]  # ON CONFLICT fires BEFORE INSERT for the existing key too
     assert (counts.rows_inserted, counts.rows_updated) == (1, 1)
+
+
+@pytest.mark.parametrize("setup", [
+    "CREATE TRIGGER t BEFORE INSERT ON dest FOR EACH ROW EXECUTE FUNCTION up()",
+    "CREATE RULE r AS ON INSERT TO dest WHERE NEW.qty = 7 DO INSTEAD NOTHING",
+    "ALTER TABLE dest ENABLE ROW LEVEL SECURITY",
+    "CREATE TABLE child () INHERITS (dest)",
+    'CREATE UNIQUE INDEX ON dest (note COLLATE "C")',
+    "CREATE UNIQUE INDEX ON dest (note text_pattern_ops)",
+    "CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false); "
+    "ALTER TABLE dest ALTER COLUMN note TYPE text COLLATE ci",
+])
+def test_tables_where_the_merge_would_mean_something_else_keep_on_conflict(pg_url: str, setup: str) -> None:
+    engine = create_db_engine(sa.engine.make_url(pg_url))
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE dest {DDL}")
+        conn.exec_driver_sql("CREATE FUNCTION up() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$")
+        target = sa.Table("dest", sa.MetaData(), autoload_with=conn)
+        assert PostgresDestination()._merge_safe(conn, target) is True
+        conn.exec_driver_sql(setup)
+        safe = PostgresDestination()._merge_safe(conn, target)
+    engine.dispose()
+    # "C" is deterministic: a unique index under it still compares as a join does
+    assert safe is ('COLLATE "C"' in setup)
