@@ -123,7 +123,10 @@ def build_pg_merge(target: sa.Table, staging: sa.TableClause, columns: list[str]
     NOT EXISTS`` in one statement (both CTEs see the destination as before it; they touch disjoint
     keys): (inserted, updated). Unlike ``ON CONFLICT DO UPDATE ... WHERE``, an unchanged row is not
     locked (no write, no WAL) and a new row needs no speculative insertion. Gives the same answer only
-    on a plain table (see :data:`MERGE_SAFE_SQL`); the caller checks."""
+    on a plain table (see :data:`MERGE_SAFE_SQL`); the caller checks. Other unique indexes: the
+    INSERT runs before the UPDATE and the UPDATE goes in staging (source) order, so a batch this
+    statement applies, ON CONFLICT (source order) applies the same way; where the order makes it fail
+    instead, isolation splits it down to single rows, which take ON CONFLICT."""
     updates = [c for c in columns if c not in key]
     kinds = {c: kind_of(target.c[c].type) for c in updates}
     source = staging.alias("dm_s")
