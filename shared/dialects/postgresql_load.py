@@ -124,7 +124,8 @@ def build_pg_merge(target: sa.Table, staging: sa.TableClause, columns: list[str]
     keys): (inserted, updated). Unlike ``ON CONFLICT DO UPDATE ... WHERE``, an unchanged row is not
     locked (no write, no WAL) and a new row needs no speculative insertion. Gives the same answer only
     on a plain table (see :data:`MERGE_SAFE_SQL`); the caller checks. Other unique indexes: the
-    INSERT runs before the UPDATE and the UPDATE goes in staging (source) order, so a batch this
+    INSERT runs before the UPDATE (whose condition reads the INSERT's count, an InitPlan evaluated
+    before its first row) and the UPDATE goes in staging (source) order, so a batch this
     statement applies, ON CONFLICT (source order) applies the same way; where the order makes it fail
     instead, isolation splits it down to single rows, which take ON CONFLICT."""
     updates = [c for c in columns if c not in key]
@@ -132,13 +133,14 @@ def build_pg_merge(target: sa.Table, staging: sa.TableClause, columns: list[str]
     source = staging.alias("dm_s")
     guard = sa.or_(*[_comparable(target.c[c], kinds[c]).is_distinct_from(
         _comparable(sa.type_coerce(source.c[c], target.c[c].type), kinds[c])) for c in updates])
-    updated = (sa.update(target).values({c: source.c[c] for c in updates})
-               .where(key_match(target, source, key), guard)
-               .returning(sa.literal_column("1").label("one")).cte("dm_upd"))
     existing = target.alias("dm_d")
     fresh = sa.select(*[source.c[c] for c in columns]).where(~sa.exists().where(key_match(existing, source, key)))
     inserted = (sa.insert(target).from_select(columns, fresh)
                 .returning(sa.literal_column("1").label("one")).cte("dm_ins"))
+    after_inserts = sa.select(sa.func.count()).select_from(inserted).scalar_subquery() >= 0  # an InitPlan
+    updated = (sa.update(target).values({c: source.c[c] for c in updates})
+               .where(after_inserts, key_match(target, source, key), guard)
+               .returning(sa.literal_column("1").label("one")).cte("dm_upd"))
     return sa.select(sa.select(sa.func.count()).select_from(inserted).scalar_subquery(),
                      sa.select(sa.func.count()).select_from(updated).scalar_subquery())
 

@@ -167,3 +167,33 @@ def test_tables_where_the_merge_would_mean_something_else_keep_on_conflict(pg_ur
     engine.dispose()
     # "C" is deterministic: a unique index under it still compares as a join does
     assert safe is ('COLLATE "C"' in setup)
+
+
+def test_a_new_row_taking_a_unique_value_an_existing_row_gives_up_later_fails_as_with_on_conflict(
+        pg_url: str, monkeypatch) -> None:
+    """Source order: the new row 2 wants code 'y' before row 1 gives 'y' up. ON CONFLICT applies rows
+    in source order (2 fails); the merge inserts before it updates, so it fails the batch and
+    isolation reaches the same answer; updating first would wrongly write both rows."""
+    rows = [(2, 1, "y", "new", None, None), (1, 1, "z", "gives y up", None, None)]
+    results = []
+    for fast in (False, True):
+        with monkeypatch.context() as m:
+            if not fast:
+                m.setattr(PostgresDestination, "_merge_safe", lambda self, conn, target: False)
+            engine = create_db_engine(sa.engine.make_url(pg_url))
+            with engine.begin() as conn:
+                conn.exec_driver_sql("DROP TABLE IF EXISTS dest")
+                conn.exec_driver_sql(f"CREATE TABLE dest {DDL}")
+                conn.exec_driver_sql("INSERT INTO dest VALUES (1, 1, 'y', 'old', NULL, NULL)")
+            session = LoadSession(engine, table="dest", columns=COLUMNS, mode=Mode.upsert)
+            session.begin()
+            failed = [(f.position, f.error) for f in session.write(rows)]
+            counts = session.finish().to_dict()
+            session.commit()
+            session.close()
+            with engine.connect() as conn:
+                table = [tuple(r) for r in conn.exec_driver_sql("SELECT id, code FROM dest ORDER BY id").all()]
+            engine.dispose()
+            results.append((table, failed, counts))
+    assert results[1] == results[0]
+    assert results[0][0] == [(1, "z")] and [p for p, _ in results[0][1]] == [1]
