@@ -12,9 +12,8 @@ from shared.dialects.exact import guarded_encoder
 from shared.dialects.loading import kind_of
 from shared.dialects.postgresql_isolate import create_isolation, run_isolation
 from shared.dialects.postgresql_load import (
-    COPY_COLUMN_RE, MERGE_PLAN, MERGE_SAFE_SQL, PG_NULL, build_pg_claim_keys, build_pg_insert_new,
-    build_pg_merge, build_pg_upsert, copy_payload, copy_rows, pg_formatter,
-    pg_null_refusals,
+    COPY_COLUMN_RE, PG_NULL, build_pg_claim_keys, build_pg_insert_new, build_pg_upsert, copy_payload, copy_rows,
+    pg_formatter, pg_null_refusals,
 )
 from shared.dialects.sourcevalues import pg_bit_formatter, with_source_checks
 from shared.types import Column
@@ -118,41 +117,12 @@ class PostgresDestination(DestinationSide):
 
     def upsert(self, conn: sa.Connection, target: sa.Table, staging: sa.TableClause, columns: list[str],
                key: list[str], staged: int) -> tuple[int, int, int]:
-        """One statement. Batches of more than one row into a table where it means the same
-        (:data:`MERGE_SAFE_SQL`): UPDATE of the changed rows + INSERT of the new ones
-        (:func:`build_pg_merge`); else, and for single rows (row isolation's last step),
-        ``INSERT ... ON CONFLICT DO UPDATE`` with RETURNING (xmax = 0) telling inserted from updated.
-        A key the merge finds absent but another transaction inserted meanwhile (or one an index
-        compares differently) fails the batch with a unique violation; isolation then splits it
-        down to single rows, which take the ON CONFLICT way, so the answer stays ON CONFLICT's."""
+        """One statement; RETURNING (xmax = 0) tells inserted from updated rows."""
         if not [c for c in columns if c not in key]:
             inserted, skipped = self.insert_new(conn, target, staging, columns, key, staged)
             return inserted, 0, skipped
-        if staged > 1 and self._merge_safe(conn, target):
-            old = conn.execute(sa.text("SELECT " + ", ".join(f"current_setting('{n}')" for n, _ in MERGE_PLAN))).one()
-            self._set_local(conn, [(n, v) for n, v in MERGE_PLAN])
-            inserted, updated = conn.execute(build_pg_merge(target, staging, columns, key)).one()
-            self._set_local(conn, [(n, v) for (n, _), v in zip(MERGE_PLAN, old)])
-        else:
-            inserted, updated = conn.execute(build_pg_upsert(target, staging, columns, key)).one()
+        inserted, updated = conn.execute(build_pg_upsert(target, staging, columns, key)).one()
         return inserted, updated, staged - inserted - updated
-
-    @staticmethod
-    def _set_local(conn: sa.Connection, settings: list[tuple[str, str]]) -> None:
-        """``set_config(name, value, true)`` (to the end of the transaction, or of the SAVEPOINT if it
-        is rolled back)."""
-        sets = ", ".join(f"set_config(:n{i}, :v{i}, true)" for i in range(len(settings)))
-        params = {f"{p}{i}": x for i, (n, v) in enumerate(settings) for p, x in (("n", n), ("v", v))}
-        conn.execute(sa.text(f"SELECT {sets}"), params)
-
-    def _merge_safe(self, conn: sa.Connection, target: sa.Table) -> bool:
-        """Whether :func:`build_pg_merge` means what ON CONFLICT means on ``target`` (asked once per
-        session: triggers, rules and indexes cannot change while the load holds its lock)."""
-        cache = self.__dict__.setdefault("_merge_safe_cache", {})
-        name = conn.dialect.identifier_preparer.format_table(target)
-        if name not in cache:
-            cache[name] = bool(conn.execute(sa.text(MERGE_SAFE_SQL), {"t": name}).scalar())
-        return cache[name]
 
     def is_row_error(self, exc: BaseException) -> bool:
         """SQLSTATE classes 21 (cardinality), 22 (data), 23 (integrity), 44 (check option), P0 (trigger)."""

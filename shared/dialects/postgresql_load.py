@@ -1,15 +1,14 @@
 """PostgreSQL LOADING helpers: COPY text encoding and the mode statements (pure builders).
 
-Upsert and sync_delete stay one statement per staged batch (inside the batch's SAVEPOINT), so a
-batch's failed rows are known when ``LoadSession.write`` returns and the 100-consecutive stop,
-counts, verification and incremental overlap work as for every other mode. What made them slow
-was not the per-batch shape but what each batch did: a duplicate-key check joining the batch with
-every key written so far (see :mod:`shared.load.keys`) and ``INSERT ... ON CONFLICT DO UPDATE ...
-WHERE <changed>``, which locks (writes) every unchanged row it skips and inserts each new row
-speculatively. :func:`build_pg_merge` updates only the changed rows and inserts only the new ones,
-by index probes (:data:`MERGE_PLAN`). One merge over all batches at the end was not chosen: the
-loader reports failed rows batch by batch and stops after 100 consecutive ones mid-stream, which a
-deferred merge could only reproduce by replaying every batch when any row fails.
+Upsert and sync_delete stay one ``INSERT ... ON CONFLICT DO UPDATE ... WHERE <changed>`` per staged
+batch, inside the batch's SAVEPOINT, so a batch's failed rows are known when ``LoadSession.write``
+returns (the 100-consecutive stop, counts, verification and overlap work as in every mode). Tried
+and measured (bench/keyed_profile.py, 1M rows into 1M, 10 % new, half changed): ``UPDATE ... FROM``
+staging of the changed rows + ``INSERT ... WHERE NOT EXISTS`` in one statement, which skips
+locking unchanged rows, was 15-50 % slower (two index probes per staged row instead of one, and
+more CPU). One merge over all batches at the end was not chosen: failed rows are reported batch
+by batch and the run stops after 100 consecutive ones mid-stream, which a deferred merge could
+only reproduce by replaying every batch when any row fails.
 """
 from __future__ import annotations
 
@@ -24,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
 from shared.dialects.postgresql_values import interval_text
-from shared.dialects.loading import json_text, key_match, kind_of, plain_preparer, to_utc_naive
+from shared.dialects.loading import json_text, kind_of, plain_preparer, to_utc_naive
 
 PG_NULL = "\\N"
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -116,54 +115,6 @@ def build_pg_upsert(target: sa.Table, staging: sa.TableClause, columns: list[str
     stmt = stmt.on_conflict_do_update(index_elements=key, set_={c: stmt.excluded[c] for c in updates}, where=guard)
     done = stmt.returning(sa.literal_column("(xmax = 0)").label("ins")).cte("dm_upsert")
     return sa.select(sa.func.count().filter(done.c.ins), sa.func.count().filter(sa.not_(done.c.ins)))
-
-
-def build_pg_merge(target: sa.Table, staging: sa.TableClause, columns: list[str], key: list[str]) -> sa.Select:
-    """Upsert as ``UPDATE ... FROM staging WHERE <key> AND <changed>`` plus ``INSERT ... SELECT ... WHERE
-    NOT EXISTS`` in one statement (both CTEs see the destination as before it; they touch disjoint
-    keys): (inserted, updated). Unlike ``ON CONFLICT DO UPDATE ... WHERE``, an unchanged row is not
-    locked (no write, no WAL) and a new row needs no speculative insertion. Gives the same answer only
-    on a plain table (see :data:`MERGE_SAFE_SQL`); the caller checks. Other unique indexes: the
-    INSERT runs before the UPDATE (whose condition reads the INSERT's count, an InitPlan evaluated
-    before its first row) and the UPDATE goes in staging (source) order, so a batch this
-    statement applies, ON CONFLICT (source order) applies the same way; where the order makes it fail
-    instead, isolation splits it down to single rows, which take ON CONFLICT."""
-    updates = [c for c in columns if c not in key]
-    kinds = {c: kind_of(target.c[c].type) for c in updates}
-    source = staging.alias("dm_s")
-    guard = sa.or_(*[_comparable(target.c[c], kinds[c]).is_distinct_from(
-        _comparable(sa.type_coerce(source.c[c], target.c[c].type), kinds[c])) for c in updates])
-    existing = target.alias("dm_d")
-    fresh = sa.select(*[source.c[c] for c in columns]).where(~sa.exists().where(key_match(existing, source, key)))
-    inserted = (sa.insert(target).from_select(columns, fresh)
-                .returning(sa.literal_column("1").label("one")).cte("dm_ins"))
-    after_inserts = sa.select(sa.func.count()).select_from(inserted).scalar_subquery() >= 0  # an InitPlan
-    updated = (sa.update(target).values({c: source.c[c] for c in updates})
-               .where(after_inserts, key_match(target, source, key), guard)
-               .returning(sa.literal_column("1").label("one")).cte("dm_upd"))
-    return sa.select(sa.select(sa.func.count()).select_from(inserted).scalar_subquery(),
-                     sa.select(sa.func.count()).select_from(updated).scalar_subquery())
-
-
-# The merge above means what ON CONFLICT means when: a plain table (ON CONFLICT fires BEFORE INSERT
-# triggers for existing keys too, and a trigger or rule may change a key; UPDATE skips rows a row
-# security policy hides where ON CONFLICT fails; UPDATE reaches inheritance children, the arbiter
-# index does not), and keys compare in a join as the arbiter index compares them (deterministic
-# collations, default operator classes).
-MERGE_SAFE_SQL = """SELECT c.relkind = 'r' AND NOT c.relrowsecurity AND NOT c.relhassubclass
-   AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal)
-   AND NOT EXISTS (SELECT 1 FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.rulename <> '_RETURN')
-   AND NOT EXISTS (SELECT 1 FROM pg_attribute a JOIN pg_collation co ON co.oid = a.attcollation
-                   WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT co.collisdeterministic)
-   AND NOT EXISTS (SELECT 1 FROM pg_index i CROSS JOIN LATERAL unnest(i.indcollation::oid[]) x(oid)
-                   JOIN pg_collation co ON co.oid = x.oid WHERE i.indrelid = c.oid AND NOT co.collisdeterministic)
-   AND NOT EXISTS (SELECT 1 FROM pg_index i CROSS JOIN LATERAL unnest(i.indclass::oid[]) x(oid)
-                   JOIN pg_opclass o ON o.oid = x.oid WHERE i.indrelid = c.oid AND NOT o.opcdefault)
-FROM pg_class c WHERE c.oid = CAST(:t AS regclass)"""
-# Settings for the merge statement only: an index probe per staged row, as ON CONFLICT does. The
-# temporary staging table has no statistics, and a hash or merge join would read the whole destination
-# once per batch.
-MERGE_PLAN = (("enable_hashjoin", "off"), ("enable_mergejoin", "off"))
 
 
 def build_pg_claim_keys(staging: sa.TableClause, written: sa.TableClause, key: list[str]) -> sa.Select:

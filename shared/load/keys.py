@@ -15,8 +15,8 @@ PostgreSQL), :meth:`WrittenKeys.check` checks and records a batch in ONE stateme
 ON CONFLICT DO NOTHING``: fewer keys added than rows staged means a repeat; the batch's SAVEPOINT
 undoes the recording when the batch fails). Both ways give the same answer: a repeat anywhere in
 the batch splits it, and a lone row whose key was written fails. The one-statement way replaces a
-check that joined each batch with every key written so far (quadratic without statistics on the
-temporary tables) and a second statement recording the keys.
+check joining each batch with every key written so far plus a second statement recording the keys
+(1M-row upsert: ~0.6 s less server CPU, bench/keyed_profile.py).
 """
 from __future__ import annotations
 

@@ -1,19 +1,18 @@
-"""PostgreSQL's fast upsert (UPDATE + INSERT in one statement, keys claimed in a UNIQUE table) gives
-the same answer as the general one (INSERT ... ON CONFLICT DO UPDATE, keys checked then recorded).
+"""PostgreSQL's one-statement key claim (a UNIQUE written-keys table, ``INSERT ... ON CONFLICT DO
+NOTHING`` per batch) gives the same answer as the general check (count and join against a plain key
+table, then record the keys) that MariaDB and SQLite keep.
 
 Given one destination and one source (changed, unchanged and new rows, NULLs, JSON, a CHECK that
 fails rows in late batches, a unique index on another column, keys repeated within and across
 batches, a run of failures long enough to stop the load), when the same batches are loaded once
 each way in upsert and sync_delete, through write() and write_bulk(), then the destination rows,
 the failed rows (positions and messages), the counts, the stop and the verification are equal.
-A table with a trigger keeps the general statement.
 """
 from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
 
-import shared.dialects.postgresql_destination as pg_destination
 from shared.connections import create_db_engine
 from shared.dialects.destination_side import DestinationSide
 from shared.dialects.postgresql_destination import PostgresDestination
@@ -66,13 +65,12 @@ def _bulk(row: tuple) -> str:
 
 
 def _load(url: str, mode: Mode, rows: list[tuple], bulk: bool, fast: bool, monkeypatch) -> dict:
-    merges: list[int] = []
+    claims: list[int] = []
     with monkeypatch.context() as m:
-        build = pg_destination.build_pg_merge
-        m.setattr(pg_destination, "build_pg_merge", lambda *a: merges.append(1) or build(*a))
+        claim = PostgresDestination.claim_keys
+        m.setattr(PostgresDestination, "claim_keys", lambda self, *a: claims.append(1) or claim(self, *a))
         if not fast:
             m.setattr(PostgresDestination, "create_written_keys", DestinationSide.create_written_keys)
-            m.setattr(PostgresDestination, "_merge_safe", lambda self, conn, target: False)
         engine = create_db_engine(sa.engine.make_url(url))
         with engine.begin() as conn:
             conn.exec_driver_sql("DROP TABLE IF EXISTS dest")
@@ -99,7 +97,7 @@ def _load(url: str, mode: Mode, rows: list[tuple], bulk: bool, fast: bool, monke
         with engine.connect() as conn:
             table = [tuple(r) for r in conn.exec_driver_sql("SELECT * FROM dest ORDER BY id").all()]
         engine.dispose()
-        assert bool(merges) == fast
+        assert bool(claims) == fast
         return {"rows": table, "failed": [(f.position, f.error) for f in failed], "counts": counts.to_dict(),
                 "stopped": stopped, "verification": _plain(session.verification)}
 
@@ -111,7 +109,7 @@ def _plain(verification: dict) -> dict:
 @pytest.mark.parametrize("mode", [Mode.upsert, Mode.sync_delete])
 @pytest.mark.parametrize("bulk", [False, True])
 @pytest.mark.parametrize("stop", [False, True])
-def test_fast_merge_gives_the_general_answer(pg_url: str, monkeypatch, mode: Mode, bulk: bool, stop: bool) -> None:
+def test_the_key_claim_gives_the_general_answer(pg_url: str, monkeypatch, mode: Mode, bulk: bool, stop: bool) -> None:
     rows = _source(stop)
     general = _load(pg_url, mode, rows, bulk, False, monkeypatch)
     fast = _load(pg_url, mode, rows, bulk, True, monkeypatch)
@@ -121,79 +119,3 @@ def test_fast_merge_gives_the_general_answer(pg_url: str, monkeypatch, mode: Mod
         assert general["counts"]["rows_updated"] and general["counts"]["rows_skipped"]
         assert general["counts"]["rows_inserted"] and general["counts"]["rows_failed"] >= 4
 
-
-def test_a_table_with_a_trigger_keeps_the_on_conflict_statement(pg_url: str) -> None:
-    engine = create_db_engine(sa.engine.make_url(pg_url))
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f"CREATE TABLE dest {DDL}")
-        conn.exec_driver_sql("CREATE FUNCTION up() RETURNS trigger LANGUAGE plpgsql AS "
-                             "$$ BEGIN NEW.note := upper(NEW.note); RETURN NEW; END $$")
-        conn.exec_driver_sql("CREATE TRIGGER t BEFORE INSERT ON dest FOR EACH ROW EXECUTE FUNCTION up()")
-        conn.exec_driver_sql("INSERT INTO dest VALUES (1, 1, 'a', 'x', NULL, NULL)")
-        safe = PostgresDestination()._merge_safe(conn, sa.Table("dest", sa.MetaData(), autoload_with=conn))
-    assert safe is False
-    session = LoadSession(engine, table="dest", columns=COLUMNS, mode=Mode.upsert)
-    session.begin()
-    session.write([(1, 1, "a", "y", None, None), (2, 2, "b", "z", None, None)])
-    counts = session.finish()
-    session.commit()
-    session.close()
-    with engine.connect() as conn:
-        notes = conn.exec_driver_sql("SELECT note FROM dest ORDER BY id").scalars().all()
-    engine.dispose()
-    assert notes == ["Y", "Z"]  # ON CONFLICT fires BEFORE INSERT for the existing key too
-    assert (counts.rows_inserted, counts.rows_updated) == (1, 1)
-
-
-@pytest.mark.parametrize("setup", [
-    "CREATE TRIGGER t BEFORE INSERT ON dest FOR EACH ROW EXECUTE FUNCTION up()",
-    "CREATE RULE r AS ON INSERT TO dest WHERE NEW.qty = 7 DO INSTEAD NOTHING",
-    "ALTER TABLE dest ENABLE ROW LEVEL SECURITY",
-    "CREATE TABLE child () INHERITS (dest)",
-    'CREATE UNIQUE INDEX ON dest (note COLLATE "C")',
-    "CREATE UNIQUE INDEX ON dest (note text_pattern_ops)",
-    "CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false); "
-    "ALTER TABLE dest ALTER COLUMN note TYPE text COLLATE ci",
-])
-def test_tables_where_the_merge_would_mean_something_else_keep_on_conflict(pg_url: str, setup: str) -> None:
-    engine = create_db_engine(sa.engine.make_url(pg_url))
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f"CREATE TABLE dest {DDL}")
-        conn.exec_driver_sql("CREATE FUNCTION up() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$")
-        target = sa.Table("dest", sa.MetaData(), autoload_with=conn)
-        assert PostgresDestination()._merge_safe(conn, target) is True
-        conn.exec_driver_sql(setup)
-        safe = PostgresDestination()._merge_safe(conn, target)
-    engine.dispose()
-    # "C" is deterministic: a unique index under it still compares as a join does
-    assert safe is ('COLLATE "C"' in setup)
-
-
-def test_a_new_row_taking_a_unique_value_an_existing_row_gives_up_later_fails_as_with_on_conflict(
-        pg_url: str, monkeypatch) -> None:
-    """Source order: the new row 2 wants code 'y' before row 1 gives 'y' up. ON CONFLICT applies rows
-    in source order (2 fails); the merge inserts before it updates, so it fails the batch and
-    isolation reaches the same answer; updating first would wrongly write both rows."""
-    rows = [(2, 1, "y", "new", None, None), (1, 1, "z", "gives y up", None, None)]
-    results = []
-    for fast in (False, True):
-        with monkeypatch.context() as m:
-            if not fast:
-                m.setattr(PostgresDestination, "_merge_safe", lambda self, conn, target: False)
-            engine = create_db_engine(sa.engine.make_url(pg_url))
-            with engine.begin() as conn:
-                conn.exec_driver_sql("DROP TABLE IF EXISTS dest")
-                conn.exec_driver_sql(f"CREATE TABLE dest {DDL}")
-                conn.exec_driver_sql("INSERT INTO dest VALUES (1, 1, 'y', 'old', NULL, NULL)")
-            session = LoadSession(engine, table="dest", columns=COLUMNS, mode=Mode.upsert)
-            session.begin()
-            failed = [(f.position, f.error) for f in session.write(rows)]
-            counts = session.finish().to_dict()
-            session.commit()
-            session.close()
-            with engine.connect() as conn:
-                table = [tuple(r) for r in conn.exec_driver_sql("SELECT id, code FROM dest ORDER BY id").all()]
-            engine.dispose()
-            results.append((table, failed, counts))
-    assert results[1] == results[0]
-    assert results[0][0] == [(1, "z")] and [p for p, _ in results[0][1]] == [1]
