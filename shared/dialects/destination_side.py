@@ -109,6 +109,20 @@ class DestinationSide(DialectCore):
                              f"({', '.join(prep.quote(k) for k in key)})")
         return table
 
+    def create_written_keys(self, conn: sa.Connection, name: str, target: sa.Table,
+                            key: list[str]) -> tuple[sa.TableClause, bool]:
+        """The table of keys a keyed mode wrote (:class:`shared.load.keys.WrittenKeys`); True when it
+        is UNIQUE on the key, so :meth:`claim_keys` can check and record a batch in one statement.
+        Default: :meth:`create_key_table` (not unique; checked by :meth:`check_keys`)."""
+        return self.create_key_table(conn, name, target, key), False
+
+    def claim_keys(self, conn: sa.Connection, staging: sa.TableClause, written: sa.TableClause,
+                   key: list[str]) -> tuple[int, int]:
+        """Add the staged keys to a UNIQUE written-keys table, skipping those already there:
+        (staged rows, keys added). Fewer added than staged means a key repeats (within the batch or
+        with an earlier one). Only for engines whose :meth:`create_written_keys` says unique."""
+        raise NotImplementedError
+
     def create_isolation(self, conn: sa.Connection, *, token: str, staging: sa.TableClause, target: sa.Table,
                          columns: list[str], key: list[str], mode: str, written: sa.TableClause | None,
                          seen: sa.TableClause | None) -> Any:

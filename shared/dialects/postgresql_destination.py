@@ -13,8 +13,8 @@ from shared.dialects.exact import guarded_encoder
 from shared.dialects.loading import kind_of
 from shared.dialects.postgresql_isolate import create_isolation, run_isolation
 from shared.dialects.postgresql_load import (
-    COPY_COLUMN_RE, PG_NULL, build_pg_insert_new, build_pg_upsert, copy_payload, copy_rows, pg_formatter,
-    pg_null_refusals,
+    COPY_COLUMN_RE, PG_NULL, build_pg_claim_keys, build_pg_insert_new, build_pg_upsert, copy_payload, copy_rows,
+    pg_formatter, pg_null_refusals,
 )
 from shared.dialects.sourcevalues import pg_bit_formatter, with_source_checks
 from shared.types import Column
@@ -82,6 +82,23 @@ class PostgresDestination(DestinationSide):
             guarded_encoder(encode, target_columns, source_columns, engine="PostgreSQL",
                             allow_rounding=self.allow_rounding, holds_special_text=True),
             target_columns, source_columns, engine="PostgreSQL", time_24h=True)
+
+    def create_written_keys(self, conn: sa.Connection, name: str, target: sa.Table,
+                            key: list[str]) -> tuple[sa.TableClause, bool]:
+        """UNIQUE on the key (the copied columns keep the destination's collations, so keys compare
+        as its unique index compares them): one ``INSERT ... ON CONFLICT DO NOTHING`` per batch both
+        checks and records its keys, an index probe per key (see :meth:`claim_keys`)."""
+        table = self.create_staging(conn, name, target, key)
+        prep = conn.dialect.identifier_preparer
+        conn.exec_driver_sql(f"CREATE UNIQUE INDEX {prep.quote(name + '_ux')} ON {prep.format_table(table)} "
+                             f"({', '.join(prep.quote(k) for k in key)})")
+        return table, True
+
+    def claim_keys(self, conn: sa.Connection, staging: sa.TableClause, written: sa.TableClause,
+                   key: list[str]) -> tuple[int, int]:
+        """(staged rows, keys added) in one statement; see :func:`build_pg_claim_keys`."""
+        rows, added = conn.execute(build_pg_claim_keys(staging, written, key)).one()
+        return int(rows), int(added)
 
     def create_isolation(self, conn: sa.Connection, **kwargs: Any) -> Any:
         """A PL/pgSQL function trying each staged row in a subtransaction (see postgresql_isolate)."""

@@ -9,6 +9,14 @@ split until the repeat stands alone; that row then fails with a message naming b
 spellings, so each destination key is written once, by its first source row, and every
 later row with the same key is a failed row (never merged silently). ``truncate_load``
 inserts into the emptied table, where the destination's own unique index refuses the repeat.
+
+Where the engine can (``Dialect.create_written_keys`` says the table is UNIQUE on the key:
+PostgreSQL), :meth:`WrittenKeys.check` checks and records a batch in ONE statement (``INSERT ...
+ON CONFLICT DO NOTHING``: fewer keys added than rows staged means a repeat; the batch's SAVEPOINT
+undoes the recording when the batch fails). Both ways give the same answer: a repeat anywhere in
+the batch splits it, and a lone row whose key was written fails. The one-statement way replaces a
+check joining each batch with every key written so far plus a second statement recording the keys
+(1M-row upsert: ~0.6 s less server CPU, bench/keyed_profile.py).
 """
 from __future__ import annotations
 
@@ -25,11 +33,21 @@ class WrittenKeys:
     def __init__(self, dialect: DestinationSide, conn: sa.Connection, *, name: str, target: sa.Table,
                  key: list[str]) -> None:
         self.dialect, self.key = dialect, key
-        self.table = dialect.create_key_table(conn, name, target, key)
+        self.table, self.claims = dialect.create_written_keys(conn, name, target, key)
         self.collations = dialect.key_collations(conn, target, key)
 
     def check(self, conn: sa.Connection, staging: sa.TableClause) -> None:
-        """Raises DuplicateKeysInBatch (split the batch) or, for a single staged row, DuplicateKeyRow."""
+        """Raises DuplicateKeysInBatch (split the batch) or, for a single staged row, DuplicateKeyRow.
+
+        With a UNIQUE table (:attr:`claims`) the batch's keys are recorded here as well; the caller's
+        SAVEPOINT takes them back when the batch does not apply."""
+        if self.claims:
+            rows, added = self.dialect.claim_keys(conn, staging, self.table, self.key)
+            if added < rows:
+                if rows == 1:
+                    raise DuplicateKeyRow(self._message(conn, staging))
+                raise DuplicateKeysInBatch()
+            return
         rows, distinct, repeated = self.dialect.check_keys(conn, staging, self.table, self.key, self.collations)
         if repeated and rows == 1:
             raise DuplicateKeyRow(self._message(conn, staging))
@@ -37,7 +55,9 @@ class WrittenKeys:
             raise DuplicateKeysInBatch()
 
     def add(self, conn: sa.Connection, staging: sa.TableClause) -> None:
-        self.dialect.record_seen(conn, self.table, staging, self.key)
+        """Record the applied batch's keys (done by :meth:`check` already when :attr:`claims`)."""
+        if not self.claims:
+            self.dialect.record_seen(conn, self.table, staging, self.key)
 
     def _message(self, conn: sa.Connection, staging: sa.TableClause) -> str:
         found = conn.execute(build_key_repeat(staging, self.table, self.key, self.collations)).first()
