@@ -25,7 +25,7 @@ the clock, so a writer that none of them shows stamps its rows later than the cl
      ``TIME_MS`` since its start (its ``NOW()``); a statement not running yet starts later;
   2. ``START TRANSACTION WITH CONSISTENT SNAPSHOT`` on this connection: a marker InnoDB lists;
   3. ``innodb_trx``: it is a cache InnoDB refreshes only when nobody read it in the last 0.1 s,
-     so it is used only when it lists the marker (refreshed after step 1), else read again.
+     so it is used only when it lists the marker (filled after step 2), else read again.
 
   A transaction whose statements all ended before step 1 and that is still open was listed
   before step 1 and still is at step 3. Its later statements stamp rows after its listed

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -22,7 +22,8 @@ from shared.connections import create_db_engine
 from shared.dialects import watermark as engine_watermark
 from shared.errors import SourceError
 from shared.extract.watermark import IncrementalRead
-from shared.incremental import IncrementalSpec, Watermark
+from shared.incremental import HIDDEN_WARNING, IncrementalSpec, Watermark
+from tests.conftest import unique_name
 
 DDL = ("CREATE TABLE events (id BIGINT AUTO_INCREMENT PRIMARY KEY, ts DATETIME(6) NOT NULL DEFAULT NOW(6), "
        "writer VARCHAR(20) NOT NULL) ENGINE=InnoDB")
@@ -141,6 +142,27 @@ def test_an_innodb_trx_that_stays_stale_fails_the_read_as_transient(source, monk
     finally:
         reader.stop.set()
         reader.join(5)
+
+
+def test_without_process_privilege_the_bound_is_marked_hidden_and_lag_decides(source) -> None:
+    user = unique_name("dm_noproc")[:30]
+    db = source.url.database
+    with source.begin() as conn:
+        conn.exec_driver_sql(f"CREATE USER '{user}'@'%%'")
+        conn.exec_driver_sql(f"GRANT SELECT ON `{db}`.* TO '{user}'@'%%'")
+    reader = create_db_engine(source.url.set(username=user, password=None).render_as_string(hide_password=False),
+                              poolclass=sa.pool.NullPool)
+    try:
+        read = IncrementalRead(IncrementalSpec(column="ts", lag="1 hour"), Watermark(kind="timestamp"))
+        read.observe([reader])
+        with source.connect() as conn:
+            now = conn.exec_driver_sql("SELECT UTC_TIMESTAMP(6)").scalar_one()
+        assert read.warnings == {HIDDEN_WARNING: 1}
+        assert read.new < now - timedelta(minutes=59)
+    finally:
+        reader.dispose()
+        with source.begin() as conn:
+            conn.exec_driver_sql(f"DROP USER '{user}'@'%%'")
 
 
 @pytest.mark.xfail(reason="MariaDB shows no trace of how long an ended first statement ran before its "
