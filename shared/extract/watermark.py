@@ -84,9 +84,9 @@ class IncrementalRead:
                                     f"{' '.join(str(exc.orig or exc).split())}")
                 error.transient = get_dialect(engine.dialect.name).is_transient(exc)
                 raise error from exc
-        margin = max(h.margin for h in horizons) if self.kind != "int" else timedelta(0)
-        self._clock = min(h.clock for h in horizons) - margin
-        oldest = min((h.oldest - margin for h in horizons if h.oldest is not None), default=None)
+        inputs = [h.inputs(times=self.kind != "int") for h in horizons]
+        self._clock = min(c for c, _ in inputs)
+        oldest = min((o for _, o in inputs if o is not None), default=None)
         if not all(h.complete for h in horizons):
             self.warnings[HIDDEN_WARNING] = 1  # other sessions' transactions are not visible: lag decides
             lag = self.spec.lag_for(self.kind or "timestamp")

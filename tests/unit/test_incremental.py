@@ -100,3 +100,14 @@ def test_an_interval_lag_on_an_integer_column_is_refused() -> None:
         IncrementalSpec(column="id", lag="5 minutes").lag_for("int")
     with pytest.raises(ValueError):
         parse_value("2026-01-01", "int")
+
+
+def test_the_bound_inputs_take_the_oldest_running_statement_and_the_margins_for_time_columns_only() -> None:
+    from shared.dialects.watermark import Horizon
+
+    second, ms = timedelta(seconds=1), timedelta(milliseconds=1)
+    h = Horizon(T, T - 5 * second, True, second, running=T - 9 * second, clock_margin=ms)
+    assert h.inputs(times=True) == (T - ms, T - 9 * second)  # a statement stamping rows before InnoDB lists it
+    assert Horizon(T, T - 5 * second, True, second, running=T - second).inputs(times=True) == (T, T - 6 * second)
+    assert Horizon(T, None, True, second, running=None, clock_margin=ms).inputs(times=True) == (T - ms, None)
+    assert h.inputs(times=False) == (T, T - 5 * second)  # integers: the listed start itself
