@@ -56,21 +56,26 @@ class BenchStack:
         self._admin = sa.create_engine(data.PG_ADMIN, isolation_level="AUTOCOMMIT")
         with self._admin.connect() as conn:
             conn.exec_driver_sql(f'CREATE DATABASE "{self.meta_db}"')
-        self.tmp = Path(tempfile.mkdtemp(prefix="dm-bench-"))
-        self.token = secrets.token_urlsafe(24)
         # the defaults a user runs; --tuned adds the settings earlier figures were taken with
-        extra = {"DM_ADMIN_TOKEN": self.token, "DM_LOG_LEVEL": "WARNING", **(TUNED if tuned else {}), **(env or {})}
-        environment = stack_env(self.tmp, database_url=f"postgresql+psycopg2://postgres@127.0.0.1:5432/{self.meta_db}",
-                                amqp_url=AMQP_URL, prefix=f"dmbench{uuid.uuid4().hex[:6]}")
+        self._open("dm-bench-", database_url=f"postgresql+psycopg2://postgres@127.0.0.1:5432/{self.meta_db}",
+                   amqp_url=AMQP_URL, prefix=f"dmbench{uuid.uuid4().hex[:6]}",
+                   extra={**(TUNED if tuned else {}), **(env or {})})
+        self.metrics_ports = {name: free_port() for name in breakdown.SERVICES}
+        self.projects: dict[str, int] = {}
+
+    def _open(self, tmp_prefix: str, *, database_url: str, amqp_url: str, prefix: str, extra: dict[str, str]) -> None:
+        """The stack's environment (stack_env without the tests' settings, plus ``extra``), its
+        Stack and an HTTP client holding the admin token; nothing started yet."""
+        self.tmp = Path(tempfile.mkdtemp(prefix=tmp_prefix))
+        self.token = secrets.token_urlsafe(24)
+        environment = stack_env(self.tmp, database_url=database_url, amqp_url=amqp_url, prefix=prefix)
         for name in TEST_SETTINGS:  # the product's defaults, not the tests' settings
             environment.pop(name, None)
-        environment.update(extra)
-        self.metrics_ports = {name: free_port() for name in breakdown.SERVICES}
+        environment.update({"DM_ADMIN_TOKEN": self.token, "DM_LOG_LEVEL": "WARNING", **extra})
         (self.tmp / "logs").mkdir()
         self.stack = Stack(f"http://127.0.0.1:{environment['DM_API_PORT']}", environment, self.tmp / "logs")
         self.http = httpx.Client(base_url=self.stack.base_url, timeout=60,
                                  headers={"Authorization": f"Bearer {self.token}"})
-        self.projects: dict[str, int] = {}
 
     def start(self) -> None:
         self.stack.start("api", "api")

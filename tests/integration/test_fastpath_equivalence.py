@@ -230,18 +230,7 @@ def test_cancelling_a_bulk_export_stops_the_copy_and_raises_cancelled(pg_databas
 
     src = pg_database()
     execute(src, "CREATE TABLE big AS SELECT g AS id, repeat('x', 200) AS t FROM generate_series(1, 200000) g")
-    engine = create_db_engine(src, poolclass=sa.pool.NullPool)
-    with Extraction([StepSpec(name="read", project_id=1, sql="SELECT * FROM big")], {1: engine},
-                    batch_rows=1000) as extraction:
-        extraction.open("pg_text")
-        chunks = extraction.bulk_batches(1 << 20)
-        payload, rows = next(chunks)
-        assert rows == 1000 and payload.count(b"\n") == 1000
-        extraction.cancel()
-        with pytest.raises(Cancelled):
-            for _ in chunks:
-                pass
-    engine.dispose()
+    _cancel_after_the_first_chunk(src, Cancelled)
 
 
 def test_cancelling_a_mariadb_bulk_export_read_ahead_raises_cancelled(mysql_database: Callable[[], str]) -> None:
@@ -250,6 +239,11 @@ def test_cancelling_a_mariadb_bulk_export_read_ahead_raises_cancelled(mysql_data
     src = mysql_database()
     execute(src, ["CREATE TABLE big (id INT PRIMARY KEY, t VARCHAR(300))",
                   "INSERT INTO big SELECT seq, REPEAT('x', 200) FROM seq_1_to_200000"])
+    _cancel_after_the_first_chunk(src, Cancelled)
+
+
+def _cancel_after_the_first_chunk(src: str, cancelled: type[Exception]) -> None:
+    """Read the first 1,000-row bulk chunk of ``big``, cancel, and expect the rest to raise ``cancelled``."""
     engine = create_db_engine(src, poolclass=sa.pool.NullPool)
     with Extraction([StepSpec(name="read", project_id=1, sql="SELECT * FROM big")], {1: engine},
                     batch_rows=1000) as extraction:
@@ -259,7 +253,7 @@ def test_cancelling_a_mariadb_bulk_export_read_ahead_raises_cancelled(mysql_data
         payload, rows = next(chunks)
         assert rows == 1000 and payload.count(b"\n") == 1000
         extraction.cancel()
-        with pytest.raises(Cancelled):
+        with pytest.raises(cancelled):
             for _ in chunks:
                 pass
     engine.dispose()
