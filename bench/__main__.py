@@ -29,6 +29,8 @@ CASES = ("pg_pg_truncate", "mysql_pg_truncate", "pg_mysql_truncate", "pg_pg_upse
 EXTRA_CASES = ("pg_pg_truncate_verify_none", "pg_pg_truncate_verify_checksum")  # only when named in --cases
 SHAPE_CASES = {s.case: s for s in shapes.SHAPES.values() if s.name != "standard"}
 LATENCY_RUNS = 20
+FLOORS_KEYED = "floors_keyed"  # one baseline job giving the three keyed floors below
+KEYED_FLOORS = ("floor_truncate_sql", "floor_upsert_sql", "floor_sync_delete_sql")
 SQL = "SELECT id, qty, big, price, ratio, active, name, note, day, at FROM bench_src"
 
 
@@ -40,11 +42,12 @@ def _baseline(name: str, fn, *args) -> tuple[str, float | None, str]:  # type: i
         return name, None, " ".join(str(exc).split())[:300]
 
 
-def run_baselines(wanted: set[str], shape_names: list[str]) -> dict[str, tuple[float | None, str]]:
+def run_baselines(wanted: set[str], shape_names: list[str], rows: int) -> dict[str, tuple[float | None, str]]:
     jobs: list = []
     if "standard" in shape_names:
         jobs += [("psql_copy_pipe", baselines.psql_pipe), ("psql_copy_pipe_binary", baselines.psql_pipe_binary),
                  ("copy_file_load_data", baselines.file_load_data), ("pgloader_mysql_pg", baselines.pgloader),
+                 ("mariadb_psql_pipe", baselines.mariadb_psql_pipe), (FLOORS_KEYED, baselines.floors_keyed, rows),
                  ("ingestr_mysql_pg", baselines.ingestr, "mysql"), ("ingestr_pg_pg", baselines.ingestr, "postgresql"),
                  ("sling_mysql_pg", baselines.sling, "mysql"), ("sling_pg_pg", baselines.sling, "postgresql")]
     for shape in (shapes.SHAPES[n] for n in shape_names if n != "standard"):
@@ -52,9 +55,18 @@ def run_baselines(wanted: set[str], shape_names: list[str]) -> dict[str, tuple[f
                  (f"psql_copy_pipe_binary_{shape.name}", baselines.psql_pipe_binary, shape.source, shape.ddl)]
     out = {}
     for name, fn, *args in jobs:
-        if wanted and name not in wanted:
+        if wanted and name not in wanted and not (name == FLOORS_KEYED and wanted & set(KEYED_FLOORS)):
             continue
         print(f"baseline {name} ...", flush=True)
+        if name == FLOORS_KEYED:  # three figures from one preparation
+            try:
+                for floor, seconds in fn(*args).items():
+                    out[floor] = (seconds, "")
+                    print(f"  {floor} {seconds:.1f} s", flush=True)
+            except Exception as exc:  # noqa: BLE001 - reported, not fatal
+                out.update({floor: (None, " ".join(str(exc).split())[:300]) for floor in KEYED_FLOORS})
+                print(f"  n/a {out[KEYED_FLOORS[0]][1]}", flush=True)
+            continue
         _, seconds, note = _baseline(name, fn, *args)
         out[name] = (seconds, note)
         print(f"  {f'{seconds:.1f} s' if seconds is not None else 'n/a'} {note}", flush=True)
@@ -236,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.repeat > 1:
                 print(f"-- round {round_no} of {args.repeat}", flush=True)
             if args.baselines != "none" and (round_no == 1 or wanted):
-                base_runs.append(run_baselines(wanted, shape_names))
+                base_runs.append(run_baselines(wanted, shape_names, args.rows))
                 wanted = {n for n, (seconds, _) in base_runs[0].items() if seconds is not None}  # no retrying
             for case in cases:
                 if case == "dispatch_1row":

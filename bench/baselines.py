@@ -111,3 +111,57 @@ def sling(source: str) -> float | None:
     stream = f"{data.DB}.bench_src" if source == "mysql" else "public.bench_src"
     return _timed([str(SLING), "run", "--src-conn", "SRC", "--src-stream", stream, "--tgt-conn", "DST",
                    "--tgt-object", "public.bench_sling", "--mode", "full-refresh"], env=env)
+
+
+# Floors: what the databases alone take for the work a goal compares, with no tool in between.
+# They say how low a ratio can go on this machine, not what a tool achieves; the goals table
+# prints them under the goals they bound (bench.report.FLOORS).
+
+def _keyed_sql(mode: str, path: Path) -> str:
+    """One psql script: the client COPY of the source's rows into a temporary staging table and
+    the set-wise merge a keyed mode needs (``INSERT … ON CONFLICT DO UPDATE … WHERE`` changed;
+    sync_delete also deletes destination keys the source lacks), in one transaction."""
+    rest = [c for c in data.COLUMNS if c != "id"]
+    sets = ", ".join(f"{c} = excluded.{c}" for c in rest)
+    old = ", ".join(f"d.{c}" for c in rest)
+    new = ", ".join(f"excluded.{c}" for c in rest)
+    sql = ["BEGIN;", "CREATE TEMP TABLE s (LIKE bench_dst) ON COMMIT DROP;", f"\\copy s FROM '{path}'"]
+    if mode == "sync_delete":
+        sql.append("ALTER TABLE s ADD PRIMARY KEY (id);")
+    sql.append(f"INSERT INTO bench_dst AS d SELECT * FROM s ON CONFLICT (id) DO UPDATE SET {sets} "
+               f"WHERE ({old}) IS DISTINCT FROM ({new});")
+    if mode == "sync_delete":
+        sql.append("DELETE FROM bench_dst d WHERE NOT EXISTS (SELECT 1 FROM s WHERE s.id = d.id);")
+    sql.append("COMMIT;")
+    return "\n".join(sql) + "\n"
+
+
+def floors_keyed(rows: int) -> dict[str, float]:
+    """``floor_truncate_sql``, ``floor_upsert_sql``, ``floor_sync_delete_sql``: the source's rows as
+    a COPY text file (written outside the timing), then timed: truncate_load as ``TRUNCATE`` +
+    ``\\copy`` into the keyed table; upsert and sync_delete as ``\\copy`` into a staging table +
+    one merge statement, into the same 1M-row destination the cases get (bench.data.pg_existing)."""
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "src.copy"
+        _timed(PSQL + ["-c", f"\\copy (SELECT * FROM bench_src) TO '{path}'"])
+        data.pg_empty("bench_dst")
+        out["floor_truncate_sql"] = _timed(PSQL + ["-c", "BEGIN", "-c", "TRUNCATE bench_dst",
+                                                   "-c", f"\\copy bench_dst FROM '{path}'", "-c", "COMMIT"])
+        for mode in ("upsert", "sync_delete"):
+            data.pg_existing("bench_dst", rows)
+            script = Path(tmp) / f"{mode}.sql"
+            script.write_text(_keyed_sql(mode, path))
+            out[f"floor_{mode}_sql"] = _timed(PSQL + ["-f", str(script)])
+    data.pg_empty("bench_dst")
+    return out
+
+
+def mariadb_psql_pipe() -> float:
+    """``mariadb --batch | psql COPY``: MariaDB → PostgreSQL through the two C clients into an empty
+    table with the primary key (NULL notes sent as empty text: the pipe has no NULL marker)."""
+    data.pg_empty("bench_base")
+    select = ("SELECT id, qty, big, price, ratio, active, name, IFNULL(note, ''), day, at FROM bench_src")
+    out = " ".join(MYSQL[:-2]) + f" -N -B --quick {data.DB} -e \"{select}\""
+    into = " ".join(PSQL) + " -c '\\copy bench_base FROM STDIN'"
+    return _timed(["bash", "-c", f"set -o pipefail; {out} | {into}"])

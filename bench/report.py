@@ -37,6 +37,20 @@ GOAL_LINES: tuple[tuple[str, str, tuple[str, ...], float], ...] = (
     ("wide (100 cols) <= 1.5 x its text pipe", "wide_pg_pg_truncate", ("psql_copy_pipe_wide",), 1.5),
 )
 
+# Floors printed under the goal of the same case: (what, the floor's baseline, what it is divided by
+# (the fastest present counts)). A floor is the databases alone doing the goal's work
+# (bench.baselines): when its ratio is above the goal's limit, no tool can reach the goal on this
+# machine that way. The keyed floors divide by floor_truncate_sql (TRUNCATE + \\copy into the
+# keyed table: the same client, the same file).
+FLOORS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "mysql_pg_truncate": ("mariadb --batch | psql COPY", "mariadb_psql_pipe",
+                          ("pgloader_mysql_pg", "ingestr_mysql_pg")),
+    "pg_pg_upsert": ("PG alone: \\copy to staging + merge", "floor_upsert_sql",
+                     ("floor_truncate_sql",)),
+    "pg_pg_sync_delete": ("PG alone: the same + anti-join DELETE", "floor_sync_delete_sql",
+                          ("floor_truncate_sql",)),
+}
+
 
 @dataclass
 class Result:
@@ -137,6 +151,9 @@ def render_goals(results: list[Result], base: dict[str, tuple[float | None, str]
         rounds = f"; rounds {', '.join(f'{x:.2f}' for x in samples)}" if len(samples) > 1 else ""
         lines.append(f"{label:52} {'PASS' if ratio <= limit else 'FAIL':7} ratio {ratio:.2f} "
                      f"({case} {r.wall_s:.1f} s vs {ref} {reference_seconds(ref, by_case, base):.1f} s{rounds})")
+        floor = floor_line(case, limit, base)
+        if floor:
+            lines.append(floor)
     for label, samples in (("distributed", dispatch_ms), ("one process", dispatch_single_ms or [])):
         if samples:
             m = median(samples)
@@ -150,6 +167,22 @@ def render_goals(results: list[Result], base: dict[str, tuple[float | None, str]
         lines.append(f"{'peak RSS of each worker <= 200 MB, 1M..10M rows':52} "
                      f"{'PASS' if worst[2] <= RSS_GOAL_MB else 'FAIL':7} max {worst[2]:.0f} MB ({worst[0]}); {detail}")
     return "\n".join(lines)
+
+
+def floor_line(case: str, limit: float, base: dict[str, tuple[float | None, str]]) -> str:
+    """The floor under a goal, when measured: '  floor: <what> ratio R (a s vs b s)', and whether the
+    goal's limit lies below it."""
+    if case not in FLOORS:
+        return ""
+    what, name, over = FLOORS[case]
+    seconds = base.get(name, (None, ""))[0]
+    refs = [(base[n][0], n) for n in over if base.get(n, (None, ""))[0]]
+    if not seconds or not refs:
+        return ""
+    ref_s, ref = min(refs)
+    ratio = seconds / ref_s
+    below = "; the goal is below this floor" if ratio > limit else ""
+    return f"{'  floor: ' + what:52} {'':7} ratio {ratio:.2f} ({name} {seconds:.1f} s vs {ref} {ref_s:.1f} s{below})"
 
 
 def reference_seconds(ref: str, results: dict[str, Result], base: dict[str, tuple[float | None, str]]) -> float:

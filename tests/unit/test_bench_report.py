@@ -97,3 +97,20 @@ def test_render_goals_prints_pass_fail_and_unmeasured_lines():
     assert lines["1-row execute -> completed <= 150 ms (distributed)"][:3] == ["PASS", "median", "140"]
     assert lines["1-row execute -> completed <= 150 ms (one process)"][:3] == ["FAIL", "median", "170"]
     assert lines["peak RSS of each worker <= 200 MB, 1M..10M rows"][:3] == ["FAIL", "max", "210"]
+
+
+def test_render_goals_prints_the_floor_under_the_goal_it_bounds():
+    upsert, truncate = _result("pg_pg_upsert", 7.8), _result("pg_pg_truncate", 2.6)
+    mysql = _result("mysql_pg_truncate", 5.6)
+    results = [upsert, truncate, mysql]
+    case_runs = {r.case: [r] for r in results}
+    base = {"floor_truncate_sql": (2.4, ""), "floor_upsert_sql": (6.0, ""), "floor_sync_delete_sql": (None, "x"),
+            "ingestr_mysql_pg": (4.5, ""), "pgloader_mysql_pg": (9.0, ""), "mariadb_psql_pipe": (3.6, "")}
+    text = render_goals(results, base, case_runs, [base], [], [])
+    rows = text.splitlines()
+    under_upsert = rows[[i for i, line in enumerate(rows) if line.startswith("upsert")][0] + 1]
+    assert under_upsert.split()[:2] == ["floor:", "PG"]
+    assert "ratio 2.50 (floor_upsert_sql 6.0 s vs floor_truncate_sql 2.4 s; the goal is below this floor)" in under_upsert
+    under_mysql = rows[[i for i, line in enumerate(rows) if line.startswith("MariaDB->PG")][0] + 1]
+    assert "ratio 0.80 (mariadb_psql_pipe 3.6 s vs ingestr_mysql_pg 4.5 s; the goal is below this floor)" in under_mysql
+    assert not any("floor_sync_delete_sql" in line for line in rows)  # not measured: no floor line
