@@ -47,7 +47,8 @@ def run_baselines(wanted: set[str], shape_names: list[str], rows: int) -> dict[s
     if "standard" in shape_names:
         jobs += [("psql_copy_pipe", baselines.psql_pipe), ("psql_copy_pipe_binary", baselines.psql_pipe_binary),
                  ("copy_file_load_data", baselines.file_load_data), ("pgloader_mysql_pg", baselines.pgloader),
-                 ("mariadb_psql_pipe", baselines.mariadb_psql_pipe), (FLOORS_KEYED, baselines.floors_keyed, rows),
+                 ("rabbitmq_pipe_binary", baselines.rabbitmq_pipe), ("mariadb_psql_pipe", baselines.mariadb_psql_pipe),
+                 (FLOORS_KEYED, baselines.floors_keyed, rows),
                  ("ingestr_mysql_pg", baselines.ingestr, "mysql"), ("ingestr_pg_pg", baselines.ingestr, "postgresql"),
                  ("sling_mysql_pg", baselines.sling, "mysql"), ("sling_pg_pg", baselines.sling, "postgresql")]
     for shape in (shapes.SHAPES[n] for n in shape_names if n != "standard"):

@@ -165,3 +165,23 @@ def mariadb_psql_pipe() -> float:
     out = " ".join(MYSQL[:-2]) + f" -N -B --quick {data.DB} -e \"{select}\""
     into = " ".join(PSQL) + " -c '\\copy bench_base FROM STDIN'"
     return _timed(["bash", "-c", f"set -o pipefail; {out} | {into}"])
+
+
+def rabbitmq_pipe(binary: bool = True) -> float:
+    """The psql COPY pipe with RabbitMQ in the middle (bench.relay: 4 MiB transient messages, publisher
+    confirms, one prefetched delivery): the least an extractor and a loader on RabbitMQ can cost
+    above ``psql_pipe``, into the same empty table with the primary key."""
+    import sys
+    import uuid
+
+    engine = data.pg()
+    with data._connect(engine) as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS bench_base")
+        conn.exec_driver_sql(f"CREATE TABLE bench_base {data.PG_DDL}")
+    engine.dispose()
+    fmt = " WITH (FORMAT binary)" if binary else ""
+    queue = f"dm_bench_relay_{uuid.uuid4().hex[:8]}"
+    relay = f"{sys.executable} -m bench.relay"
+    out = " ".join(PSQL) + f" -c '\\copy (SELECT * FROM bench_src) TO STDOUT{fmt}' | {relay} publish {queue}"
+    into = f"{relay} consume {queue} | " + " ".join(PSQL) + f" -c '\\copy bench_base FROM STDIN{fmt}'"
+    return _timed(["bash", "-c", f"set -o pipefail; ({into}) & ({out}) && wait $!"])

@@ -37,18 +37,17 @@ GOAL_LINES: tuple[tuple[str, str, tuple[str, ...], float], ...] = (
     ("wide (100 cols) <= 1.5 x its text pipe", "wide_pg_pg_truncate", ("psql_copy_pipe_wide",), 1.5),
 )
 
-# Floors printed under the goal of the same case: (what, the floor's baseline, what it is divided by
-# (the fastest present counts)). A floor is the databases alone doing the goal's work
-# (bench.baselines): when its ratio is above the goal's limit, no tool can reach the goal on this
-# machine that way. The keyed floors divide by floor_truncate_sql (TRUNCATE + \\copy into the
-# keyed table: the same client, the same file).
+# Floors printed under the goal line they bound (by the goal's label): (what, the floor's baseline,
+# what it is divided by (the fastest present counts)). A floor is the least the goal's work takes
+# here with no product in between (bench.baselines): when its ratio is above the goal's limit, no
+# tool of this architecture can reach the goal on this machine. The keyed floors divide by
+# floor_truncate_sql (TRUNCATE + \\copy into the keyed table: the same client, the same file).
 FLOORS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "mysql_pg_truncate": ("mariadb --batch | psql COPY", "mariadb_psql_pipe",
-                          ("pgloader_mysql_pg", "ingestr_mysql_pg")),
-    "pg_pg_upsert": ("PG alone: \\copy to staging + merge", "floor_upsert_sql",
-                     ("floor_truncate_sql",)),
-    "pg_pg_sync_delete": ("PG alone: the same + anti-join DELETE", "floor_sync_delete_sql",
-                          ("floor_truncate_sql",)),
+    GOAL_LINES[1][0]: ("binary pipe through RabbitMQ (bench.relay)", "rabbitmq_pipe_binary",
+                       ("psql_copy_pipe_binary",)),
+    GOAL_LINES[2][0]: ("mariadb --batch | psql COPY", "mariadb_psql_pipe", ("pgloader_mysql_pg", "ingestr_mysql_pg")),
+    GOAL_LINES[4][0]: ("PG alone: \\copy to staging + merge", "floor_upsert_sql", ("floor_truncate_sql",)),
+    GOAL_LINES[5][0]: ("PG alone: the same + anti-join DELETE", "floor_sync_delete_sql", ("floor_truncate_sql",)),
 }
 
 
@@ -151,7 +150,7 @@ def render_goals(results: list[Result], base: dict[str, tuple[float | None, str]
         rounds = f"; rounds {', '.join(f'{x:.2f}' for x in samples)}" if len(samples) > 1 else ""
         lines.append(f"{label:52} {'PASS' if ratio <= limit else 'FAIL':7} ratio {ratio:.2f} "
                      f"({case} {r.wall_s:.1f} s vs {ref} {reference_seconds(ref, by_case, base):.1f} s{rounds})")
-        floor = floor_line(case, limit, base)
+        floor = floor_line(label, limit, base)
         if floor:
             lines.append(floor)
     for label, samples in (("distributed", dispatch_ms), ("one process", dispatch_single_ms or [])):
@@ -169,12 +168,12 @@ def render_goals(results: list[Result], base: dict[str, tuple[float | None, str]
     return "\n".join(lines)
 
 
-def floor_line(case: str, limit: float, base: dict[str, tuple[float | None, str]]) -> str:
+def floor_line(goal: str, limit: float, base: dict[str, tuple[float | None, str]]) -> str:
     """The floor under a goal, when measured: '  floor: <what> ratio R (a s vs b s)', and whether the
     goal's limit lies below it."""
-    if case not in FLOORS:
+    if goal not in FLOORS:
         return ""
-    what, name, over = FLOORS[case]
+    what, name, over = FLOORS[goal]
     seconds = base.get(name, (None, ""))[0]
     refs = [(base[n][0], n) for n in over if base.get(n, (None, ""))[0]]
     if not seconds or not refs:

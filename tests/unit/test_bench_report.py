@@ -105,7 +105,8 @@ def test_render_goals_prints_the_floor_under_the_goal_it_bounds():
     results = [upsert, truncate, mysql]
     case_runs = {r.case: [r] for r in results}
     base = {"floor_truncate_sql": (2.4, ""), "floor_upsert_sql": (6.0, ""), "floor_sync_delete_sql": (None, "x"),
-            "ingestr_mysql_pg": (4.5, ""), "pgloader_mysql_pg": (9.0, ""), "mariadb_psql_pipe": (3.6, "")}
+            "ingestr_mysql_pg": (4.5, ""), "pgloader_mysql_pg": (9.0, ""), "mariadb_psql_pipe": (3.6, ""),
+            "psql_copy_pipe": (2.6, ""), "psql_copy_pipe_binary": (1.7, ""), "rabbitmq_pipe_binary": (1.87, "")}
     text = render_goals(results, base, case_runs, [base], [], [])
     rows = text.splitlines()
     under_upsert = rows[[i for i, line in enumerate(rows) if line.startswith("upsert")][0] + 1]
@@ -114,3 +115,7 @@ def test_render_goals_prints_the_floor_under_the_goal_it_bounds():
     under_mysql = rows[[i for i, line in enumerate(rows) if line.startswith("MariaDB->PG")][0] + 1]
     assert "ratio 0.80 (mariadb_psql_pipe 3.6 s vs ingestr_mysql_pg 4.5 s; the goal is below this floor)" in under_mysql
     assert not any("floor_sync_delete_sql" in line for line in rows)  # not measured: no floor line
+    text_goal = [i for i, line in enumerate(rows) if line.startswith("PG->PG truncate_load <= 1.15 x psql text")][0]
+    assert not rows[text_goal + 1].lstrip().startswith("floor:")  # the relay bounds the binary goal only
+    under_binary = rows[text_goal + 2]
+    assert "ratio 1.10 (rabbitmq_pipe_binary 1.9 s vs psql_copy_pipe_binary 1.7 s)" in under_binary  # goal above it
