@@ -101,15 +101,22 @@ def _unframe(line: bytes) -> bytes:
     return b"\t".join(fields)
 
 
-def _lines(rows: list[tuple]) -> bytes:
+def _lines(lines: list[bytes | None], *, plain: bool = False) -> bytes:
+    """The COPY text of export rows (``plain``: bytes, none starting with MARK: joined as they are)."""
+    if plain:
+        lines.append(b"")  # the last newline, without a copy of the joined text to add it
+        try:
+            return b"\n".join(lines)  # type: ignore[arg-type]
+        finally:
+            lines.pop()
     try:
-        part = b"\n".join([r[0] for r in rows]) + b"\n"
+        part = b"\n".join(lines) + b"\n"
         if MARK not in part:
             return part
     except TypeError:  # a NULL line
         pass
     out = []
-    for (line,) in rows:
+    for line in lines:
         if line is None:
             raise SourceError("a row is longer than the server's max_allowed_packet once written as COPY text; "
                               "raise max_allowed_packet or run with DM_BULK_TEXT=false")
@@ -117,9 +124,14 @@ def _lines(rows: list[tuple]) -> bytes:
     return b"\n".join(out) + b"\n"
 
 
-def mysql_export_chunks(dbapi_conn: Any, sql: str, chunk_bytes: int, max_rows: int) -> Iterator[tuple[bytes, int]]:
-    """Stream the export's rows undecoded (``SSCursor``) and join them into chunks."""
+def mysql_export_chunks(dbapi_conn: Any, sql: str, chunk_bytes: int, max_rows: int, *,
+                        packet_reader: bool = True) -> Iterator[tuple[bytes, int]]:
+    """Stream the export's rows undecoded (``SSCursor``) and join them into chunks; the rows are
+    cut from the socket buffer by :func:`~shared.dialects.mysql_rows.packet_rows` where PyMySQL
+    is a version it knows (``packet_reader=False``: through the cursor, one row at a time)."""
     import pymysql.cursors
+
+    from shared.dialects.mysql_rows import packet_rows
 
     dbapi_conn.use_unicode = False  # rows arrive as the bytes the server sent: no str per row
     try:
@@ -127,13 +139,16 @@ def mysql_export_chunks(dbapi_conn: Any, sql: str, chunk_bytes: int, max_rows: i
         cursor.execute(sql)
     finally:
         dbapi_conn.use_unicode = True
+    reader = packet_rows(cursor) if packet_reader else None
+    fetch = reader.fetchmany if reader is not None else (lambda size: [r[0] for r in cursor.fetchmany(size)])
+    plain = (lambda: reader.plain) if reader is not None else (lambda: False)
     parts: list[bytes] = []
     size = rows = 0
     try:
         while True:
-            fetched = cursor.fetchmany(max(1, min(FETCH_ROWS, max_rows - rows)))
+            fetched = fetch(max(1, min(FETCH_ROWS, max_rows - rows)))
             if fetched:
-                part = _lines(fetched)
+                part = _lines(fetched, plain=plain())
                 parts.append(part)
                 size += len(part)
                 rows += len(fetched)
