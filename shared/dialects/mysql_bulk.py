@@ -30,11 +30,19 @@ MARK = bytes(_FRAMED)
 LONG_ROW_BYTES = 4096  # REPLACE's cost per value is bounded by this squared
 
 
+def _bytes(*codes: int) -> str:
+    """A binary string literal (``CHAR`` without ``USING``)."""
+    return f"CHAR({', '.join(map(str, codes))})"
+
+
 def _text(expr: str) -> str:
-    out = f"CONVERT({expr} USING utf8mb4)"
+    """The value's UTF-8 bytes, escaped. REPLACE runs on the bytes (a byte search, ~2x cheaper for
+    the server than a utf8mb4 one): the escaped characters are ASCII, and no byte of a UTF-8
+    multi-byte sequence is ASCII, so the result is the same."""
+    out = f"CAST(CONVERT({expr} USING utf8mb4) AS BINARY)"
     for raw, escaped in ((_BACKSLASH, (_BACKSLASH, _BACKSLASH)), (_TAB, (_BACKSLASH, ord("t"))),
                          (_LF, (_BACKSLASH, ord("n"))), (_CR, (_BACKSLASH, ord("r")))):
-        out = f"REPLACE({out}, {_chars(raw)}, {_chars(*escaped)})"
+        out = f"REPLACE({out}, {_bytes(raw)}, {_bytes(*escaped)})"
     return out
 
 

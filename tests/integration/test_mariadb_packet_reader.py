@@ -22,7 +22,7 @@ import shared.dialects.mysql_rows as mysql_rows
 from shared.connections import create_db_engine
 from shared.dialects import get_dialect
 from shared.dialects.mysql_bulk import mysql_export_chunks
-from tests.integration.mariadb_source import execute, rows_of
+from tests.integration.mariadb_source import execute, move, rows_of
 
 pytestmark = pytest.mark.integration
 
@@ -190,3 +190,22 @@ def test_closing_the_export_early_leaves_no_query_running(mysql_database: Callab
         assert not rows_of(url, f"SELECT 1 FROM information_schema.PROCESSLIST WHERE ID = {thread_id} "
                                 "AND COMMAND = 'Query'")
     engine.dispose()
+
+
+def test_text_in_other_character_sets_is_escaped_as_the_general_path_reads_it(
+        mysql_database: Callable[[], str], pg_database: Callable[[], str], used: list[object]) -> None:
+    """The export escapes a value's UTF-8 bytes (REPLACE on bytes): latin1, utf16 and utf8mb4
+    columns with the escaped characters next to multi-byte ones."""
+    src, dst = mysql_database(), pg_database()
+    execute(src, ["CREATE TABLE src (id INT PRIMARY KEY, l VARCHAR(40) CHARACTER SET latin1, "
+                  "u VARCHAR(40) CHARACTER SET utf16, m TEXT CHARACTER SET utf8mb4)",
+                  "INSERT INTO src VALUES (1, 'é\\tà\\\\ü\\nß\\r', 'Ω\\t😀\\\\\\n\\r', '\\\\\\\\N\\t𝄞\\n'), "
+                  "(2, '', '', ''), (3, NULL, NULL, NULL), (4, '\\\\N', 'Z\\\\Z', '\\\\Z')"])
+    execute(dst, ["CREATE TABLE fast (id int PRIMARY KEY, l text, u text, m text)",
+                  "CREATE TABLE general (id int PRIMARY KEY, l text, u text, m text)"])
+    for table, bulk in (("fast", True), ("general", False)):
+        _, failed, _ = move(src, "SELECT * FROM src", dst, table, bulk=bulk)
+        assert not failed and len(used) == 1 and used[0] is not None  # the fast table came through the export
+    fast = rows_of(dst, "SELECT * FROM fast ORDER BY id")
+    assert fast == rows_of(dst, "SELECT * FROM general ORDER BY id")
+    assert fast[0] == (1, "é\tà\\ü\nß\r", "Ω\t😀\\\n\r", "\\\\N\t𝄞\n")
