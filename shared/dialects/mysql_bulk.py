@@ -30,11 +30,19 @@ MARK = bytes(_FRAMED)
 LONG_ROW_BYTES = 4096  # REPLACE's cost per value is bounded by this squared
 
 
+def _bytes(*codes: int) -> str:
+    """A binary string literal (``CHAR`` without ``USING``)."""
+    return f"CHAR({', '.join(map(str, codes))})"
+
+
 def _text(expr: str) -> str:
-    out = f"CONVERT({expr} USING utf8mb4)"
+    """The value's UTF-8 bytes, escaped. REPLACE runs on the bytes (a byte search, ~2x cheaper for
+    the server than a utf8mb4 one): the escaped characters are ASCII, and no byte of a UTF-8
+    multi-byte sequence is ASCII, so the result is the same."""
+    out = f"CAST(CONVERT({expr} USING utf8mb4) AS BINARY)"
     for raw, escaped in ((_BACKSLASH, (_BACKSLASH, _BACKSLASH)), (_TAB, (_BACKSLASH, ord("t"))),
                          (_LF, (_BACKSLASH, ord("n"))), (_CR, (_BACKSLASH, ord("r")))):
-        out = f"REPLACE({out}, {_chars(raw)}, {_chars(*escaped)})"
+        out = f"REPLACE({out}, {_bytes(raw)}, {_bytes(*escaped)})"
     return out
 
 
@@ -101,15 +109,22 @@ def _unframe(line: bytes) -> bytes:
     return b"\t".join(fields)
 
 
-def _lines(rows: list[tuple]) -> bytes:
+def _lines(lines: list[bytes | None], *, plain: bool = False) -> bytes:
+    """The COPY text of export rows (``plain``: bytes, none starting with MARK: joined as they are)."""
+    if plain:
+        lines.append(b"")  # the last newline, without a copy of the joined text to add it
+        try:
+            return b"\n".join(lines)  # type: ignore[arg-type]
+        finally:
+            lines.pop()
     try:
-        part = b"\n".join([r[0] for r in rows]) + b"\n"
+        part = b"\n".join(lines) + b"\n"
         if MARK not in part:
             return part
     except TypeError:  # a NULL line
         pass
     out = []
-    for (line,) in rows:
+    for line in lines:
         if line is None:
             raise SourceError("a row is longer than the server's max_allowed_packet once written as COPY text; "
                               "raise max_allowed_packet or run with DM_BULK_TEXT=false")
@@ -117,9 +132,14 @@ def _lines(rows: list[tuple]) -> bytes:
     return b"\n".join(out) + b"\n"
 
 
-def mysql_export_chunks(dbapi_conn: Any, sql: str, chunk_bytes: int, max_rows: int) -> Iterator[tuple[bytes, int]]:
-    """Stream the export's rows undecoded (``SSCursor``) and join them into chunks."""
+def mysql_export_chunks(dbapi_conn: Any, sql: str, chunk_bytes: int, max_rows: int, *,
+                        packet_reader: bool = True) -> Iterator[tuple[bytes, int]]:
+    """Stream the export's rows undecoded (``SSCursor``) and join them into chunks; the rows are
+    cut from the socket buffer by :func:`~shared.dialects.mysql_rows.packet_rows` where PyMySQL
+    is a version it knows (``packet_reader=False``: through the cursor, one row at a time)."""
     import pymysql.cursors
+
+    from shared.dialects.mysql_rows import packet_rows
 
     dbapi_conn.use_unicode = False  # rows arrive as the bytes the server sent: no str per row
     try:
@@ -127,13 +147,16 @@ def mysql_export_chunks(dbapi_conn: Any, sql: str, chunk_bytes: int, max_rows: i
         cursor.execute(sql)
     finally:
         dbapi_conn.use_unicode = True
+    reader = packet_rows(cursor) if packet_reader else None
+    fetch = reader.fetchmany if reader is not None else (lambda size: [r[0] for r in cursor.fetchmany(size)])
+    plain = (lambda: reader.plain) if reader is not None else (lambda: False)
     parts: list[bytes] = []
     size = rows = 0
     try:
         while True:
-            fetched = cursor.fetchmany(max(1, min(FETCH_ROWS, max_rows - rows)))
+            fetched = fetch(max(1, min(FETCH_ROWS, max_rows - rows)))
             if fetched:
-                part = _lines(fetched)
+                part = _lines(fetched, plain=plain())
                 parts.append(part)
                 size += len(part)
                 rows += len(fetched)

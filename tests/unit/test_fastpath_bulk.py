@@ -88,8 +88,10 @@ def test_a_framed_long_mariadb_row_becomes_its_copy_text_line() -> None:
     from shared.dialects.mysql_bulk import _lines
 
     framed = b"\\ZE6:a\tb\\\n\rR3:1.5N"
-    assert _lines([(b"1\tx",), (framed,)]) == b"1\tx\na\\tb\\\\\\n\\r\t1.5\t\\N\n"
-    assert _lines([(b"\\\\Zx",)]) == b"\\\\Zx\n"  # an escaped backslash before Z is not a frame
+    assert _lines([b"1\tx", framed]) == b"1\tx\na\\tb\\\\\\n\\r\t1.5\t\\N\n"
+    assert _lines([b"\\\\Zx"]) == b"\\\\Zx\n"  # an escaped backslash before Z is not a frame
+    plain = [b"1\tx", b"", b"\\N"]
+    assert _lines(plain, plain=True) == _lines(plain) == b"1\tx\n\n\\N\n" and len(plain) == 3
 
 
 def test_copy_out_chunks_end_at_row_boundaries_and_count_rows() -> None:
