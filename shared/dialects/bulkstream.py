@@ -11,44 +11,75 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 _DONE = object()
 _PUT_WAIT_S = 0.5
+_TRAILER = b"\xff\xff"  # a binary COPY's trailer (shared.dialects.pgbinary.TRAILER)
 
 
 class _Stopped(Exception):
     """The consumer went away: end the COPY."""
 
 
+class _EndOfCopy(Exception):
+    """Thrown into a sink's row loop when the COPY returned: cut the last chunk."""
+
+
 class _ChunkSink:
-    """The file object COPY writes to: one ``write`` per row."""
+    """The file object COPY writes to: one ``write`` per row.
+
+    psycopg2 calls ``write`` once per row (a million calls for a million rows), so ``write``
+    is the ``send`` of a generator: entered from C, its state in local variables, a row costs
+    a copy into the chunk's buffer, a count and two comparisons (and the row's bytes are freed
+    at once, so the next row reuses memory that is still in cache). A binary COPY's trailer is
+    not looked for row by row: it is the stream's last write, so it can only be the last row
+    of a chunk cut after it, and a row never equals it (it starts with its field count, never -1).
+    """
 
     def __init__(self, put: Callable[[Any], None], chunk_bytes: int, max_rows: int, binary: bool = False) -> None:
-        self._put, self._limit, self._max_rows = put, chunk_bytes, max_rows
-        self._parts: list[bytes] = []
-        self._size = 0
-        self._binary, self._first = binary, True  # a binary COPY: header with the first row, trailer alone
+        self._put, self._binary = put, binary
+        self._rows = self._loop(chunk_bytes, max_rows)
+        next(self._rows)
+        self.write: Callable[[bytes], None] = self._rows.send
 
-    def write(self, data: bytes) -> None:
-        if self._binary:
-            if self._first:
+    def _loop(self, limit: int, max_rows: int) -> Generator[None, bytes, None]:
+        buf, rows, data = bytearray(), 0, b""
+        try:
+            data = yield
+            if self._binary:  # the header comes with the first row, or alone
                 from shared.dialects.pgbinary import header_length
 
-                data, self._first = bytes(data)[header_length(data):], False
-            if not data or data == b"\xff\xff":
-                return  # the header alone, or the trailer (a row starts with its field count, never -1)
-        self._parts.append(data)
-        self._size += len(data)
-        if self._size >= self._limit or len(self._parts) >= self._max_rows:
-            self.flush()
+                data = bytes(data)[header_length(data):]
+                while not data:
+                    data = yield
+            while True:
+                buf += data
+                rows += 1
+                if rows >= max_rows or len(buf) >= limit:
+                    self._cut(buf, rows, data)
+                    rows = 0
+                data = yield
+        except _EndOfCopy:
+            self._cut(buf, rows, data)
+
+    def _cut(self, buf: bytearray, rows: int, last: bytes) -> None:
+        """Hand the chunk's ``rows`` rows over (``last``: the row written last) and empty ``buf``."""
+        if rows and self._binary and last == _TRAILER:
+            del buf[-len(_TRAILER):]
+            rows -= 1
+        if rows:
+            chunk = (bytes(buf), rows)
+            buf.clear()
+            self._put(chunk)
 
     def flush(self) -> None:
-        if not self._parts:
-            return
-        self._put((b"".join(self._parts), len(self._parts)))
-        self._parts, self._size = [], 0
+        """The COPY returned: hand over the last chunk. Call once."""
+        try:
+            self._rows.throw(_EndOfCopy())
+        except StopIteration:
+            pass
 
 
 def copy_out_chunks(run_copy: Callable[[Any], None], cancel: Callable[[], None], chunk_bytes: int,
