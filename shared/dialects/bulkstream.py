@@ -31,48 +31,15 @@ class _ChunkSink:
     """The file object COPY writes to: one ``write`` per row.
 
     psycopg2 calls ``write`` once per row (a million calls for a million rows), so ``write``
-    is the ``send`` of a generator: entered from C, its state in local variables, a row costs
-    a copy into the chunk's buffer, a count and two comparisons (and the row's bytes are freed
-    at once, so the next row reuses memory that is still in cache). A binary COPY's trailer is
-    not looked for row by row: it is the stream's last write, so it can only be the last row
-    of a chunk cut after it, and a row never equals it (it starts with its field count, never -1).
+    is the ``send`` of a generator (:func:`_chunk_rows`): entered from C, its state in local
+    variables, a row costs a copy into the chunk's buffer, a count and two comparisons, and the
+    row's bytes are freed at once (the next row reuses memory that is still in cache).
     """
 
     def __init__(self, put: Callable[[Any], None], chunk_bytes: int, max_rows: int, binary: bool = False) -> None:
-        self._put, self._binary = put, binary
-        self._rows = self._loop(chunk_bytes, max_rows)
+        self._rows = _chunk_rows(put, chunk_bytes, max_rows, binary)
         next(self._rows)
         self.write: Callable[[bytes], None] = self._rows.send
-
-    def _loop(self, limit: int, max_rows: int) -> Generator[None, bytes, None]:
-        buf, rows, data = bytearray(), 0, b""
-        try:
-            data = yield
-            if self._binary:  # the header comes with the first row, or alone
-                from shared.dialects.pgbinary import header_length
-
-                data = bytes(data)[header_length(data):]
-                while not data:
-                    data = yield
-            while True:
-                buf += data
-                rows += 1
-                if rows >= max_rows or len(buf) >= limit:
-                    self._cut(buf, rows, data)
-                    rows = 0
-                data = yield
-        except _EndOfCopy:
-            self._cut(buf, rows, data)
-
-    def _cut(self, buf: bytearray, rows: int, last: bytes) -> None:
-        """Hand the chunk's ``rows`` rows over (``last``: the row written last) and empty ``buf``."""
-        if rows and self._binary and last == _TRAILER:
-            del buf[-len(_TRAILER):]
-            rows -= 1
-        if rows:
-            chunk = (bytes(buf), rows)
-            buf.clear()
-            self._put(chunk)
 
     def flush(self) -> None:
         """The COPY returned: hand over the last chunk. Call once."""
@@ -80,6 +47,45 @@ class _ChunkSink:
             self._rows.throw(_EndOfCopy())
         except StopIteration:
             pass
+
+
+def _chunk_rows(put: Callable[[Any], None], limit: int, max_rows: int,
+                binary: bool) -> Generator[None, bytes, None]:
+    """Receive rows, ``put`` ``(payload, rows)`` chunks ending at the row that reaches ``limit``
+    bytes or ``max_rows`` rows, and the rest when :class:`_EndOfCopy` is thrown in."""
+    buf, rows, data = bytearray(), 0, b""
+    try:
+        data = yield
+        if binary:  # the header comes with the first row, or alone
+            from shared.dialects.pgbinary import header_length
+
+            data = bytes(data)[header_length(data):]
+            while not data:
+                data = yield
+        while True:
+            buf += data
+            rows += 1
+            if rows >= max_rows or len(buf) >= limit:
+                _cut(put, buf, rows, data, binary)
+                rows = 0
+            data = yield
+    except _EndOfCopy:
+        _cut(put, buf, rows, data, binary)
+
+
+def _cut(put: Callable[[Any], None], buf: bytearray, rows: int, last: bytes, binary: bool) -> None:
+    """``put`` the ``rows`` rows in ``buf`` as one chunk (``last``: the row written last) and empty it.
+
+    A binary COPY's trailer is not looked for row by row: it is the stream's last write, so it
+    can only be the last row of a chunk, and no row equals it (a row starts with its field
+    count, never -1)."""
+    if rows and binary and last == _TRAILER:
+        del buf[-len(_TRAILER):]
+        rows -= 1
+    if rows:
+        chunk = (bytes(buf), rows)
+        buf.clear()
+        put(chunk)
 
 
 def copy_out_chunks(run_copy: Callable[[Any], None], cancel: Callable[[], None], chunk_bytes: int,
