@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from collections.abc import Iterable, Sequence
 from typing import Any, Callable
 
 import sqlalchemy as sa
@@ -159,7 +159,7 @@ def copy_payload(conn: sa.Connection, table: sa.TableClause | sa.Table, columns:
     try:
         form = " (FORMAT binary)" if binary else ""
         cursor.copy_expert(f"COPY {prep.format_table(table)} ({cols}) FROM STDIN{form}",
-                           _Pieces((payload,) if isinstance(payload, (bytes, bytearray)) else payload))
+                           _Pieces((payload,) if isinstance(payload, bytes) else payload))
     except Exception as exc:  # noqa: BLE001 - rewrapped as SQLAlchemy does for its own statements
         raise sa.exc.DBAPIError.instance("COPY", None, exc, conn.dialect.loaded_dbapi.Error) from exc
     finally:
@@ -169,16 +169,29 @@ def copy_payload(conn: sa.Connection, table: sa.TableClause | sa.Table, columns:
 class _Pieces:
     """The file object ``copy_expert`` reads a COPY's data from: each ``read`` returns the next
     piece whole, whatever size is asked (psycopg2 sends what ``read`` returns as one message),
-    then ``b""``."""
+    then ``b""``. A piece above PIECE_MAX_BYTES (a batch of a few huge rows) goes in slices of
+    that size: libpq keeps its send buffer as large as the largest message for the life of
+    the (pooled) connection."""
 
     def __init__(self, pieces: Iterable[bytes]) -> None:
-        self._next = iter(pieces).__next__
+        self._next = _sliced(pieces).__next__
 
     def read(self, size: int = -1) -> bytes:
         try:
             return self._next()
         except StopIteration:
             return b""
+
+
+PIECE_MAX_BYTES = 8 << 20
+
+
+def _sliced(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    for piece in pieces:
+        if len(piece) <= PIECE_MAX_BYTES:
+            yield piece
+        else:
+            yield from (piece[i:i + PIECE_MAX_BYTES] for i in range(0, len(piece), PIECE_MAX_BYTES))
 
 
 _PLAIN_TABLE_SQL = """SELECT c.relkind = 'r'

@@ -125,6 +125,18 @@ def test_copy_out_chunks_of_an_empty_copy_are_none() -> None:
     assert list(copy_out_chunks(lambda sink: None, lambda: None, chunk_bytes=10)) == []
 
 
+def test_the_copy_reader_hands_each_piece_over_whole_and_slices_only_huge_ones(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from shared.dialects import postgresql_load
+
+    payload = b"r" * 100
+    reader = postgresql_load._Pieces((b"head", payload, b"tail"))
+    got = [reader.read(8) for _ in range(4)]
+    assert got == [b"head", payload, b"tail", b""] and got[1] is payload  # not copied, whatever size is asked
+    monkeypatch.setattr(postgresql_load, "PIECE_MAX_BYTES", 40)
+    reader = postgresql_load._Pieces((payload,))
+    assert [reader.read(1 << 20) for _ in range(4)] == [b"r" * 40, b"r" * 40, b"r" * 20, b""]
+
+
 def test_copy_out_chunks_raise_the_copy_error_in_the_consumer() -> None:
     def run_copy(sink) -> None:  # type: ignore[no-untyped-def]
         sink.write(b"1\n")
