@@ -11,44 +11,81 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 _DONE = object()
 _PUT_WAIT_S = 0.5
+_TRAILER = b"\xff\xff"  # a binary COPY's trailer (shared.dialects.pgbinary.TRAILER)
 
 
 class _Stopped(Exception):
     """The consumer went away: end the COPY."""
 
 
+class _EndOfCopy(Exception):
+    """Thrown into a sink's row loop when the COPY returned: cut the last chunk."""
+
+
 class _ChunkSink:
-    """The file object COPY writes to: one ``write`` per row."""
+    """The file object COPY writes to: one ``write`` per row.
+
+    psycopg2 calls ``write`` once per row (a million calls for a million rows), so ``write``
+    is the ``send`` of a generator (:func:`_chunk_rows`): entered from C, its state in local
+    variables, a row costs a copy into the chunk's buffer, a count and two comparisons, and the
+    row's bytes are freed at once (the next row reuses memory that is still in cache).
+    """
 
     def __init__(self, put: Callable[[Any], None], chunk_bytes: int, max_rows: int, binary: bool = False) -> None:
-        self._put, self._limit, self._max_rows = put, chunk_bytes, max_rows
-        self._parts: list[bytes] = []
-        self._size = 0
-        self._binary, self._first = binary, True  # a binary COPY: header with the first row, trailer alone
-
-    def write(self, data: bytes) -> None:
-        if self._binary:
-            if self._first:
-                from shared.dialects.pgbinary import header_length
-
-                data, self._first = bytes(data)[header_length(data):], False
-            if not data or data == b"\xff\xff":
-                return  # the header alone, or the trailer (a row starts with its field count, never -1)
-        self._parts.append(data)
-        self._size += len(data)
-        if self._size >= self._limit or len(self._parts) >= self._max_rows:
-            self.flush()
+        self._rows = _chunk_rows(put, chunk_bytes, max_rows, binary)
+        next(self._rows)
+        self.write: Callable[[bytes], None] = self._rows.send
 
     def flush(self) -> None:
-        if not self._parts:
-            return
-        self._put((b"".join(self._parts), len(self._parts)))
-        self._parts, self._size = [], 0
+        """The COPY returned: hand over the last chunk. Call once."""
+        try:
+            self._rows.throw(_EndOfCopy())
+        except StopIteration:
+            pass
+
+
+def _chunk_rows(put: Callable[[Any], None], limit: int, max_rows: int,
+                binary: bool) -> Generator[None, bytes, None]:
+    """Receive rows, ``put`` ``(payload, rows)`` chunks ending at the row that reaches ``limit``
+    bytes or ``max_rows`` rows, and the rest when :class:`_EndOfCopy` is thrown in."""
+    buf, rows, data = bytearray(), 0, b""
+    try:
+        data = yield
+        if binary:  # the header comes with the first row, or alone
+            from shared.dialects.pgbinary import header_length
+
+            data = bytes(data)[header_length(data):]
+            while not data:
+                data = yield
+        while True:
+            buf += data
+            rows += 1
+            if rows >= max_rows or len(buf) >= limit:
+                _cut(put, buf, rows, data, binary)
+                rows = 0
+            data = yield
+    except _EndOfCopy:
+        _cut(put, buf, rows, data, binary)
+
+
+def _cut(put: Callable[[Any], None], buf: bytearray, rows: int, last: bytes, binary: bool) -> None:
+    """``put`` the ``rows`` rows in ``buf`` as one chunk (``last``: the row written last) and empty it.
+
+    A binary COPY's trailer is not looked for row by row: it is the stream's last write, so it
+    can only be the last row of a chunk, and no row equals it (a row starts with its field
+    count, never -1)."""
+    if rows and binary and last == _TRAILER:
+        del buf[-len(_TRAILER):]
+        rows -= 1
+    if rows:
+        chunk = (bytes(buf), rows)
+        buf.clear()
+        put(chunk)
 
 
 def copy_out_chunks(run_copy: Callable[[Any], None], cancel: Callable[[], None], chunk_bytes: int,

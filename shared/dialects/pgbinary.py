@@ -120,7 +120,12 @@ def header_length(first: bytes) -> int:
 
 def framed(payload: bytes) -> bytes:
     """A batch's rows as a complete binary COPY stream."""
-    return b"".join((HEADER, payload, TRAILER))
+    return b"".join(framing(payload))
+
+
+def framing(payload: bytes) -> tuple[bytes, bytes, bytes]:
+    """The pieces of that stream in order, the rows not copied (for ``copy_payload``)."""
+    return HEADER, payload, TRAILER
 
 
 def decode(conn: sa.Connection, payload: bytes, fmt: str, rows: int) -> list[tuple]:

@@ -38,7 +38,7 @@ class PostgresDestination(DestinationSide):
         """``COPY table (cols) FROM STDIN`` with the payload as it came (COPY text), or in binary
         form between the header and trailer (:mod:`shared.dialects.pgbinary`)."""
         if pgbinary.is_binary(fmt):
-            copy_payload(conn, table, columns, pgbinary.framed(payload), binary=True)
+            copy_payload(conn, table, columns, pgbinary.framing(payload), binary=True)
         else:
             copy_payload(conn, table, columns, payload)
 

@@ -12,9 +12,9 @@ only reproduce by replaying every batch when any row fails.
 """
 from __future__ import annotations
 
-import io
 import re
 import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Callable
@@ -147,20 +147,51 @@ def pg_export_sql(sql: str, columns: Any, fmt: str) -> str | None:
     return _PG_EXPORTS[fmt].format(sql=sql, cols=cols)
 
 
-def copy_payload(conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str], payload: bytes,
-                 *, binary: bool = False) -> None:
-    """``COPY table (cols) FROM STDIN`` (text format, or ``binary``) with a payload. Raises DBAPIError."""
+def copy_payload(conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str],
+                 payload: bytes | Sequence[bytes], *, binary: bool = False) -> None:
+    """``COPY table (cols) FROM STDIN`` (text format, or ``binary``) with a payload, or a payload's
+    pieces in order (e.g. a binary COPY's header, rows and trailer). Each piece goes to the
+    server as it is (one CopyData message): no slice or join copies it on the way.
+    Raises DBAPIError."""
     prep = plain_preparer(conn.dialect)  # copy_expert binds no parameters
     cols = ", ".join(prep.quote(c) for c in columns)
-    data = io.BytesIO(payload)
     cursor = conn.connection.dbapi_connection.cursor()
     try:
         form = " (FORMAT binary)" if binary else ""
-        cursor.copy_expert(f"COPY {prep.format_table(table)} ({cols}) FROM STDIN{form}", data, size=1 << 20)
+        cursor.copy_expert(f"COPY {prep.format_table(table)} ({cols}) FROM STDIN{form}",
+                           _Pieces((payload,) if isinstance(payload, bytes) else payload))
     except Exception as exc:  # noqa: BLE001 - rewrapped as SQLAlchemy does for its own statements
         raise sa.exc.DBAPIError.instance("COPY", None, exc, conn.dialect.loaded_dbapi.Error) from exc
     finally:
         cursor.close()
+
+
+class _Pieces:
+    """The file object ``copy_expert`` reads a COPY's data from: each ``read`` returns the next
+    piece whole, whatever size is asked (psycopg2 sends what ``read`` returns as one message),
+    then ``b""``. A piece above PIECE_MAX_BYTES (a batch of a few huge rows) goes in slices of
+    that size: libpq keeps its send buffer as large as the largest message for the life of
+    the (pooled) connection."""
+
+    def __init__(self, pieces: Iterable[bytes]) -> None:
+        self._next = _sliced(pieces).__next__
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._next()
+        except StopIteration:
+            return b""
+
+
+PIECE_MAX_BYTES = 8 << 20
+
+
+def _sliced(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    for piece in pieces:
+        if len(piece) <= PIECE_MAX_BYTES:
+            yield piece
+        else:
+            yield from (piece[i:i + PIECE_MAX_BYTES] for i in range(0, len(piece), PIECE_MAX_BYTES))
 
 
 _PLAIN_TABLE_SQL = """SELECT c.relkind = 'r'

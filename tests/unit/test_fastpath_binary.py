@@ -31,6 +31,25 @@ def test_an_empty_result_gives_no_chunk_and_a_header_extension_is_skipped() -> N
     assert _chunks([extended + ROW, pgbinary.TRAILER]) == [(ROW, 1)]
 
 
+def test_a_chunk_cut_after_the_trailer_leaves_the_trailer_out() -> None:
+    # the trailer is a write like a row: it can reach the byte or the row limit and cut the chunk
+    assert _chunks([pgbinary.HEADER + ROW, ROW, pgbinary.TRAILER], chunk_bytes=21) == [(ROW * 2, 2)]
+    assert _chunks([pgbinary.HEADER + ROW, ROW, pgbinary.TRAILER], max_rows=3) == [(ROW * 2, 2)]
+    assert _chunks([pgbinary.HEADER, ROW, ROW, pgbinary.TRAILER], max_rows=2) == [(ROW * 2, 2)]
+
+
+def test_a_row_ending_in_the_trailer_bytes_is_kept() -> None:
+    row = b"\x00\x01\x00\x00\x00\x02\xff\xff"  # one field whose value ends like a trailer
+    assert _chunks([pgbinary.HEADER + row, pgbinary.TRAILER]) == [(row, 1)]
+    assert _chunks([pgbinary.HEADER + row, row, pgbinary.TRAILER], chunk_bytes=8) == [(row, 1), (row, 1)]
+    assert _chunks([pgbinary.HEADER + ROW, row, pgbinary.TRAILER], chunk_bytes=18) == [(ROW + row, 2)]
+
+
+def test_the_framing_pieces_make_the_framed_stream() -> None:
+    assert b"".join(pgbinary.framing(ROW)) == pgbinary.framed(ROW)
+    assert pgbinary.framing(ROW)[1] is ROW  # the rows are handed on, not copied
+
+
 def test_a_stream_without_the_signature_is_an_error() -> None:
     with pytest.raises(ValueError):
         _chunks([ROW])

@@ -105,6 +105,40 @@ def test_copy_out_chunks_end_at_row_boundaries_and_count_rows() -> None:
     assert b"".join(p for p, _ in chunks) == b"".join(f"{i}\trow\n".encode() for i in range(1000))
 
 
+def test_copy_out_chunks_are_immutable_bytes_and_start_afresh_after_each_cut() -> None:
+    rows = [b"%d\t%s\n" % (i, b"x" * (i % 7)) for i in range(100)]
+
+    def run_copy(sink) -> None:  # type: ignore[no-untyped-def]
+        for row in rows:
+            sink.write(memoryview(row) if row.startswith(b"5") else row)  # any bytes-like row
+
+    chunks = list(copy_out_chunks(run_copy, lambda: None, chunk_bytes=40, max_rows=6))
+    assert all(type(payload) is bytes for payload, _ in chunks)
+    assert all(n <= 6 and (len(payload) < 40 + 10 or n == 1) for payload, n in chunks)
+    assert b"".join(p for p, _ in chunks) == b"".join(rows) and sum(n for _, n in chunks) == 100
+    cut = 0  # each chunk ends at the first row that reaches a limit
+    for payload, n in chunks[:-1]:
+        sizes = [len(r) for r in rows[cut:cut + n]]
+        assert n == 6 or (sum(sizes) >= 40 and sum(sizes[:-1]) < 40)
+        cut += n
+
+
+def test_copy_out_chunks_of_an_empty_copy_are_none() -> None:
+    assert list(copy_out_chunks(lambda sink: None, lambda: None, chunk_bytes=10)) == []
+
+
+def test_the_copy_reader_hands_each_piece_over_whole_and_slices_only_huge_ones(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from shared.dialects import postgresql_load
+
+    payload = b"r" * 100
+    reader = postgresql_load._Pieces((b"head", payload, b"tail"))
+    got = [reader.read(8) for _ in range(4)]
+    assert got == [b"head", payload, b"tail", b""] and got[1] is payload  # not copied, whatever size is asked
+    monkeypatch.setattr(postgresql_load, "PIECE_MAX_BYTES", 40)
+    reader = postgresql_load._Pieces((payload,))
+    assert [reader.read(1 << 20) for _ in range(4)] == [b"r" * 40, b"r" * 40, b"r" * 20, b""]
+
+
 def test_copy_out_chunks_raise_the_copy_error_in_the_consumer() -> None:
     def run_copy(sink) -> None:  # type: ignore[no-untyped-def]
         sink.write(b"1\n")
