@@ -70,7 +70,7 @@ def start_workers(settings: Settings, names: Sequence[str], *, transport=None, t
         extractor = Extractor(transport, topology, box, batch_rows=settings.batch_rows,
                               batch_queue_max=settings.batch_queue_max, heartbeat_s=settings.heartbeat_s,
                               concurrency=settings.extractor_concurrency, bulk_text=settings.bulk_text,
-                              bulk_binary=settings.bulk_binary)
+                              bulk_binary=settings.bulk_binary, bulk_batch_rows=settings.bulk_batch_rows)
         extractor.start()
         stops.append(extractor.stop)
     if "loader" in names:

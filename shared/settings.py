@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = "./data"
 DEFAULT_BATCH_ROWS = 10_000
+DEFAULT_BULK_BATCH_ROWS = 100_000
 DEFAULT_BATCH_QUEUE_MAX = 8
 DEFAULT_HEARTBEAT_S = 5.0
 DEFAULT_WORKER_LOST_S = 60.0
@@ -30,7 +31,11 @@ class Settings(BaseSettings):
     secret_key: str = Field("", description="Key that encrypts connection secrets (Fernet, urlsafe base64).")
     log_level: str = Field("INFO")
     log_json: bool = Field(False, description="Write logs as JSON lines.")
-    batch_rows: int = Field(DEFAULT_BATCH_ROWS, ge=1, le=1_000_000)
+    batch_rows: int = Field(DEFAULT_BATCH_ROWS, ge=1, le=1_000_000,
+                            description="Rows per batch when a batch carries rows of values (the general path).")
+    bulk_batch_rows: int = Field(DEFAULT_BULK_BATCH_ROWS, ge=1, le=1_000_000,
+                                 description="Most rows in a batch that moves as bulk text or binary COPY; such a "
+                                             "batch is cut at ~4 MiB before that (shared.dialects.bulk).")
     batch_queue_max: int = Field(DEFAULT_BATCH_QUEUE_MAX, ge=1, le=10_000)
     heartbeat_s: float = Field(DEFAULT_HEARTBEAT_S, gt=0)
     worker_lost_s: float = Field(DEFAULT_WORKER_LOST_S, gt=0)

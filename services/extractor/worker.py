@@ -27,6 +27,7 @@ from shared.extract.watermark import describe_final, incremental_read
 from shared.jobspec import JobSpec
 from shared.messages import Batch, EndOfBatches, LoadRequest, RunRequest
 from shared.secrets import SecretBox
+from shared.settings import DEFAULT_BULK_BATCH_ROWS
 from shared.snapshots import ProjectSnapshot
 from shared.topology import BATCH_QUEUE_EXPIRES_S, Topology
 from shared.transport.base import Transport
@@ -81,11 +82,12 @@ class Extractor(RequestWorker[RunRequest, ExtractState]):
 
     def __init__(self, transport: Transport, topology: Topology, box: SecretBox, *, batch_rows: int,
                  batch_queue_max: int, heartbeat_s: float, concurrency: int = 1, bulk_text: bool = True,
-                 bulk_binary: bool = True) -> None:
+                 bulk_binary: bool = True, bulk_batch_rows: int = DEFAULT_BULK_BATCH_ROWS) -> None:
         super().__init__(transport, topology, queue=topology.runs, concurrency=concurrency, heartbeat_s=heartbeat_s)
         self._box = box
         self._batch_rows, self._queue_max = batch_rows, batch_queue_max
         self._bulk_text, self._bulk_binary = bulk_text, bulk_binary
+        self._bulk_batch_rows = bulk_batch_rows
 
     def new_state(self, request: RunRequest) -> ExtractState:
         return ExtractState()
@@ -153,10 +155,10 @@ class Extractor(RequestWorker[RunRequest, ExtractState]):
     def _stream(self, request: RunRequest, ctx: ExecutionContext, queue: str, state: ExtractState,
                 fmt: str | None) -> None:
         """Publish the result as batches (rows, or the source's bulk text in format ``fmt`` in chunks
-        of ~BULK_CHUNK_BYTES: the fast path), then the end marker."""
+        of ~BULK_CHUNK_BYTES or ``bulk_batch_rows`` rows: the fast path), then the end marker."""
         seq, position = 0, 1
         job_name = request.job.name if request.job else ""
-        for batch in metrics.phase_iter("extract", _batches(state.extraction, fmt)):
+        for batch in metrics.phase_iter("extract", _batches(state.extraction, fmt, self._bulk_batch_rows)):
             ctx.check()
             if state.incremental is not None and not (batch := {"rows": state.incremental.keep(batch["rows"])})["rows"]:
                 continue  # every row above the watermark: left for the next run
@@ -258,10 +260,11 @@ def _extraction_for(transform: str | None, steps: list, engines: Mapping[int, sa
     return Extraction(steps, engines, **options)
 
 
-def _batches(extraction: Any, fmt: str | None) -> Iterator[dict[str, Any]]:
-    """The payload fields of each Batch: rows, or bulk text chunks in format ``fmt``."""
+def _batches(extraction: Any, fmt: str | None, bulk_rows: int) -> Iterator[dict[str, Any]]:
+    """The payload fields of each Batch: rows (the extraction's ``batch_rows`` at a time), or bulk
+    text chunks in format ``fmt`` (~BULK_CHUNK_BYTES or ``bulk_rows`` rows, whichever comes first)."""
     if fmt:
-        for payload, count in extraction.bulk_batches(BULK_CHUNK_BYTES):
+        for payload, count in extraction.bulk_batches(BULK_CHUNK_BYTES, max_rows=bulk_rows):
             yield {"fmt": fmt, "data": payload, "count": count}
     else:
         for rows in extraction.batches():

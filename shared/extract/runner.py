@@ -149,15 +149,15 @@ class Extraction:
         """The format of :meth:`bulk_batches`' payloads (None: rows)."""
         return self._session.bulk_format if self.bulk else None  # type: ignore[union-attr]
 
-    def bulk_batches(self, chunk_bytes: int) -> Iterator[tuple[bytes, int]]:
-        """The final result as bulk-text chunks ``(payload, rows)``: at most ``batch_rows`` rows and
-        about ``chunk_bytes`` each; memory stays flat.
+    def bulk_batches(self, chunk_bytes: int, max_rows: int | None = None) -> Iterator[tuple[bytes, int]]:
+        """The final result as bulk-text chunks ``(payload, rows)``: at most ``max_rows`` rows
+        (default ``batch_rows``) and about ``chunk_bytes`` each; memory stays flat.
 
         Raises SourceError, ConnectionLost, TimedOut or Cancelled.
         """
         if self._session is None or self._session.bulk_sql is None:
             raise SourceError("Extraction.open(bulk_format) did not start a bulk export")
-        for payload, rows in self._session.bulk_batches(chunk_bytes):
+        for payload, rows in self._session.bulk_batches(chunk_bytes, max_rows or self._ctx.batch_rows):
             self.rows_read += rows
             yield payload, rows
 

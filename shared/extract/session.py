@@ -188,15 +188,15 @@ class Session:
         finally:
             cursor.close()
 
-    def bulk_batches(self, chunk_bytes: int) -> Iterator[tuple[bytes, int]]:
-        """The result as bulk-text chunks ``(payload, rows)`` of at most ``batch_rows`` rows
-        (after ``start(bulk_format)``)."""
+    def bulk_batches(self, chunk_bytes: int, max_rows: int) -> Iterator[tuple[bytes, int]]:
+        """The result as bulk-text chunks ``(payload, rows)`` of about ``chunk_bytes`` and at most
+        ``max_rows`` rows (after ``start(bulk_format)``)."""
         assert self.bulk_sql is not None
         self._streaming = True
         with self.guard("reading"):
             binary = {"binary": True} if self._binary else {}
             chunks = iter(self.dialect.bulk_export(self.raw.driver_connection, self.bulk_sql,
-                                                   chunk_bytes=chunk_bytes, max_rows=self.ctx.batch_rows, **binary))
+                                                   chunk_bytes=chunk_bytes, max_rows=max_rows, **binary))
         self._chunks = chunks
         try:
             while True:

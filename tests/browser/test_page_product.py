@@ -29,7 +29,7 @@ def web_stack(databases: Databases, tmp_path_factory: pytest.TempPathFactory) ->
     """As conftest's, with small batches so that a slow query reports progress as it goes."""
     tmp = tmp_path_factory.mktemp("web18")
     env = stack_env(tmp, database_url=databases.postgresql(), amqp_url="memory://", prefix=unique_name("dmweb"),
-                    DM_ADMIN_TOKEN=TOKEN, DM_BATCH_ROWS="100")
+                    DM_ADMIN_TOKEN=TOKEN, DM_BATCH_ROWS="100", DM_BULK_BATCH_ROWS="100")
     (tmp / "logs").mkdir()
     stack = Stack(base_url=f"http://127.0.0.1:{env['DM_API_PORT']}", env=env, log_dir=tmp / "logs")
     stack.start("api", "all")

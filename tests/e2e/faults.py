@@ -14,8 +14,10 @@ from tests.fixtures.stacks import boot
 
 SOURCE_ROWS = 200_000
 OLD_ROWS = 1_000
-# the fault tests' stack: a worker is lost after 4 s; the extractor blocks on a 4-batch queue
-FAULT_SETTINGS = {"DM_WORKER_LOST_S": "4", "DM_HEARTBEAT_S": "0.5", "DM_BATCH_ROWS": "2000", "DM_BATCH_QUEUE_MAX": "4"}
+# the fault tests' stack: a worker is lost after 4 s; the extractor blocks on a 4-batch queue of
+# 2,000-row batches (bulk ones too), so a run lasts long enough to be interrupted in the middle
+FAULT_SETTINGS = {"DM_WORKER_LOST_S": "4", "DM_HEARTBEAT_S": "0.5", "DM_BATCH_ROWS": "2000",
+                  "DM_BULK_BATCH_ROWS": "2000", "DM_BATCH_QUEUE_MAX": "4"}
 
 
 def distributed(tmp_path, metadata_url: str, prefix: str, *, workers: tuple[str, ...] = ("scheduler", "extractor",

@@ -21,7 +21,7 @@ def kill_stack(tmp_path, metadata_url: str, prefix: str, *, faults: dict[str, st
                **extra: str) -> Stack:
     """The four services; ``faults`` maps a service to its DM_TEST_FAULT point."""
     settings = {"DM_WORKER_LOST_S": WORKER_LOST_S, "DM_HEARTBEAT_S": "0.3", "DM_BATCH_ROWS": "1000",
-                "DM_BATCH_QUEUE_MAX": "4", **extra}
+                "DM_BULK_BATCH_ROWS": "1000", "DM_BATCH_QUEUE_MAX": "4", **extra}
     return boot(tmp_path, metadata_url=metadata_url, prefix=prefix, faults=faults, **settings)
 
 

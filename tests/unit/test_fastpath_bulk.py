@@ -9,10 +9,11 @@ from decimal import Decimal
 import pytest
 
 from shared import messages
-from shared.dialects.bulk import MYSQL_CSV, PG_TEXT, parse, same_text
+from shared.dialects.bulk import BULK_CHUNK_BYTES, MYSQL_CSV, PG_TEXT, parse, same_text
 from shared.dialects.mysql_bulk import mysql_export_sql
 from shared.dialects.postgresql_load import pg_export_sql
 from shared.dialects.bulkstream import copy_out_chunks
+from shared.settings import DEFAULT_BATCH_ROWS, DEFAULT_BULK_BATCH_ROWS
 from shared.types import Column
 
 COLUMNS = [Column("id", "bigint"), Column("n", "decimal"), Column("f", "float"), Column("b", "bool"),
@@ -175,6 +176,60 @@ def test_copy_out_chunks_hold_at_most_max_rows() -> None:
             sink.write(b"r\n")
 
     assert [n for _, n in copy_out_chunks(run_copy, lambda: None, chunk_bytes=1 << 20, max_rows=10)] == [10, 10, 5]
+
+
+_PER_4MIB = -(-BULK_CHUNK_BYTES // 300)  # 300-byte rows in a batch: the one that reaches 4 MiB ends it
+
+
+@pytest.mark.parametrize("row, expected", [
+    # 15-byte rows (two integers): the row cap comes first
+    (b"1234567\t123456\n", [DEFAULT_BULK_BATCH_ROWS, DEFAULT_BULK_BATCH_ROWS, 50_000]),
+    # 300-byte rows (a mixed table): ~4 MiB comes first, long before the row cap
+    (b"x" * 299 + b"\n", [_PER_4MIB] * (250_000 // _PER_4MIB) + [250_000 % _PER_4MIB]),
+])
+def test_a_bulk_batch_is_cut_at_about_4_mib_or_the_bulk_row_cap_whichever_comes_first(row: bytes,
+                                                                                      expected: list[int]) -> None:
+    # Given 250,000 rows written by a COPY, and the extractor's default limits for bulk batches
+    def run_copy(sink) -> None:  # type: ignore[no-untyped-def]
+        for _ in range(250_000):
+            sink.write(row)
+
+    # When they are cut into batches
+    chunks = list(copy_out_chunks(run_copy, lambda: None, chunk_bytes=BULK_CHUNK_BYTES,
+                                  max_rows=DEFAULT_BULK_BATCH_ROWS))
+    # Then small rows fill DM_BULK_BATCH_ROWS, not DM_BATCH_ROWS, and large rows stop at ~4 MiB
+    assert [n for _, n in chunks] == expected
+    assert DEFAULT_BULK_BATCH_ROWS > DEFAULT_BATCH_ROWS
+    assert all(len(payload) < BULK_CHUNK_BYTES + len(row) for payload, _ in chunks)
+
+
+def test_the_extractor_cuts_bulk_batches_by_its_bulk_row_cap_and_row_batches_by_the_extraction() -> None:
+    from services.extractor.worker import _batches
+
+    class Extraction:
+        asked: list = []
+
+        def bulk_batches(self, chunk_bytes: int, max_rows: int | None = None):  # type: ignore[no-untyped-def]
+            self.asked.append((chunk_bytes, max_rows))
+            yield b"1\n", 1
+
+        def batches(self):  # type: ignore[no-untyped-def]
+            yield [(1,)]
+
+    extraction = Extraction()
+    assert list(_batches(extraction, PG_TEXT, 1234)) == [{"fmt": PG_TEXT, "data": b"1\n", "count": 1}]
+    assert extraction.asked == [(BULK_CHUNK_BYTES, 1234)]
+    assert list(_batches(extraction, None, 1234)) == [{"rows": [(1,)]}]
+
+
+def test_dm_bulk_batch_rows_is_its_own_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.settings import load_settings
+
+    assert (load_settings().batch_rows, load_settings().bulk_batch_rows) == (DEFAULT_BATCH_ROWS,
+                                                                             DEFAULT_BULK_BATCH_ROWS)
+    monkeypatch.setenv("DM_BATCH_ROWS", "500")
+    monkeypatch.setenv("DM_BULK_BATCH_ROWS", "2000")
+    assert (load_settings().batch_rows, load_settings().bulk_batch_rows) == (500, 2000)
 
 
 def test_read_ahead_keeps_order_and_raises_the_source_error_in_the_consumer() -> None:
