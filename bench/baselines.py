@@ -8,8 +8,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from bench import data
@@ -37,9 +39,11 @@ def _timed(cmd: str | list[str], *, shell: bool = False, env: dict | None = None
     return elapsed
 
 
-def psql_pipe(source: str = "bench_src", ddl: str = data.PG_DDL, *, binary: bool = False) -> float:
+def psql_pipe(source: str = "bench_src", ddl: str = data.PG_DDL, *, binary: bool = False,
+              through_rabbitmq: bool = False) -> float:
     """``psql \\copy (…) to stdout | psql \\copy … from stdin``, PostgreSQL → PostgreSQL into an
-    empty table with a PK shaped by ``ddl`` (text COPY, or binary with ``binary``)."""
+    empty table with a PK shaped by ``ddl`` (text COPY, or binary with ``binary``); with
+    ``through_rabbitmq`` the bytes go through a RabbitMQ queue between the two (bench.relay)."""
     engine = data.pg()
     with data._connect(engine) as conn:
         conn.exec_driver_sql("DROP TABLE IF EXISTS bench_base")
@@ -48,7 +52,11 @@ def psql_pipe(source: str = "bench_src", ddl: str = data.PG_DDL, *, binary: bool
     fmt = " WITH (FORMAT binary)" if binary else ""
     out = " ".join(PSQL) + f" -c '\\copy (SELECT * FROM {source}) TO STDOUT{fmt}'"
     into = " ".join(PSQL) + f" -c '\\copy bench_base FROM STDIN{fmt}'"
-    return _timed(["bash", "-c", f"set -o pipefail; {out} | {into}"])
+    if not through_rabbitmq:
+        return _timed(["bash", "-c", f"set -o pipefail; {out} | {into}"])
+    queue, relay = f"dm_bench_relay_{uuid.uuid4().hex[:8]}", f"{sys.executable} -m bench.relay"
+    return _timed(["bash", "-c", f"set -o pipefail; ({relay} consume {queue} | {into}) & "
+                                 f"({out} | {relay} publish {queue}) && wait $!"])
 
 
 def psql_pipe_binary(source: str = "bench_src", ddl: str = data.PG_DDL) -> float:
@@ -167,21 +175,9 @@ def mariadb_psql_pipe() -> float:
     return _timed(["bash", "-c", f"set -o pipefail; {out} | {into}"])
 
 
-def rabbitmq_pipe(binary: bool = True) -> float:
-    """The psql COPY pipe with RabbitMQ in the middle (bench.relay: 4 MiB transient messages, publisher
-    confirms, one prefetched delivery): the least an extractor and a loader on RabbitMQ can cost
-    above ``psql_pipe``, into the same empty table with the primary key."""
-    import sys
-    import uuid
 
-    engine = data.pg()
-    with data._connect(engine) as conn:
-        conn.exec_driver_sql("DROP TABLE IF EXISTS bench_base")
-        conn.exec_driver_sql(f"CREATE TABLE bench_base {data.PG_DDL}")
-    engine.dispose()
-    fmt = " WITH (FORMAT binary)" if binary else ""
-    queue = f"dm_bench_relay_{uuid.uuid4().hex[:8]}"
-    relay = f"{sys.executable} -m bench.relay"
-    out = " ".join(PSQL) + f" -c '\\copy (SELECT * FROM bench_src) TO STDOUT{fmt}' | {relay} publish {queue}"
-    into = f"{relay} consume {queue} | " + " ".join(PSQL) + f" -c '\\copy bench_base FROM STDIN{fmt}'"
-    return _timed(["bash", "-c", f"set -o pipefail; ({into}) & ({out}) && wait $!"])
+def rabbitmq_pipe() -> float:
+    """The binary psql COPY pipe with RabbitMQ in the middle (bench.relay: 4 MiB transient messages,
+    publisher confirms, one prefetched delivery): the least an extractor and a loader on RabbitMQ
+    can cost above ``psql_pipe_binary``, into the same empty table with the primary key."""
+    return psql_pipe(binary=True, through_rabbitmq=True)
