@@ -35,6 +35,10 @@ PG_TEXT = "pg_text"
 MYSQL_CSV = "mysql_csv"
 FORMATS = (PG_TEXT, MYSQL_CSV)
 BULK_CHUNK_BYTES = 4 * 1024 * 1024
+# A bulk batch is also cut once its first row is this old (checked every BULK_AGE_CHECK_ROWS rows,
+# or every fetch on MariaDB/MySQL), so a slow source still shows progress every few seconds.
+BULK_MAX_AGE_S = 2.0
+BULK_AGE_CHECK_ROWS = 1024
 _CSV_FIELD = re.compile(r'(?:"((?:[^"]|"")*)"|NULL)([,\n])', re.S)
 
 _INTS = ("smallint", "int", "bigint")

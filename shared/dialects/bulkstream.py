@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
@@ -36,8 +37,9 @@ class _ChunkSink:
     row's bytes are freed at once (the next row reuses memory that is still in cache).
     """
 
-    def __init__(self, put: Callable[[Any], None], chunk_bytes: int, max_rows: int, binary: bool = False) -> None:
-        self._rows = _chunk_rows(put, chunk_bytes, max_rows, binary)
+    def __init__(self, put: Callable[[Any], None], chunk_bytes: int, max_rows: int, binary: bool = False,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._rows = _chunk_rows(put, chunk_bytes, max_rows, binary, clock)
         next(self._rows)
         self.write: Callable[[bytes], None] = self._rows.send
 
@@ -49,11 +51,17 @@ class _ChunkSink:
             pass
 
 
-def _chunk_rows(put: Callable[[Any], None], limit: int, max_rows: int,
-                binary: bool) -> Generator[None, bytes, None]:
+def _chunk_rows(put: Callable[[Any], None], limit: int, max_rows: int, binary: bool,
+                clock: Callable[[], float] = time.monotonic) -> Generator[None, bytes, None]:
     """Receive rows, ``put`` ``(payload, rows)`` chunks ending at the row that reaches ``limit``
-    bytes or ``max_rows`` rows, and the rest when :class:`_EndOfCopy` is thrown in."""
+    bytes or ``max_rows`` rows, or at a row found (every ``BULK_AGE_CHECK_ROWS`` rows) more than
+    ``BULK_MAX_AGE_S`` after the chunk's first row; the rest when :class:`_EndOfCopy` is thrown in.
+    The age is looked at only when the row count reaches ``check_at``: per row, the loop still
+    costs one count comparison and one size comparison."""
+    from shared.dialects.bulk import BULK_AGE_CHECK_ROWS, BULK_MAX_AGE_S
+
     buf, rows, data = bytearray(), 0, b""
+    check_at = min(max_rows, BULK_AGE_CHECK_ROWS)
     try:
         data = yield
         if binary:  # the header comes with the first row, or alone
@@ -62,12 +70,15 @@ def _chunk_rows(put: Callable[[Any], None], limit: int, max_rows: int,
             data = bytes(data)[header_length(data):]
             while not data:
                 data = yield
+        due = clock() + BULK_MAX_AGE_S
         while True:
             buf += data
             rows += 1
-            if rows >= max_rows or len(buf) >= limit:
-                _cut(put, buf, rows, data, binary)
-                rows = 0
+            if rows >= check_at or len(buf) >= limit:
+                if rows >= max_rows or len(buf) >= limit or clock() >= due:
+                    _cut(put, buf, rows, data, binary)
+                    rows, due = 0, clock() + BULK_MAX_AGE_S
+                check_at = min(max_rows, rows + BULK_AGE_CHECK_ROWS)
             data = yield
     except _EndOfCopy:
         _cut(put, buf, rows, data, binary)

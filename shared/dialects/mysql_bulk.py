@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
 
+from shared.dialects.bulk import BULK_MAX_AGE_S
 from shared.dialects.loading import BulkRefused, plain_preparer
 from shared.dialects.mysql_read import FLOAT4_PRECISION
 from shared.errors import SourceError
@@ -152,6 +154,7 @@ def mysql_export_chunks(dbapi_conn: Any, sql: str, chunk_bytes: int, max_rows: i
     plain = (lambda: reader.plain) if reader is not None else (lambda: False)
     parts: list[bytes] = []
     size = rows = 0
+    due = time.monotonic() + BULK_MAX_AGE_S  # a slow source's chunk is cut at the first fetch after this
     try:
         while True:
             fetched = fetch(max(1, min(FETCH_ROWS, max_rows - rows)))
@@ -160,9 +163,10 @@ def mysql_export_chunks(dbapi_conn: Any, sql: str, chunk_bytes: int, max_rows: i
                 parts.append(part)
                 size += len(part)
                 rows += len(fetched)
-            if parts and (size >= chunk_bytes or rows >= max_rows or not fetched):
+            if parts and (size >= chunk_bytes or rows >= max_rows or not fetched or time.monotonic() >= due):
                 yield b"".join(parts), rows
                 parts, size, rows = [], 0, 0
+                due = time.monotonic() + BULK_MAX_AGE_S
             if not fetched:
                 return
     finally:

@@ -209,3 +209,23 @@ def test_text_in_other_character_sets_is_escaped_as_the_general_path_reads_it(
     fast = rows_of(dst, "SELECT * FROM fast ORDER BY id")
     assert fast == rows_of(dst, "SELECT * FROM general ORDER BY id")
     assert fast[0] == (1, "é\tà\\ü\nß\r", "Ω\t😀\\\n\r", "\\\\N\t𝄞\n")
+
+
+@pytest.mark.parametrize("packet_reader", [True, False], ids=["packets", "cursor"])
+def test_a_slow_export_is_cut_by_age_so_progress_keeps_coming(
+        packet_reader: bool, mysql_database: Callable[[], str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows that trickle in (~1 ms each, far below the size and row limits) still leave in several
+    chunks: one is cut at the first fetch after it is BULK_MAX_AGE_S old (here 0.2 s, fetches of 50)."""
+    import shared.dialects.mysql_bulk as mysql_bulk
+
+    monkeypatch.setattr(mysql_bulk, "BULK_MAX_AGE_S", 0.2)
+    monkeypatch.setattr(mysql_bulk, "FETCH_ROWS", 50)
+    url = mysql_database()
+    # rows of 1 KB (the server sends whenever its 16 KB buffer fills) that cost ~1 ms each to find
+    sql = "SELECT seq AS id, REPEAT('x', 1000) AS pad FROM seq_1_to_1000 WHERE BENCHMARK(3000, MD5(seq)) = 0"
+    with session(url) as raw:
+        chunks = list(mysql_export_chunks(raw, export_sql(raw, sql), 1 << 20, 100_000, packet_reader=packet_reader))
+    counts = [n for _, n in chunks]
+    assert sum(counts) == 1000 and len(counts) >= 2  # ~2 s of rows here: about nine chunks, never one
+    assert all(n % 50 == 0 for n in counts)  # cut at fetch boundaries
+    assert [int(line.split(b"\t")[0]) for payload, _ in chunks for line in payload.splitlines()] == list(range(1, 1001))

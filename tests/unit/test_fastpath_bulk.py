@@ -262,3 +262,32 @@ def test_closing_read_ahead_early_closes_the_source_on_its_thread() -> None:
     next(items)
     items.close()
     assert closed.is_set()
+
+
+def test_a_slow_copy_is_cut_into_chunks_by_age_checked_every_1024_rows() -> None:
+    from shared.dialects.bulk import BULK_AGE_CHECK_ROWS, BULK_MAX_AGE_S
+    from shared.dialects.bulkstream import _ChunkSink
+
+    now = [0.0]
+    chunks: list[tuple[bytes, int]] = []
+    sink = _ChunkSink(chunks.append, chunk_bytes=1 << 20, max_rows=100_000, clock=lambda: now[0])
+    for i in range(5000):  # a slow source: one row per millisecond, far below both limits
+        now[0] = i / 1000
+        sink.write(b"%d\n" % i)
+    sink.flush()
+    counts = [n for _, n in chunks]
+    assert sum(counts) == 5000 and b"".join(p for p, _ in chunks) == b"".join(b"%d\n" % i for i in range(5000))
+    # the first row that reaches a multiple of 1024 after 2 s closes the chunk: rows 0..2047, then 2048..4095
+    assert counts == [2 * BULK_AGE_CHECK_ROWS, 2 * BULK_AGE_CHECK_ROWS, 5000 - 4 * BULK_AGE_CHECK_ROWS]
+    assert BULK_MAX_AGE_S == 2.0
+
+
+def test_a_fast_copy_is_not_cut_by_age() -> None:
+    from shared.dialects.bulkstream import _ChunkSink
+
+    chunks: list[tuple[bytes, int]] = []
+    sink = _ChunkSink(chunks.append, chunk_bytes=1 << 20, max_rows=3000, clock=lambda: 0.0)
+    for i in range(7000):
+        sink.write(b"%d\n" % i)
+    sink.flush()
+    assert [n for _, n in chunks] == [3000, 3000, 1000]
