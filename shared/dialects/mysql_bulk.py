@@ -4,6 +4,7 @@ import with ``LOAD DATA LOCAL INFILE``.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from typing import Any
@@ -178,7 +179,7 @@ def abandon_stream(cursor: Any) -> None:
     cursor.connection = None
 
 
-_NOT_READ_AS_WRITTEN = (b"\\f", b"\\v")
+_NOT_READ_AS_WRITTEN = re.compile(rb"\\[fv]")  # one pass (two ``in`` scans cost twice as much)
 
 
 def mysql_load_payload(conn: sa.Connection, table: sa.TableClause | sa.Table, columns: list[str], payload: bytes,
@@ -191,7 +192,7 @@ def mysql_load_payload(conn: sa.Connection, table: sa.TableClause | sa.Table, co
     COPY writes form feed and vertical tab as ``\\f`` and ``\\v``, which LOAD DATA would read as
     the letters f and v: a payload holding either two bytes (perhaps an escaped backslash then
     the letter, a false alarm that only costs time) is refused before anything is sent."""
-    if any(escape in payload for escape in _NOT_READ_AS_WRITTEN):
+    if b"\\" in payload and _NOT_READ_AS_WRITTEN.search(payload):
         raise BulkRefused("the payload holds \\f or \\v, which LOAD DATA does not read as COPY wrote them")
     prep = plain_preparer(conn.dialect)  # LOAD DATA runs without parameters
     targets, sets = [], []
