@@ -8,15 +8,10 @@ destination's bulk loader reads, the extractor sends that text as the batch payl
 * ``pg_text`` — PostgreSQL ``COPY … FROM STDIN`` text format: one line per row,
   tab-separated, ``\\N`` for NULL, backslash escapes. Produced by PostgreSQL
   ``COPY (query) TO STDOUT`` and by MySQL/MariaDB with a ``CONCAT_WS`` wrapper.
-* ``mysql_text`` — the same text with MySQL's values (booleans as 1/0, aware timestamps
-  as UTC, bytes as plain hex), for ``LOAD DATA LOCAL INFILE`` in its default format
-  (``FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\'``, ``\\N`` = NULL). Produced by
-  PostgreSQL ``COPY (SELECT <conversions> FROM (query)) TO STDOUT``. LOAD DATA reads every
-  escape COPY writes but ``\\f`` and ``\\v`` (it would read the letters): a payload holding
-  either is refused by the loader and parsed back (see ``mysql_bulk.mysql_load_payload``).
-
-``mysql_csv`` (quoted CSV, the format before ``mysql_text``) is still parsed, so that a
-batch an older extractor published is written (the general way).
+* ``mysql_csv`` — for ``LOAD DATA LOCAL INFILE … FIELDS TERMINATED BY ','
+  OPTIONALLY ENCLOSED BY '"' ESCAPED BY ''``: every non-NULL value quoted with ``"``
+  doubled inside, NULL as the bare word ``NULL``, bytes as hex. Produced by PostgreSQL
+  ``COPY … (FORMAT csv, FORCE_QUOTE *, NULL 'NULL')``.
 
 Semantics stay those of the general path (rows of Python values encoded by the
 destination dialect): the loader takes the fast path only for the (source type,
@@ -37,9 +32,8 @@ from typing import Any
 from shared.types import Column
 
 PG_TEXT = "pg_text"
-MYSQL_TEXT = "mysql_text"
-MYSQL_CSV = "mysql_csv"  # parsed only: what extractors before mysql_text published
-FORMATS = (PG_TEXT, MYSQL_TEXT, MYSQL_CSV)
+MYSQL_CSV = "mysql_csv"
+FORMATS = (PG_TEXT, MYSQL_CSV)
 BULK_CHUNK_BYTES = 4 * 1024 * 1024
 _CSV_FIELD = re.compile(r'(?:"((?:[^"]|"")*)"|NULL)([,\n])', re.S)
 
@@ -53,7 +47,7 @@ SAME_TEXT: dict[str, dict[str, set[str]]] = {
         "uuid": {"uuid", "text"}, "bytes": {"bytes"}, "date": {"date"}, "time": {"time"},
         "timestamp": {"timestamp", "timestamptz"}, "timestamptz": {"timestamptz"},
     },
-    MYSQL_TEXT: {
+    MYSQL_CSV: {
         **{t: {"int", "decimal", "float", "bool"} for t in _INTS},
         "bool": {"int", "bool"}, "float": {"float", "decimal"}, "decimal": {"decimal", "float"},
         "text": {"text", "json"}, "json": {"json", "text"}, "bytes": {"bytes"}, "date": {"date"},
@@ -174,7 +168,7 @@ def parse(payload: bytes, fmt: str, columns: list[Column]) -> list[tuple]:
     convert = _typed([_converter(c.type, fmt) for c in columns])
     text = payload.decode("utf-8", errors="surrogateescape")
     rows: list[tuple] = []
-    if fmt in (PG_TEXT, MYSQL_TEXT):
+    if fmt == PG_TEXT:
         for line in text.split("\n")[:-1]:
             fields = [None if f == "\\N" else _pg_unescape(f) for f in line.split("\t")]
             rows.append(convert(fields))

@@ -36,7 +36,7 @@ class MySQLDestination(DestinationSide):
 
     server_isolation = True
 
-    bulk_import_format = "mysql_text"
+    bulk_import_format = "mysql_csv"
 
     bulk_import_refuses_rounding = True  # LOAD DATA's notes (1265) refuse the batch
 

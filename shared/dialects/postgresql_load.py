@@ -132,17 +132,18 @@ def copy_rows(conn: sa.Connection, table: sa.TableClause | sa.Table, columns: li
     copy_payload(conn, table, columns, ("\n".join(rows) + "\n").encode("utf-8"))
 
 
-_PG_MYSQL_TEXT = {"bool": "({c})::int", "timestamptz": "({c} AT TIME ZONE 'UTC')", "bytes": "encode({c}, 'hex')"}
+_PG_MYSQL_CSV = {"bool": "({c})::int", "timestamptz": "({c} AT TIME ZONE 'UTC')", "bytes": "encode({c}, 'hex')"}
 _PG_EXPORTS = {"pg_text": "COPY (\n{sql}\n) TO STDOUT",
-               "mysql_text": "COPY (SELECT {cols} FROM (\n{sql}\n) dm_q) TO STDOUT"}
+               "mysql_csv": "COPY (SELECT {cols} FROM (\n{sql}\n) dm_q) TO STDOUT WITH (FORMAT csv, FORCE_QUOTE *, "
+                            "NULL 'NULL')"}
 
 
 def pg_export_sql(sql: str, columns: Any, fmt: str) -> str | None:
     """The COPY statement exporting ``sql`` in a bulk format (None: not for these columns)."""
-    if fmt not in _PG_EXPORTS or (fmt == "mysql_text" and any(c.type in ("interval", "unknown") for c in columns)):
+    if fmt not in _PG_EXPORTS or (fmt == "mysql_csv" and any(c.type in ("interval", "unknown") for c in columns)):
         return None
     quote = plain_preparer(pg.dialect()).quote  # COPY ... TO STDOUT runs without parameters
-    cols = ", ".join(_PG_MYSQL_TEXT.get(c.type, "{c}").format(c=f"dm_q.{quote(c.name)}") for c in columns)
+    cols = ", ".join(_PG_MYSQL_CSV.get(c.type, "{c}").format(c=f"dm_q.{quote(c.name)}") for c in columns)
     return _PG_EXPORTS[fmt].format(sql=sql, cols=cols)
 
 

@@ -123,8 +123,8 @@ class PostgresSource(SourceSide):
         return "source"
 
     def bulk_export_sql(self, sql: str, columns: list[Column], fmt: str) -> str | None:
-        """``COPY (sql) TO STDOUT`` in COPY text (``pg_text``) or, for ``mysql_text``, the same text
-        with booleans as 1/0, aware timestamps as UTC and bytea as plain hex."""
+        """``COPY (sql) TO STDOUT`` in COPY text (``pg_text``) or, for ``mysql_csv``, as quoted CSV
+        with booleans as 1/0, aware timestamps as UTC and bytea as hex."""
         return pg_export_sql(sql, columns, fmt)
 
     def binary_export(self, sql: str, description: Any,

@@ -107,7 +107,7 @@ def test_a_narrow_table_moves_in_bulk_batches_of_the_bulk_row_cap_and_value_batc
     # 10,000-row batches of values on the general path
     assert finished.status == "completed" and finished.counts["rows_inserted"] == ROWS, finished
     if path == "bulk":
-        fmt = "pg_binary" if destination == "postgresql" else "mysql_text"
+        fmt = "pg_binary" if destination == "postgresql" else "mysql_csv"
         assert transport.batches == [(fmt, DEFAULT_BULK_BATCH_ROWS)] * 2 + [(fmt, ROWS - 2 * DEFAULT_BULK_BATCH_ROWS)]
     else:
         assert transport.batches == [(None, DEFAULT_BATCH_ROWS)] * (ROWS // DEFAULT_BATCH_ROWS)

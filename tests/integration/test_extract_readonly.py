@@ -138,7 +138,7 @@ def balanced_attack(marker) -> str:
             f"COPY (SELECT 1) TO PROGRAM 'touch {marker}'; SELECT * FROM (SELECT 1 AS b{EMOJI}$$")
 
 
-@pytest.mark.parametrize("path", ["stream", "probe", "bulk_pg_text", "bulk_mysql_text", "pushdown_cte", "preview",
+@pytest.mark.parametrize("path", ["stream", "probe", "bulk_pg_text", "bulk_mysql_csv", "pushdown_cte", "preview",
                                   "balanced_probe", "balanced_bulk_pg_text"])
 def test_postgresql_refuses_a_second_statement_on_every_path(pg, tmp_path, fooled_tokenizer, path) -> None:
     from shared.extract import preview

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from shared.dialects import get_dialect
+from shared.dialects.bulk import MYSQL_CSV, PG_TEXT
 from shared.jobspec import Mode
 from shared.load import LoadSession
 from shared.types import Column
@@ -31,7 +32,9 @@ TABLES = {
 
 
 def payload(fmt: str, rows: list[tuple]) -> bytes:
-    return "".join(f"{c}\t{a}\n" for c, a in rows).encode()  # pg_text and mysql_text alike
+    if fmt == PG_TEXT:
+        return "".join(f"{c}\t{a}\n" for c, a in rows).encode()
+    return "".join(f'"{c}","{a}"\n' for c, a in rows).encode()
 
 
 @pytest.mark.parametrize("bulk", [False, True], ids=["general", "bulk"])

@@ -72,7 +72,9 @@ def test_seven_bad_rows_of_a_thousand_are_isolated(dest, kind: str, mode: Mode) 
 
 
 def _payload(fmt: str, rows: list[tuple]) -> bytes:
-    return "".join("\t".join("\\N" if v is None else str(v) for v in r) + "\n" for r in rows).encode()
+    if fmt == "pg_text":
+        return "".join("\t".join("\\N" if v is None else str(v) for v in r) + "\n" for r in rows).encode()
+    return "".join(",".join("NULL" if v is None else f'"{v}"' for v in r) + "\n" for r in rows).encode()
 
 
 @pytest.mark.parametrize("bulk", [False, True], ids=["general", "bulk"])
@@ -81,7 +83,7 @@ def _payload(fmt: str, rows: list[tuple]) -> bytes:
 def test_150_consecutive_bad_rows_stop_the_run_and_rollback_restores_the_table(dest, kind: str, mode: Mode,  # noqa: F811
                                                                                 bulk: bool) -> None:
     engine = dest(kind)
-    fmt = engine.dialect.name != "sqlite" and ("pg_text" if kind == "postgresql" else "mysql_text")
+    fmt = engine.dialect.name != "sqlite" and ("pg_text" if kind == "postgresql" else "mysql_csv")
     if bulk and not fmt:
         pytest.skip("no bulk text path into SQLite")
     child = make_tables(engine)

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from shared import messages
-from shared.dialects.bulk import BULK_CHUNK_BYTES, MYSQL_CSV, MYSQL_TEXT, PG_TEXT, parse, same_text
+from shared.dialects.bulk import BULK_CHUNK_BYTES, MYSQL_CSV, PG_TEXT, parse, same_text
 from shared.dialects.mysql_bulk import mysql_export_sql
 from shared.dialects.postgresql_load import pg_export_sql
 from shared.dialects.bulkstream import copy_out_chunks
@@ -40,13 +40,6 @@ def test_mysql_csv_tells_null_from_the_quoted_word_null_and_keeps_newlines_and_q
                                                (None, "NULL", None), (3, "", b"")]
 
 
-def test_mysql_text_is_copy_text_with_hex_bytes_and_int_booleans() -> None:
-    cols = [Column("id", "int"), Column("t", "text"), Column("by", "bytes"), Column("b", "bool")]
-    payload = b"1\tNULL\t00ff\t1\n\\N\t\\\\N\t\\N\t0\n3\t\ta\\tb\\\\f\\f\\v\t\\N\n"
-    assert parse(payload, MYSQL_TEXT, cols) == [(1, "NULL", b"\x00\xff", True), (None, "\\N", None, False),
-                                                (3, "", "a\tb\\f\f\v", None)]
-
-
 def test_a_value_that_does_not_parse_stays_text_for_the_destination_to_judge() -> None:
     assert parse(b"infinity\n", PG_TEXT, [Column("ts", "timestamp")]) == [("infinity",)]
 
@@ -62,24 +55,22 @@ def test_a_malformed_payload_raises_value_error() -> None:
     (PG_TEXT, "bigint", "int", True), (PG_TEXT, "timestamp", "timestamptz", True),
     (PG_TEXT, "timestamptz", "timestamp", False),  # the general path converts to UTC; COPY would drop the offset
     (PG_TEXT, "interval", "interval", False), (PG_TEXT, "bytes", "text", False), (PG_TEXT, "bool", "int", False),
-    (MYSQL_TEXT, "bool", "int", True), (MYSQL_TEXT, "timestamptz", "timestamp", True),
-    (MYSQL_TEXT, "uuid", "text", False), (MYSQL_TEXT, "timestamptz", "text", False),
-    (MYSQL_CSV, "bool", "int", False),  # parsed only: an older extractor's batch goes the general way
+    (MYSQL_CSV, "bool", "int", True), (MYSQL_CSV, "timestamptz", "timestamp", True),
+    (MYSQL_CSV, "uuid", "text", False), (MYSQL_CSV, "timestamptz", "text", False),
 ])
 def test_the_fast_path_is_taken_only_where_the_text_means_the_same_value(fmt: str, source: str, kind: str,
                                                                           same: bool) -> None:
     assert same_text(fmt, [Column("c", source)], [kind]) is same
 
 
-def test_postgresql_exports_copy_text_with_mysql_values_for_mariadb() -> None:
+def test_postgresql_exports_copy_text_or_quoted_csv_for_mariadb() -> None:
     assert pg_export_sql("SELECT 1 AS a", [Column("a", "int")], PG_TEXT) == "COPY (\nSELECT 1 AS a\n) TO STDOUT"
     sql = pg_export_sql("SELECT * FROM t", [Column("b", "bool"), Column("z", "timestamptz"), Column("x", "bytes")],
-                        MYSQL_TEXT)
+                        MYSQL_CSV)
     assert sql is not None
     assert "(dm_q.b)::int" in sql and "(dm_q.z AT TIME ZONE 'UTC')" in sql and "encode(dm_q.x, 'hex')" in sql
-    assert sql.endswith("dm_q) TO STDOUT")  # COPY text: tab, backslash escapes, \\N NULL
-    assert pg_export_sql("SELECT i", [Column("i", "interval")], MYSQL_TEXT) is None
-    assert pg_export_sql("SELECT 1 AS a", [Column("a", "int")], MYSQL_CSV) is None
+    assert "FORCE_QUOTE *" in sql and "NULL 'NULL'" in sql
+    assert pg_export_sql("SELECT i", [Column("i", "interval")], MYSQL_CSV) is None
 
 
 def test_mariadb_builds_copy_text_lines_server_side_but_not_for_ordered_queries() -> None:
@@ -88,7 +79,7 @@ def test_mariadb_builds_copy_text_lines_server_side_but_not_for_ordered_queries(
     assert "IF(IFNULL(LENGTH(dm_q.`b`), 0) > 4096" in sql  # long rows come framed, escaped client-side
     assert "IFNULL(" in sql and "REPLACE(" in sql and "FROM (\nSELECT a, b FROM t\n) dm_q" in sql
     assert mysql_export_sql("SELECT a FROM t ORDER BY a", [Column("a", "int")], PG_TEXT) is None
-    assert mysql_export_sql("SELECT a FROM t", [Column("a", "int")], MYSQL_TEXT) is None
+    assert mysql_export_sql("SELECT a FROM t", [Column("a", "int")], MYSQL_CSV) is None
     assert mysql_export_sql("SELECT a FROM t", [Column("a", "int")], PG_TEXT).startswith("SELECT CONCAT_WS(")
     assert "CAST(CAST(dm_q.`f` AS DOUBLE) AS CHAR" in mysql_export_sql("SELECT f FROM t", [
         Column("f", "float", precision=24)], PG_TEXT)  # FLOAT's own text has 6 digits
