@@ -10,6 +10,7 @@ batch the database refuses is isolated row by row with the same failed rows.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
@@ -28,7 +29,7 @@ CREATE TABLE src (id bigint PRIMARY KEY, i int, n numeric(38,10), f float8, r re
                   v varchar(40), by bytea, d date, tm time, ts timestamp, tstz timestamptz, u uuid, j jsonb);
 INSERT INTO src VALUES
  (1, 2147483647, 1234567890123456789012345678.0123456789, 0.1, 0.1, true,
-  E'tab\\there nl\\nthere cr\\rthere bs\\\\ bell\\b ff\\f vt\\v "dq" ''sq'' , comma', 'NULL', '\\x00ff00'::bytea,
+  E'tab\\there nl\\nthere cr\\rthere bs\\\\ bell\\b ff\\f vt\\x0b "dq" ''sq'' , comma', 'NULL', '\\x00ff00'::bytea,
   '1970-01-01', '23:59:59.999999', '2024-02-29 12:34:56.789012', '2024-03-31 01:30:15.123456+05:30',
   '12345678-1234-5678-1234-567812345678', '{"a": [1, null], "emoji": "😀", "q": "\\\\\\"x"}'),
  (2, -2147483648, -0.0000000001, 1.2345678901234567e300, -3.5e-30, false, '\\N', '', '\\x'::bytea,
@@ -181,6 +182,74 @@ def test_a_clean_postgresql_to_mariadb_batch_stays_on_the_fast_path(
     execute(dst, f"CREATE TABLE fast {PG_TO_MY_DEST}")
     counts, failed = migrate(pg_source, PG_TO_MY_SQL + " WHERE id < 4", dst, "fast", Mode.truncate_load, bulk=True)
     assert not parse_calls and not failed and counts["rows_inserted"] == 3
+
+
+ESCAPES_SOURCE = r"""
+CREATE TABLE src (id int PRIMARY KEY, t text, b boolean, by bytea, tstz timestamptz);
+INSERT INTO src VALUES
+ (1, E'form\ffeed', true, '\x0c0b5c'::bytea, '2024-03-31 01:30:15.123456+05:30'),
+ (2, E'vertical\x0btab', false, '\x'::bytea, '1999-12-31 23:59:59-08'),
+ (3, E'backslash f \\f', NULL, NULL, NULL),
+ (4, E'backslash v \\v', true, '\x5c66'::bytea, '2030-01-01 00:00:00+00'),
+ (5, E'tab\there nl\nthere cr\rthere crlf\r\n', true, '\x00ff00'::bytea, '2000-02-29 12:00:00+01'),
+ (6, 'NULL', false, '\x4e554c4c'::bytea, '1970-01-01 00:00:00+00'),
+ (7, E'\\N', true, '\x5c4e'::bytea, '2024-02-29 23:59:59.999999-05'),
+ (8, '', false, '\x'::bytea, '2001-01-01 00:00:00+00'),
+ (9, NULL, NULL, NULL, NULL),
+ (10, E'ends in a backslash \\', true, '\x5c'::bytea, '2024-06-01 00:00:00+02'),
+ (11, E'\\\\ two, \\t, \\n, \\Z, \\0, \\b and bell \b', false, '\x5c5c'::bytea, '2024-06-01 12:00:00+00'),
+ (12, E'\\', NULL, '\x0a0d09'::bytea, '2024-06-01 12:00:00+00');
+"""
+ESCAPES_DEST = "(id INT PRIMARY KEY, t LONGTEXT, b BOOLEAN, `by` LONGBLOB, tstz DATETIME(6)) CHARACTER SET utf8mb4"
+
+
+def test_postgresql_to_mariadb_escapes_nulls_and_empty_strings_arrive_as_on_the_general_path(
+        pg_database: Callable[[], str], mysql_database: Callable[[], str], parse_calls: list[int]) -> None:
+    # Given text with form feeds, vertical tabs, backslashes before f, v, N, t, n, Z, 0 and b,
+    # tabs, newlines, carriage returns, the words NULL and \N, empty strings and NULLs, and
+    # bytes, booleans and timestamps with time zone, read in a non-UTC session
+    src, dst = pg_database(), mysql_database()
+    execute(src, ESCAPES_SOURCE)
+    execute(src, f"ALTER DATABASE \"{sa.engine.make_url(src).database}\" SET timezone = 'Asia/Kolkata'")
+    execute(dst, [f"CREATE TABLE fast {ESCAPES_DEST}", f"CREATE TABLE general {ESCAPES_DEST}"])
+    # When it is migrated into MariaDB through the fast path (small batches) and the general path
+    fast = migrate(src, "SELECT * FROM src", dst, "fast", Mode.truncate_load, bulk=True)
+    general = migrate(src, "SELECT * FROM src", dst, "general", Mode.truncate_load, bulk=False)
+    # Then both tables hold the same rows, the source's text unchanged
+    assert fast == general and not fast[1] and fast[0]["rows_inserted"] == 12
+    rows = table_rows(dst, "fast")
+    assert rows == table_rows(dst, "general")
+    engine = sa.create_engine(src)
+    with engine.connect() as conn:
+        source = conn.exec_driver_sql("SELECT id, t, by FROM src ORDER BY id").all()
+    engine.dispose()
+    assert [(r[0], r[1], r[3]) for r in rows] == [(i, t, None if b is None else bytes(b)) for i, t, b in source]
+    assert [r[2] for r in rows] == [1, 0, None, 1, 1, 0, 1, 0, None, 1, 0, None]
+    assert rows[0][4] == datetime(2024, 3, 30, 20, 0, 15, 123456)  # UTC
+    # And every batch stayed on the fast path (LOAD DATA of quoted CSV reads every byte as it is)
+    assert not parse_calls
+
+
+def test_a_refused_postgresql_to_mariadb_batch_fails_the_same_rows_as_the_general_path(
+        pg_database: Callable[[], str], mysql_database: Callable[[], str], parse_calls: list[int]) -> None:
+    # Given rows breaking a NOT NULL, a CHECK and a VARCHAR(10) (strict mode; LOAD DATA LOCAL
+    # would only warn and write NULL as '' or truncate the text)
+    src, dst = pg_database(), mysql_database()
+    execute(src, "CREATE TABLE src AS SELECT g AS id, CASE WHEN g IN (17, 18) THEN NULL WHEN g = 61 "
+                 "THEN 'far too long for ten' ELSE 'v' || g END AS t, CASE WHEN g = 40 THEN -1 ELSE g END AS q "
+                 "FROM generate_series(1, 100) g")
+    for table in ("fast", "general"):
+        execute(dst, f"CREATE TABLE {table} (id INT PRIMARY KEY, t VARCHAR(10) NOT NULL, q INT CHECK (q >= 0))")
+    # When it is migrated through the fast path and through the general path
+    fast = migrate(src, "SELECT * FROM src", dst, "fast", Mode.truncate_load, bulk=True, chunk_bytes=200)
+    assert parse_calls  # the refused chunks went the general way
+    general = migrate(src, "SELECT * FROM src", dst, "general", Mode.truncate_load, bulk=False)
+    # Then the same rows fail with the same errors and the same rows are written
+    assert fast[0] == general[0]
+    assert [(p, e.replace("fast", "general")) for p, e in fast[1]] == general[1]
+    assert [p for p, _ in fast[1]] == [17, 18, 40, 61]
+    assert fast[0]["rows_inserted"] == 96
+    assert table_rows(dst, "fast") == table_rows(dst, "general")
 
 
 @pytest.mark.parametrize("mode", [Mode.upsert, Mode.sync_delete, Mode.insert_only])
