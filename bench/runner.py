@@ -20,6 +20,7 @@ import httpx
 import sqlalchemy as sa
 
 from bench import breakdown, data
+from shared.topology import Topology
 from tests.e2e.stack import FINISHED, Stack, free_port, stack_env
 
 AMQP_URL = os.environ.get("DM_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
@@ -61,10 +62,11 @@ class BenchStack:
             conn.exec_driver_sql(f'CREATE DATABASE "{self.meta_db}"')
         # the defaults a user runs; --tuned adds the settings earlier figures were taken with
         self._open("dm-bench-", database_url=f"postgresql+psycopg2://postgres@127.0.0.1:5432/{self.meta_db}",
-                   amqp_url=AMQP_URL, prefix=f"dmbench{uuid.uuid4().hex[:6]}",
+                   amqp_url=AMQP_URL, prefix=(prefix := f"dmbench{uuid.uuid4().hex[:6]}"),
                    extra={**(TUNED if tuned else {}), **(env or {})})
         self.metrics_ports = {name: free_port() for name in breakdown.SERVICES}
         self.projects: dict[str, int] = {}
+        self.topology = Topology(prefix)
 
     def _open(self, tmp_prefix: str, *, database_url: str, amqp_url: str, prefix: str, extra: dict[str, str]) -> None:
         """The stack's environment (stack_env without the tests' settings, plus ``extra``), its
@@ -169,12 +171,30 @@ class BenchStack:
     def stop(self) -> None:
         self.http.close()
         self.stack.stop()
+        remove_topology(self.topology)
         with self._admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{self.meta_db}" WITH (FORCE)')
         self._admin.dispose()
 
     def logs(self) -> str:
         return self.stack.all_logs()
+
+
+def remove_topology(topology: Topology) -> None:
+    """Delete the stack's fixed queues and exchanges (batch queues expire by themselves), so that
+    runs do not leave four queues each on the broker. Best effort: a benchmark result never fails on it."""
+    import pika
+
+    try:
+        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        channel = connection.channel()
+        for queue in (topology.runs, topology.loads, topology.dead, topology.recorder):
+            channel.queue_delete(queue)
+        for exchange in (topology.events, topology.control):
+            channel.exchange_delete(exchange)
+        connection.close()
+    except Exception:  # noqa: BLE001 - cleanup only
+        pass
 
 
 def _seconds_between(start: str | None, end: str | None) -> float | None:
