@@ -22,13 +22,15 @@ import errno
 import struct
 from typing import Any
 
+from shared.dialects.mysql_bulk import MARK
+
 KNOWN_PYMYSQL = ((1, 1), (1, 2))  # versions whose reading internals this module was checked against
 READ_BYTES = 1 << 18  # one socket read; what the server has sent so far, at most this
 MAX_PACKET_LEN = 0xFFFFFF
 # the packet header (length | sequence id << 24), the payload's first byte (a string length below
 # 251, or 0xFC: two length bytes follow) and the two bytes after it
 _HEAD = struct.Struct("<IBH")
-_MARKED = int.from_bytes(b"\\Z", "little")  # a value starting with MARK (shared.dialects.mysql_bulk)
+_MARKED = int.from_bytes(MARK, "little")  # a value starting with MARK, seen in the two bytes after a length
 
 
 def packet_rows(cursor: Any) -> "PacketRows | None":
@@ -89,7 +91,7 @@ class PacketRows:
                         continue
                     if first == 0xFC and stop == pos + 7 + after:  # one packet, a 2-byte string length
                         value = buf[pos + 7:stop]
-                        if value.startswith(b"\\Z"):
+                        if value.startswith(MARK):
                             plain = False
                         append(value)
                         pos, seq, n = stop, (seq + 1) & 255, n + 1
@@ -99,7 +101,7 @@ class PacketRows:
             have = len(buf)
             if self.done:
                 break
-            if value is None or value.startswith(b"\\Z"):
+            if value is None or value.startswith(MARK):
                 plain = False
             append(value)
             n += 1

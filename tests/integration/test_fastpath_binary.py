@@ -25,7 +25,7 @@ from shared.errors import TooManyFailures
 from shared.extract import Extraction
 from shared.jobspec import Mode, StepSpec
 from shared.load import LoadSession
-from tests.integration.test_fastpath_equivalence import execute
+from tests.integration.test_fastpath_equivalence import execute, source_in_kolkata
 
 pytestmark = pytest.mark.integration
 
@@ -119,11 +119,7 @@ def decodes(monkeypatch: pytest.MonkeyPatch) -> list[list[tuple]]:
 
 @pytest.fixture
 def pg_source(pg_database: Callable[[], str]) -> str:
-    url = pg_database()
-    execute(url, SOURCE)
-    name = sa.engine.make_url(url).database
-    execute(url, f"ALTER DATABASE \"{name}\" SET timezone = 'Asia/Kolkata'")  # sessions render offsets +05:30
-    return url
+    return source_in_kolkata(pg_database, SOURCE)
 
 
 def test_binary_text_and_general_paths_write_the_same_rows(pg_source: str, pg_database: Callable[[], str],

@@ -129,13 +129,19 @@ def parse_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
+def source_in_kolkata(pg_database: Callable[[], str], statements: str | list[str]) -> str:
+    """A new PostgreSQL source database holding ``statements``' tables, whose sessions render
+    timestamptz at +05:30 (Asia/Kolkata)."""
+    url = pg_database()
+    execute(url, statements)
+    name = sa.engine.make_url(url).database
+    execute(url, f"ALTER DATABASE \"{name}\" SET timezone = 'Asia/Kolkata'")
+    return url
+
+
 @pytest.fixture
 def pg_source(pg_database: Callable[[], str]) -> str:
-    url = pg_database()
-    execute(url, PG_SOURCE)
-    name = sa.engine.make_url(url).database
-    execute(url, f"ALTER DATABASE \"{name}\" SET timezone = 'Asia/Kolkata'")  # sessions render offsets +05:30
-    return url
+    return source_in_kolkata(pg_database, PG_SOURCE)
 
 
 def test_postgresql_to_postgresql_fast_path_writes_the_same_rows_as_the_general_path(
